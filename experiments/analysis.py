@@ -1,0 +1,271 @@
+"""Phase maps and boundaries from per-run results (DESIGN section 6).
+
+Everything works on a `ResultFrame`: flat numpy columns, one row per run, with
+each run's grid indices. The service builds one from the database, the CLI
+from the engine's output; both get the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from experiments.outcomes import CONVERGED, DIVERGED, NOT_CONVERGED, OUTCOMES
+from experiments.spec import AXES, SweepSpec, clip_label
+
+SLICE_AXES = ("batch_size", "clip", "lr")
+METRICS = ("outcome", "diverged_frac", "converged_frac", "final_rel", "div_step")
+
+
+@dataclass(frozen=True)
+class ResultFrame:
+    """Per-run results; grid [R, 6] holds indices into the spec's axes (AXES order)."""
+
+    grid: np.ndarray  # int64 [R, 6]
+    code: np.ndarray  # int8, index into OUTCOMES
+    final_rel: np.ndarray  # float64
+    div_step: np.ndarray  # float64, nan where not diverged
+
+    @staticmethod
+    def from_outcomes(grid: np.ndarray, outcomes: Any) -> ResultFrame:
+        div = np.where(outcomes.div_step >= 0, outcomes.div_step, np.nan).astype(np.float64)
+        return ResultFrame(grid, outcomes.code, outcomes.final_rel, div)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Per-(beta1, beta2, batch, clip, lr) aggregates over seeds, arrays of shape
+    [n_beta1, n_beta2, n_batch, n_clip, n_lr]; cells without runs have n_runs 0."""
+
+    n_runs: np.ndarray
+    diverged_frac: np.ndarray
+    converged_frac: np.ndarray
+    not_converged_frac: np.ndarray
+    outcome: np.ndarray  # int8 majority outcome, -1 where no runs
+    final_rel: np.ndarray  # median over seeds
+    div_step: np.ndarray  # median over the diverged seeds, nan if none
+
+
+def cells(spec: SweepSpec, frame: ResultFrame) -> Cells:
+    """Aggregate runs over seeds. Majority ties break toward the worse outcome
+    (diverged over not converged over converged): a boundary claimed converged
+    should be so for most seeds."""
+    shape = spec.axis_sizes()[:5]
+    flat = np.ravel_multi_index(tuple(frame.grid[:, i] for i in range(5)), shape)
+    size = int(np.prod(shape))
+    n = np.bincount(flat, minlength=size).astype(np.float64)
+    counts = [
+        np.bincount(flat, weights=(frame.code == c).astype(np.float64), minlength=size)
+        for c in (CONVERGED, NOT_CONVERGED, DIVERGED)
+    ]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = [c / n for c in counts]
+    stacked = np.stack(counts, axis=1)
+    # argmax takes the first maximum; scanning worst-first makes ties pessimistic
+    worst_first = stacked[:, ::-1]
+    majority = (2 - np.argmax(worst_first, axis=1)).astype(np.int8)
+    majority[n == 0] = -1
+    med_rel = _group_median(flat, frame.final_rel, size)
+    med_div = _group_median(flat, frame.div_step, size)
+
+    def shaped(a: np.ndarray) -> np.ndarray:
+        return a.reshape(shape)
+
+    return Cells(
+        n_runs=shaped(n.astype(np.int64)),
+        converged_frac=shaped(frac[0]),
+        not_converged_frac=shaped(frac[1]),
+        diverged_frac=shaped(frac[2]),
+        outcome=shaped(majority),
+        final_rel=shaped(med_rel),
+        div_step=shaped(med_div),
+    )
+
+
+def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Median of the finite-or-inf (non-nan) values in each group."""
+    out = np.full(size, np.nan)
+    keep = ~np.isnan(values)
+    g, v = group[keep], values[keep]
+    if g.size == 0:
+        return out
+    order = np.lexsort((v, g))
+    g, v = g[order], v[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:], g.size]
+    lo = v[starts + (ends - starts - 1) // 2]
+    hi = v[starts + (ends - starts) // 2]
+    with np.errstate(invalid="ignore"):
+        out[g[starts]] = np.where(lo == hi, lo, (lo + hi) / 2)
+    return out
+
+
+def slice_index(spec: SweepSpec, **chosen: Any) -> dict[str, int]:
+    """Resolve slice values (batch_size, clip label, lr) to axis indices; omitted = first.
+
+    Raises KeyError naming the axis for a value that is not on the grid.
+    """
+    values = spec.axis_values()
+    labels = {
+        "batch_size": [str(v) for v in values["batch_size"]],
+        "clip": [clip_label(c) for c in values["clip"]],
+        "lr": [repr(float(v)) for v in values["lr"]],
+    }
+    out = {}
+    for axis in SLICE_AXES:
+        want = chosen.get(axis)
+        if want is None:
+            out[axis] = 0
+            continue
+        key = _normalise(axis, want)
+        if key not in labels[axis]:
+            raise KeyError(f"{axis}: {want!r} is not on the grid (have {labels[axis]})")
+        out[axis] = labels[axis].index(key)
+    return out
+
+
+def _normalise(axis: str, value: Any) -> str:
+    if axis == "batch_size":
+        return str(int(float(value)))
+    if axis == "lr":
+        return repr(float(value))
+    text = str(value)
+    if ":" in text:
+        mode, thr = text.split(":", 1)
+        return f"{mode}:{float(thr)!r}"
+    return text
+
+
+def available(spec: SweepSpec) -> dict[str, list[Any]]:
+    values = spec.axis_values()
+    return {
+        "batch_size": list(values["batch_size"]),
+        "clip": [clip_label(c) for c in values["clip"]],
+        "lr": [float(v) for v in values["lr"]],
+    }
+
+
+def phase_map(spec: SweepSpec, c: Cells, metric: str, sl: dict[str, int]) -> dict[str, Any]:
+    """One slice as a heatmap: x = beta1, y = beta2, z rows over y."""
+    if metric not in METRICS:
+        raise KeyError(f"metric: must be one of {METRICS}")
+    arr = getattr(c, metric)[:, :, sl["batch_size"], sl["clip"], sl["lr"]]
+    z = arr.T.astype(np.float64)
+    if metric == "outcome":
+        z = np.where(z < 0, np.nan, z)
+    values = spec.axis_values()
+    avail = available(spec)
+    return {
+        "x": {"name": "beta1", "values": [float(v) for v in values["beta1"]]},
+        "y": {"name": "beta2", "values": [float(v) for v in values["beta2"]]},
+        "z": [[_num(v) for v in row] for row in z.tolist()],
+        "metric": metric,
+        "outcomes": list(OUTCOMES) if metric == "outcome" else None,
+        "slice": {a: avail[a][sl[a]] for a in SLICE_AXES},
+        "available": avail,
+    }
+
+
+def _num(v: float) -> float | None:
+    return v if np.isfinite(v) else None
+
+
+def beta2_star(spec: SweepSpec, c: Cells, sl: dict[str, int]) -> list[float | None]:
+    """For each beta1: the smallest grid beta2 whose cell and every cell above it
+    in that beta1 column is converged by majority; None if none."""
+    beta2 = spec.axis_values()["beta2"]
+    out: list[float | None] = []
+    outcome = c.outcome[:, :, sl["batch_size"], sl["clip"], sl["lr"]]
+    for col in outcome:
+        ok = col == CONVERGED
+        if not ok[-1]:
+            out.append(None)
+            continue
+        first = len(ok)
+        while first > 0 and ok[first - 1]:
+            first -= 1
+        out.append(float(beta2[first]))
+    return out
+
+
+def boundary(spec: SweepSpec, c: Cells) -> dict[str, Any]:
+    """beta2*(beta1) for every slice, beta2* against batch size, and the scaling fit."""
+    values = spec.axis_values()
+    avail = available(spec)
+    slices = []
+    for ci in range(len(values["clip"])):
+        for li in range(len(values["lr"])):
+            per_batch = []
+            for bi in range(len(values["batch_size"])):
+                sl = {"batch_size": bi, "clip": ci, "lr": li}
+                per_batch.append(beta2_star(spec, c, sl))
+                slices.append(
+                    {
+                        "batch_size": avail["batch_size"][bi],
+                        "clip": avail["clip"][ci],
+                        "lr": avail["lr"][li],
+                        "beta1": [float(v) for v in values["beta1"]],
+                        "beta2_star": per_batch[-1],
+                    }
+                )
+    return {"slices": slices, "by_batch": by_batch(spec, c)}
+
+
+def by_batch(spec: SweepSpec, c: Cells) -> list[dict[str, Any]]:
+    """beta2* against batch size per (beta1, clip, lr), with the log-log scaling fit."""
+    values = spec.axis_values()
+    avail = available(spec)
+    batches = [int(b) for b in values["batch_size"]]
+    out = []
+    for ci in range(len(values["clip"])):
+        for li in range(len(values["lr"])):
+            stars = [
+                beta2_star(spec, c, {"batch_size": bi, "clip": ci, "lr": li})
+                for bi in range(len(batches))
+            ]
+            for b1i, b1 in enumerate(values["beta1"]):
+                series = [s[b1i] for s in stars]
+                out.append(
+                    {
+                        "beta1": float(b1),
+                        "clip": avail["clip"][ci],
+                        "lr": avail["lr"][li],
+                        "batch_size": batches,
+                        "beta2_star": series,
+                        "fit": scaling_fit(batches, series),
+                    }
+                )
+    return out
+
+
+def scaling_fit(batches: list[int], stars: list[float | None]) -> dict[str, Any] | None:
+    """Least-squares slope of log(1 - beta2*) against log(batch) with its standard error.
+
+    The half-life rule (Marek et al. 2025: beta2 -> beta2**(B2/B1)) predicts slope 1.
+    """
+    pts = [(b, s) for b, s in zip(batches, stars, strict=True) if s is not None and s < 1.0]
+    pts = [(b, s) for b, s in pts if 1.0 - s > 0.0]
+    if len(pts) < 2 or len({b for b, _ in pts}) < 2:
+        return None
+    xs = np.log([b for b, _ in pts])
+    ys = np.log([1.0 - s for _, s in pts])
+    a = np.vstack([xs, np.ones_like(xs)]).T
+    coef, res, *_ = np.linalg.lstsq(a, ys, rcond=None)
+    slope, intercept = float(coef[0]), float(coef[1])
+    stderr = None
+    if len(pts) > 2:
+        resid = ys - a @ coef
+        s2 = float(resid @ resid) / (len(pts) - 2)
+        stderr = float(np.sqrt(s2 / np.sum((xs - xs.mean()) ** 2)))
+    return {"slope": slope, "intercept": intercept, "stderr": stderr, "half_life_slope": 1.0,
+            "n_points": len(pts)}
+
+
+def sqrt_curve(beta2: list[float]) -> dict[str, list[float]]:
+    """The theory overlay beta1 = sqrt(beta2): convergence needs beta1 < sqrt(beta2)."""
+    return {"beta2": [float(b) for b in beta2], "beta1": [float(np.sqrt(b)) for b in beta2]}
+
+
+AXIS_NAMES = AXES

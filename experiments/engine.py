@@ -1,0 +1,234 @@
+"""The engine: thousands of Adam runs as one vectorized tensor program.
+
+A chunk of runs is split by clip mode (each mode is one chain of transforms;
+thresholds, betas and lr stay per-run tensors) and simulated step by step.
+The full objective is evaluated only at checkpoints. The step itself is a pure
+function of tensors (`_step`), so the `compiled` kernel is the same code fused
+by torch.compile over blocks of steps; `eager` runs it op by op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from experiments import optim
+from experiments.outcomes import Outcomes, checkpoint_steps, classify
+from experiments.problems import Problem, build_problem
+from experiments.runs import RunTable
+from experiments.spec import SweepSpec
+
+BLOCK_STEPS = 8  # steps fused into one compiled call
+STATS_STEPS = 256  # minibatch summaries are drawn this many steps at a time
+PROGRESS_BLOCKS = 64  # report progress about this often per chunk
+
+
+class Canceled(Exception):
+    """The caller's should_stop() returned True between step blocks."""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Per-run results of a chunk, in the order of the RunTable given."""
+
+    outcomes: Outcomes
+    curve_steps: np.ndarray  # int64 [C]
+    curves: np.ndarray  # float64 [R, C]: full objective at each checkpoint
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device: cuda requested but no CUDA device is available")
+    return torch.device(device)
+
+
+def run_chunk(
+    spec: SweepSpec,
+    runs: RunTable,
+    *,
+    device: str = "cpu",
+    kernel: str = "eager",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ChunkResult:
+    """Simulate every run of `runs`; progress(done, total) counts run-steps."""
+    dev = resolve_device(device)
+    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+    problem = build_problem(spec.problem, dtype=dtype, device=dev)
+    ckpts = checkpoint_steps(spec.steps)
+    n = len(runs)
+    curves = np.full((n, len(ckpts)), np.nan)
+    parts: list[tuple[np.ndarray, Outcomes]] = []
+    total = n * spec.steps
+    done = 0
+
+    def report(group_done: int) -> None:
+        if progress is not None:
+            progress(done + group_done, total)
+
+    clips = spec.axis_values()["clip"]
+    for clip_index in np.unique(runs.clip_index):
+        rows = np.flatnonzero(runs.clip_index == clip_index)
+        group = runs.take(rows)
+        sim = _Simulation(spec, problem, group, clips[int(clip_index)], dev, dtype, kernel)
+        group_curves, outcomes = sim.run(ckpts, report, should_stop)
+        curves[rows] = group_curves
+        parts.append((rows, outcomes))
+        done += len(rows) * spec.steps
+    if progress is not None:
+        progress(total, total)
+    return ChunkResult(Outcomes.gather(parts, n), np.asarray(ckpts, dtype=np.int64), curves)
+
+
+def build_chain(
+    spec: SweepSpec, clip: Any, runs: RunTable, problem: Problem, dev: torch.device,
+    dtype: torch.dtype,
+) -> optim.Transform:
+    """clip -> Adam moments -> learning-rate schedule (-> AdamW decay)."""
+
+    def col(values: np.ndarray | float) -> Tensor:
+        arr = np.broadcast_to(np.asarray(values, dtype=np.float64), (len(runs),))
+        return torch.tensor(arr, dtype=dtype, device=dev)[:, None]
+
+    if clip.mode == "none":
+        clip_t = optim.identity()
+    elif clip.mode == "global_norm":
+        clip_t = optim.clip_by_global_norm(col(clip.threshold), problem.blocks)
+    elif clip.mode == "value":
+        clip_t = optim.clip_by_value(col(clip.threshold))
+    else:
+        clip_t = optim.clip_by_adagc(
+            col(clip.threshold), col(clip.ratio), col(clip.beta), col(float(clip.warmup)),
+            problem.blocks,
+        )
+    opt = spec.optimizer
+    lr = col(runs.lr)
+    links = [
+        clip_t,
+        optim.scale_by_adam(col(runs.beta1), col(runs.beta2), opt.eps, opt.bias_correction),
+        optim.scale_by_schedule(lr, opt.schedule),
+    ]
+    if opt.kind == "adamw" and opt.weight_decay > 0.0:
+        links.append(optim.add_decoupled_weight_decay(lr, opt.schedule, opt.weight_decay))
+    return optim.chain(*links)
+
+
+def _make_step(problem: Problem, chain: optim.Transform) -> Callable[..., tuple[Tensor, Any]]:
+    def step(x: Tensor, state: Any, stats: Tensor, k: Tensor) -> tuple[Tensor, Any]:
+        g = problem.grad(x, stats)
+        u, state = chain.update(g, state, x, k)
+        return problem.project(x + u), state
+
+    return step
+
+
+def _make_block(step: Callable[..., tuple[Tensor, Any]]) -> Callable[..., tuple[Tensor, Any]]:
+    def block(
+        x: Tensor, state: Any, group_stats: Tensor, group_of_run: Tensor, ks: Tensor
+    ) -> tuple[Tensor, Any]:
+        for i in range(ks.shape[0]):
+            x, state = step(x, state, group_stats[i][group_of_run], ks[i])
+        return x, state
+
+    return block
+
+
+class _Simulation:
+    """One clip mode's runs of a chunk: state tensors and the step loop."""
+
+    def __init__(
+        self, spec: SweepSpec, problem: Problem, runs: RunTable, clip: Any,
+        dev: torch.device, dtype: torch.dtype, kernel: str,
+    ):
+        self.spec, self.problem, self.runs = spec, problem, runs
+        self.dev, self.dtype = dev, dtype
+        streams = np.stack([runs.seed, runs.batch_size], axis=1)
+        self.streams, group_of_run = np.unique(streams, axis=0, return_inverse=True)
+        self.group_of_run = torch.tensor(group_of_run.reshape(-1), device=dev)
+        self.chain = build_chain(spec, clip, runs, problem, dev, dtype)
+        step = _make_step(problem, self.chain)
+        self.block = _make_block(step)
+        # A compiled block has a fixed length (so only two graphs are ever built);
+        # remainders run one step at a time through the same compiled code.
+        self.single = self.block
+        if kernel == "compiled":
+            self.block = _compiled(self.block)
+            self.single = _compiled(_make_block(step))
+
+    def _stats(self, ks: Tensor) -> Tensor:
+        """Minibatch summaries of every (seed, batch size) stream: [K, G, S]."""
+        per_stream = [
+            self.problem.batch_stats(
+                seed=int(seed), batch_size=int(b), sampling=self.spec.sampling, steps=ks
+            )
+            for seed, b in self.streams
+        ]
+        return torch.stack(per_stream, dim=1)
+
+    def run(
+        self,
+        ckpts: list[int],
+        report: Callable[[int], None],
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[np.ndarray, Outcomes]:
+        r = len(self.runs)
+        x = self.problem.x0().expand(r, -1).clone()
+        state = self.chain.init(x)
+        f0 = float(self.problem.loss(self.problem.x0()[None, :])[0])
+        losses = []
+        step, next_report = 0, 0
+        report_every = max(BLOCK_STEPS, self.spec.steps // PROGRESS_BLOCKS)
+        for ckpt in ckpts:
+            while step < ckpt:
+                n_stats = min(STATS_STEPS, ckpt - step)
+                ks = torch.arange(step + 1, step + n_stats + 1, dtype=torch.int64, device=self.dev)
+                stats = self._stats(ks)
+                for lo in range(0, n_stats, BLOCK_STEPS):
+                    hi = min(lo + BLOCK_STEPS, n_stats)
+                    if hi - lo == BLOCK_STEPS:
+                        x, state = self.block(x, state, stats[lo:hi], self.group_of_run, ks[lo:hi])
+                    else:
+                        for i in range(lo, hi):
+                            x, state = self.single(
+                                x, state, stats[i : i + 1], self.group_of_run, ks[i : i + 1]
+                            )
+                step += n_stats
+                if should_stop is not None and should_stop():
+                    raise Canceled()
+                if step >= next_report:
+                    report(r * step)
+                    next_report = step + report_every
+            losses.append(self.problem.loss(x))
+        curves = torch.stack(losses, dim=1).to(torch.float64).cpu().numpy()
+        x_final = x.to(torch.float64).cpu()
+        clip_state = state[0]
+        outcomes = classify(
+            curves=curves,
+            ckpts=ckpts,
+            x_finite=torch.isfinite(x_final).all(dim=1).numpy(),
+            gap=_gap(x_final, self.problem.x_star),
+            f0=f0,
+            f_star=self.problem.f_star,
+            criteria=self.spec.criteria,
+            n_clipped=clip_state.n_clipped.cpu().numpy(),
+            steps=self.spec.steps,
+        )
+        return curves, outcomes
+
+
+def _gap(x: Tensor, x_star: Tensor | None) -> np.ndarray:
+    if x_star is None:
+        return np.full(x.shape[0], np.nan)
+    return torch.linalg.vector_norm(x - x_star.to(torch.float64).cpu(), dim=1).numpy()
+
+
+def _compiled(block: Callable[..., Any]) -> Callable[..., Any]:
+    """torch.compile over a block of steps: one fused kernel per block, dynamic in R."""
+    return torch.compile(block, dynamic=True, fullgraph=False)

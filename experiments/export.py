@@ -1,0 +1,92 @@
+"""CSV rows for runs and cells (DESIGN section 10). Rows only; callers write them.
+
+Floats are written with repr (round-trips exactly); nan, inf and -inf as such;
+a missing value as an empty field. Text fields that a spreadsheet would read as
+a formula (leading =, +, -, @) are prefixed with a single quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+RUN_COLUMNS = (
+    "run_key", "beta1", "beta2", "batch_size", "clip_mode", "clip_threshold", "lr", "seed",
+    "steps", "outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction",
+)
+CELL_COLUMNS = (
+    "beta1", "beta2", "batch_size", "clip", "lr", "n_runs", "outcome", "converged_frac",
+    "not_converged_frac", "diverged_frac", "median_final_rel", "median_div_step",
+)
+
+
+def fmt(value: Any) -> str:
+    """One CSV field."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def format_row(values: Sequence[Any]) -> list[str]:
+    return [fmt(v) for v in values]
+
+
+def run_rows(
+    *,
+    keys: Sequence[str],
+    runs: Any,
+    clip_modes: Sequence[str],
+    clip_thresholds: Sequence[float | None],
+    steps: int,
+    outcomes: Any,
+) -> Iterator[list[str]]:
+    """Runs-level rows for a RunTable and its Outcomes (same order)."""
+    labels = outcomes.labels
+    for i, key in enumerate(keys):
+        div = int(outcomes.div_step[i])
+        yield format_row(
+            (
+                key, float(runs.beta1[i]), float(runs.beta2[i]), int(runs.batch_size[i]),
+                clip_modes[i], clip_thresholds[i], float(runs.lr[i]), int(runs.seed[i]),
+                steps, labels[i], float(outcomes.final_loss[i]), float(outcomes.final_rel[i]),
+                _nan_to_none(float(outcomes.final_gap[i])), div if div >= 0 else None,
+                float(outcomes.clip_fraction[i]),
+            )
+        )
+
+
+def _nan_to_none(v: float) -> float | None:
+    return None if np.isnan(v) else v
+
+
+def cell_rows(spec: Any, cells: Any) -> Iterator[list[str]]:
+    """Cells-level rows: one per (beta1, beta2, batch, clip, lr) with runs."""
+    from experiments.analysis import available
+    from experiments.outcomes import OUTCOMES
+
+    values = spec.axis_values()
+    avail = available(spec)
+    for idx in np.argwhere(cells.n_runs > 0):
+        i1, i2, ib, ic, il = (int(v) for v in idx)
+        at = (i1, i2, ib, ic, il)
+        yield format_row(
+            (
+                float(values["beta1"][i1]), float(values["beta2"][i2]),
+                int(avail["batch_size"][ib]), avail["clip"][ic], float(avail["lr"][il]),
+                int(cells.n_runs[at]), OUTCOMES[int(cells.outcome[at])],
+                float(cells.converged_frac[at]), float(cells.not_converged_frac[at]),
+                float(cells.diverged_frac[at]), _nan_to_none(float(cells.final_rel[at])),
+                _nan_to_none(float(cells.div_step[at])),
+            )
+        )

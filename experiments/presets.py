@@ -1,0 +1,86 @@
+"""Built-in sweeps that reproduce the papers' claims (a catalogue; may grow long)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "zhang2022-batch": {
+        "name": "Zhang et al. 2022: critical beta2 against batch size (n=20)",
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "optimizer": {
+            "kind": "adam", "lr": 0.1, "schedule": "inv_sqrt", "eps": 1e-8,
+            "bias_correction": False,
+        },
+        "sampling": "with_replacement",
+        "steps": 20000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
+            "beta2": {"log1m": [0.01, 1.0], "num": 24},
+            "batch_size": [1, 2, 4, 8],
+            "clip": [{"mode": "none"}],
+            "seed": [0, 1, 2],
+        },
+    },
+    "reddi2018-theorem1": {
+        "name": "Reddi et al. 2018, Theorem 1: Adam drifts to x=+1 for small beta2",
+        "problem": {"kind": "reddi2018", "C": 3.0, "x0": 0.0},
+        "optimizer": {
+            "kind": "adam", "lr": 0.05, "schedule": "inv_sqrt", "eps": 1e-8,
+            "bias_correction": False,
+        },
+        "sampling": "with_replacement",
+        "steps": 30000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
+            "beta2": {"log1m": [0.001, 1.0], "num": 24},
+            "batch_size": [1],
+            "clip": [{"mode": "none"}],
+            "seed": [0],
+        },
+    },
+    "zhang2022-clipping": {
+        "name": "Zhang et al. 2022 with clipping: none, global norm, value, AdaGC",
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "optimizer": {
+            "kind": "adam", "lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False,
+        },
+        "steps": 5000,
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
+            "beta2": {"log1m": [0.01, 1.0], "num": 20},
+            "batch_size": [1, 4],
+            "clip": [
+                {"mode": "none"},
+                {"mode": "global_norm", "threshold": 0.5},
+                {"mode": "value", "threshold": 0.5},
+                {"mode": "adagc", "threshold": 0.5, "ratio": 1.05, "beta": 0.98, "warmup": 100},
+            ],
+            "seed": [0, 1, 2],
+        },
+    },
+    "lstsq-blocks": {
+        "name": "Least squares with heterogeneous feature blocks",
+        "problem": {"kind": "lstsq", "n_samples": 64, "block_scales": [1.0, 10.0], "block_dim": 4},
+        "optimizer": {"kind": "adam", "lr": 0.01, "schedule": "constant"},
+        "sampling": "reshuffle",
+        "steps": 2000,
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 6},
+            "beta2": {"log1m": [0.001, 1.0], "num": 12},
+            "batch_size": [8, 64],
+            "clip": [{"mode": "none"}, {"mode": "adagc", "threshold": 1.0}],
+            "seed": [0, 1],
+        },
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    import copy
+
+    return copy.deepcopy(PRESETS[name])

@@ -1,0 +1,73 @@
+"""Finite-sum least squares whose feature blocks have very different scales.
+
+Blocks of different curvature are the Hessian heterogeneity that 'Why
+Transformers Need Adam: A Hessian Perspective' (Zhang et al. 2024) points to;
+each block is one parameter tensor, so per-tensor clipping (AdaGC) sees it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from experiments.sampling import batch_indices
+
+
+class Lstsq:
+    """f(x) = 1/(2n) ||A x - y||^2 on seeded synthetic data; x* by a direct solve.
+
+    A minibatch gradient is A^T (w * (A x - y)) with w the sample counts / b.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_samples: int,
+        block_scales: list[float],
+        block_dim: int,
+        noise: float,
+        data_seed: int,
+        x0: float,
+        dtype: torch.dtype,
+        device: torch.device,
+    ):
+        rng = np.random.default_rng(data_seed)
+        d = block_dim * len(block_scales)
+        scales = np.repeat(np.asarray(block_scales, dtype=np.float64), block_dim)
+        a = rng.standard_normal((n_samples, d)) * scales / np.sqrt(d)
+        x_true = rng.standard_normal(d) / scales
+        y = a @ x_true + noise * rng.standard_normal(n_samples)
+        x_star = np.linalg.lstsq(a, y, rcond=None)[0]
+        r = a @ x_star - y
+        self.n = n_samples
+        self.n_stats = n_samples
+        self.dim = d
+        self.blocks = [(i * block_dim, (i + 1) * block_dim) for i in range(len(block_scales))]
+        self.A = torch.tensor(a, dtype=dtype, device=device)
+        self.y = torch.tensor(y, dtype=dtype, device=device)
+        self.x_star = torch.tensor(x_star, dtype=dtype, device=device)
+        self.f_star = float(r @ r / (2 * n_samples))
+        self._x0 = torch.full((d,), x0, dtype=dtype, device=device)
+        self.dtype, self.device = dtype, device
+
+    def x0(self) -> Tensor:
+        return self._x0
+
+    def loss(self, x: Tensor) -> Tensor:
+        r = x @ self.A.T - self.y
+        return (r * r).sum(dim=1) / (2 * self.n)
+
+    def batch_stats(self, *, seed: int, batch_size: int, sampling: str, steps: Tensor) -> Tensor:
+        idx = batch_indices(
+            seed=seed, batch_size=batch_size, sampling=sampling, steps=steps, n=self.n
+        )
+        counts = torch.zeros(idx.shape[0], self.n, dtype=self.dtype, device=self.device)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=self.dtype))
+        return counts / batch_size
+
+    def grad(self, x: Tensor, stats: Tensor) -> Tensor:
+        return ((x @ self.A.T - self.y) * stats) @ self.A
+
+    def project(self, x: Tensor) -> Tensor:
+        return x

@@ -1,0 +1,58 @@
+"""Zhang et al. 2022, 'Adam Can Converge Without Any Modification On Update Rules',
+extended version eq. 2.5: a one-dimensional finite sum on which Adam with small
+beta2 diverges, while large beta2 (with beta1 < sqrt(beta2)) converges.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from experiments.sampling import batch_indices
+
+
+class Zhang2022:
+    """f(x) = (1/n) sum_i f_i(x), a = 1/(n-1)^2, x* = -2, f* = -3/(2n).
+
+    f_0(x) = (1+(n-1)a) x                        for x >= -1
+           = ((1+(n-1)a)/2)(x+2)^2 - (3+3(n-1)a)/2  for x < -1
+    f_i(x) = -a x                                for x >= -1
+           = -(a/2)(x+2)^2 + 3a/2                 for x < -1   (i >= 1)
+
+    Every component gradient is a constant times h(x) = 1 (x >= -1) or x+2
+    (x < -1), so a minibatch gradient is s * h(x) with
+    s = w0 (1+(n-1)a) - (1-w0) a, w0 the share of component 0 in the batch.
+    """
+
+    n_stats = 1
+
+    def __init__(self, *, n: int, x0: float, dtype: torch.dtype, device: torch.device):
+        self.n = n
+        self.a = 1.0 / (n - 1) ** 2
+        self.c0 = 1.0 + (n - 1) * self.a
+        self.dim = 1
+        self.blocks = [(0, 1)]
+        self._x0 = torch.tensor([x0], dtype=dtype, device=device)
+        self.x_star = torch.tensor([-2.0], dtype=dtype, device=device)
+        self.f_star = -3.0 / (2 * n)
+        self.dtype, self.device = dtype, device
+
+    def x0(self) -> Tensor:
+        return self._x0
+
+    def loss(self, x: Tensor) -> Tensor:
+        x = x[:, 0]
+        return torch.where(x >= -1, x / self.n, ((x + 2) ** 2 - 3) / (2 * self.n))
+
+    def batch_stats(self, *, seed: int, batch_size: int, sampling: str, steps: Tensor) -> Tensor:
+        idx = batch_indices(
+            seed=seed, batch_size=batch_size, sampling=sampling, steps=steps, n=self.n
+        )
+        w0 = (idx == 0).to(self.dtype).sum(dim=1, keepdim=True) / batch_size
+        return w0 * self.c0 - (1 - w0) * self.a
+
+    def grad(self, x: Tensor, stats: Tensor) -> Tensor:
+        return stats * torch.where(x >= -1, torch.ones_like(x), x + 2)
+
+    def project(self, x: Tensor) -> Tensor:
+        return x

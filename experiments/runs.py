@@ -1,0 +1,86 @@
+"""Runs as columns: the grid points of a sweep, addressed by flat grid index.
+
+A sweep of two million runs is held as a handful of numpy arrays rather than
+two million objects; any subset (a chunk) is rebuilt from its flat indices
+alone, which is all a worker needs besides the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from experiments.spec import AXES, SweepSpec, clip_label, run_keys
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """One row per run. `index` is the flat grid index (C order over AXES)."""
+
+    index: np.ndarray  # int64 [R]
+    beta1: np.ndarray  # float64 [R]
+    beta2: np.ndarray
+    batch_size: np.ndarray  # int64
+    clip_index: np.ndarray  # int64, into spec.axis_values()["clip"]
+    lr: np.ndarray
+    seed: np.ndarray  # int64
+    grid_index: np.ndarray  # int64 [R, len(AXES)]
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def take(self, rows: np.ndarray) -> RunTable:
+        return RunTable(
+            index=self.index[rows],
+            beta1=self.beta1[rows],
+            beta2=self.beta2[rows],
+            batch_size=self.batch_size[rows],
+            clip_index=self.clip_index[rows],
+            lr=self.lr[rows],
+            seed=self.seed[rows],
+            grid_index=self.grid_index[rows],
+        )
+
+
+def runs_at(spec: SweepSpec, flat_index: np.ndarray | list[int]) -> RunTable:
+    """The runs at the given flat grid indices, in that order."""
+    flat = np.asarray(flat_index, dtype=np.int64).reshape(-1)
+    sizes = spec.axis_sizes()
+    total = int(np.prod(sizes, dtype=np.int64))
+    if flat.size and (flat.min() < 0 or flat.max() >= total):
+        raise IndexError(f"run index out of range [0, {total})")
+    grid = np.stack(np.unravel_index(flat, sizes), axis=1).astype(np.int64)
+    values = spec.axis_values()
+    col = {a: grid[:, i] for i, a in enumerate(AXES)}
+    return RunTable(
+        index=flat,
+        beta1=np.asarray(values["beta1"], dtype=np.float64)[col["beta1"]],
+        beta2=np.asarray(values["beta2"], dtype=np.float64)[col["beta2"]],
+        batch_size=np.asarray(values["batch_size"], dtype=np.int64)[col["batch_size"]],
+        clip_index=col["clip"],
+        lr=np.asarray(values["lr"], dtype=np.float64)[col["lr"]],
+        seed=np.asarray(values["seed"], dtype=np.int64)[col["seed"]],
+        grid_index=grid.reshape(-1, len(AXES)),
+    )
+
+
+def all_runs(spec: SweepSpec) -> RunTable:
+    return runs_at(spec, np.arange(spec.total_runs(), dtype=np.int64))
+
+
+def keys_of(spec: SweepSpec, table: RunTable, *, kernel: str = "eager") -> list[str]:
+    return run_keys(spec, table, kernel=kernel)
+
+
+def clip_columns(spec: SweepSpec, table: RunTable) -> tuple[list[str], list[float | None]]:
+    """(clip_mode, clip_threshold) per run, as the CSV and the database store them."""
+    clips = spec.axis_values()["clip"]
+    modes = [c.mode for c in clips]
+    thresholds = [getattr(c, "threshold", None) for c in clips]
+    idx = table.clip_index.tolist()
+    return [modes[i] for i in idx], [thresholds[i] for i in idx]
+
+
+def clip_labels(spec: SweepSpec) -> list[str]:
+    return [clip_label(c) for c in spec.axis_values()["clip"]]

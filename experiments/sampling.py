@@ -1,0 +1,76 @@
+"""Counter-based sampling: minibatch indices as a pure function of
+(seed, batch_size, sampling, step).
+
+A stateful generator would make a run's samples depend on which chunk it ran
+in and on how many steps came before in that process. Hashing the counters
+instead gives every run that shares a seed and batch size the same samples
+(common random numbers across the grid make the phase boundary crisp), on CPU
+and CUDA alike, since only 64-bit integer arithmetic is involved.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_MASK = 0xFFFFFFFF
+_SAMPLING_IDS = {"with_replacement": 1, "reshuffle": 2}
+
+
+def mix32(x: Tensor) -> Tensor:
+    """The 'lowbias32' integer hash (C. Wellons), on int64 tensors holding 32-bit values.
+
+    Products may wrap past 2**63; the mask keeps the low 32 bits, which wrapping
+    does not disturb.
+    """
+    x = x & _MASK
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _MASK
+    x = x ^ (x >> 16)
+    return x
+
+
+def stream_key(seed: int, batch_size: int, sampling: str) -> int:
+    """One 32-bit key per (seed, batch size, sampling) stream."""
+    parts = torch.tensor([seed, batch_size, _SAMPLING_IDS[sampling]], dtype=torch.int64)
+    h = torch.tensor(0x9E3779B9, dtype=torch.int64)
+    for p in parts:
+        h = mix32(h ^ mix32(p + 0x632BE5AB))
+    return int(h)
+
+
+def _hash2(key: int, a: Tensor, b: Tensor) -> Tensor:
+    h = mix32(a + (key ^ 0x5BD1E995))
+    return mix32(h ^ mix32(b + 0x27D4EB2F))
+
+
+def uniform_bits(key: int, steps: Tensor, batch_size: int) -> Tensor:
+    """Raw 32-bit draws, shape [K, b], for 1-based `steps` of shape [K]."""
+    j = torch.arange(batch_size, dtype=torch.int64, device=steps.device)
+    return _hash2(key, steps[:, None], j[None, :])
+
+
+def batch_indices(
+    *, seed: int, batch_size: int, sampling: str, steps: Tensor, n: int
+) -> Tensor:
+    """Sample indices in [0, n), shape [K, batch_size], for 1-based `steps` [K].
+
+    with_replacement: each index drawn independently.
+    reshuffle: a stream of permutations of range(n), one per epoch; step k takes
+    positions [(k-1)*b, k*b) of the stream (a batch may straddle two epochs), so
+    batch_size = n gives the full batch at every step.
+    """
+    key = stream_key(seed, batch_size, sampling)
+    if sampling == "with_replacement":
+        return uniform_bits(key, steps, batch_size) % n
+    pos = (steps[:, None] - 1) * batch_size + torch.arange(
+        batch_size, dtype=torch.int64, device=steps.device
+    )[None, :]
+    epoch = pos // n
+    lo, hi = int(epoch.min()), int(epoch.max())
+    epochs = torch.arange(lo, hi + 1, dtype=torch.int64, device=steps.device)
+    items = torch.arange(n, dtype=torch.int64, device=steps.device)
+    perms = torch.argsort(_hash2(key, epochs[:, None], items[None, :]), dim=1, stable=True)
+    return perms[epoch - lo, pos % n]

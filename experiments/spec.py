@@ -1,0 +1,397 @@
+"""The sweep spec: a grid over (beta1, beta2), batch size, clipping, lr and seeds.
+
+The YAML/JSON document of DESIGN section 2 as pydantic models. Unknown keys are
+rejected (a typo must not silently fall back to a default), every error names
+its field path, and `run_key` identifies a run by everything that determines
+its result, so identical runs are computed once and shared between sweeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from experiments.version import engine_version
+
+DEFAULT_MAX_RUNS = 2_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- problems -------------------------------------------------------------------------------
+
+
+class Zhang2022Spec(_Strict):
+    kind: Literal["zhang2022"]
+    n: int = Field(20, ge=3, le=100_000)
+    x0: float = Field(-0.5, allow_inf_nan=False)
+
+
+class Reddi2018Spec(_Strict):
+    kind: Literal["reddi2018"]
+    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
+    x0: float = Field(0.0, ge=-1.0, le=1.0)
+
+
+class Reddi2018StochasticSpec(_Strict):
+    kind: Literal["reddi2018_stochastic"]
+    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
+    delta: float = Field(0.1, gt=0.0, allow_inf_nan=False)
+    x0: float = Field(0.0, ge=-1.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _probability(self) -> Reddi2018StochasticSpec:
+        if (1.0 + self.delta) / (self.C + 1.0) >= 1.0:
+            raise ValueError("delta: needs (1 + delta) / (C + 1) < 1")
+        return self
+
+
+class LstsqSpec(_Strict):
+    kind: Literal["lstsq"]
+    n_samples: int = Field(64, ge=1, le=4096)
+    block_scales: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0, 10.0], min_length=1, max_length=16
+    )
+    block_dim: int = Field(4, ge=1, le=256)
+    noise: float = Field(0.1, ge=0.0, allow_inf_nan=False)
+    data_seed: int = Field(0, ge=0)
+    x0: float = Field(0.0, allow_inf_nan=False)
+
+
+ProblemSpec = Annotated[
+    Zhang2022Spec | Reddi2018Spec | Reddi2018StochasticSpec | LstsqSpec,
+    Field(discriminator="kind"),
+]
+
+
+def sample_count(problem: Any) -> int:
+    """How many samples the finite sum has (the largest admissible batch size)."""
+    if isinstance(problem, Zhang2022Spec):
+        return problem.n
+    if isinstance(problem, LstsqSpec):
+        return problem.n_samples
+    if isinstance(problem, Reddi2018StochasticSpec):
+        return 1_000_000
+    return 1  # reddi2018 is deterministic: one function per step
+
+
+# --- optimizer and clipping -----------------------------------------------------------------
+
+
+class OptimizerSpec(_Strict):
+    kind: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(0.1, gt=0.0, allow_inf_nan=False)
+    schedule: Literal["constant", "inv_sqrt"] = "constant"
+    eps: float = Field(1e-8, ge=0.0, allow_inf_nan=False)
+    bias_correction: bool = True
+    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _decay_needs_adamw(self) -> OptimizerSpec:
+        if self.kind == "adam" and self.weight_decay != 0.0:
+            raise ValueError("weight_decay: must be 0 for adam (use kind: adamw for decay)")
+        return self
+
+
+_Threshold = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+class ClipNone(_Strict):
+    mode: Literal["none"]
+
+
+class ClipGlobalNorm(_Strict):
+    mode: Literal["global_norm"]
+    threshold: _Threshold
+
+
+class ClipValue(_Strict):
+    mode: Literal["value"]
+    threshold: _Threshold
+
+
+class ClipAdaGC(_Strict):
+    mode: Literal["adagc"]
+    threshold: _Threshold
+    ratio: float = Field(1.05, gt=0.0, allow_inf_nan=False)
+    beta: float = Field(0.98, ge=0.0, lt=1.0)
+    warmup: int = Field(100, ge=1)
+
+
+ClipSpec = Annotated[
+    ClipNone | ClipGlobalNorm | ClipValue | ClipAdaGC, Field(discriminator="mode")
+]
+
+
+def clip_label(clip: Any) -> str:
+    """The slice label of a clip setting: `none` or `mode:threshold`."""
+    return "none" if clip.mode == "none" else f"{clip.mode}:{clip.threshold!r}"
+
+
+# --- grid -----------------------------------------------------------------------------------
+
+
+class Linspace(_Strict):
+    start: float = Field(allow_inf_nan=False)
+    stop: float = Field(allow_inf_nan=False)
+    num: int = Field(ge=1, le=100_000)
+
+    def values(self) -> list[float]:
+        return [float(v) for v in np.linspace(self.start, self.stop, self.num)]
+
+
+class Log1m(_Strict):
+    """beta = 1 - q with q log-spaced over [lo, hi]: resolves beta2 close to 1."""
+
+    log1m: tuple[float, float]
+    num: int = Field(ge=1, le=100_000)
+
+    @field_validator("log1m")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not (0.0 < lo <= 1.0 and 0.0 < hi <= 1.0):
+            raise ValueError("both ends of 1 - beta must lie in (0, 1]")
+        return v
+
+    def values(self) -> list[float]:
+        q = np.geomspace(self.log1m[0], self.log1m[1], self.num)
+        return sorted(float(1.0 - v) for v in q)
+
+
+_Axis = list[float] | Linspace
+_Beta2Axis = list[float] | Linspace | Log1m
+
+
+class GridSpec(_Strict):
+    beta1: _Axis
+    beta2: _Beta2Axis
+    batch_size: list[int] = Field(default_factory=lambda: [1])
+    clip: list[ClipSpec] = Field(default_factory=lambda: [ClipNone(mode="none")])
+    lr: list[float] | None = None
+    seed: list[int] = Field(default_factory=lambda: [0])
+
+    @field_validator("beta1", "beta2", mode="after")
+    @classmethod
+    def _betas(cls, axis: Any) -> Any:
+        values = axis if isinstance(axis, list) else axis.values()
+        if not values:
+            raise ValueError("must not be empty")
+        for v in values:
+            if not (0.0 <= v < 1.0) or v != v:
+                raise ValueError(f"every beta must lie in [0, 1); got {v!r}")
+        return axis
+
+    @field_validator("batch_size", "clip", "seed", mode="after")
+    @classmethod
+    def _nonempty(cls, values: list[Any]) -> list[Any]:
+        if not values:
+            raise ValueError("must not be empty")
+        return values
+
+    @field_validator("batch_size", mode="after")
+    @classmethod
+    def _positive_batch(cls, values: list[int]) -> list[int]:
+        if any(b < 1 for b in values):
+            raise ValueError("every batch size must be at least 1")
+        return values
+
+    @field_validator("seed", mode="after")
+    @classmethod
+    def _seeds(cls, values: list[int]) -> list[int]:
+        if any(s < 0 or s >= 2**31 for s in values):
+            raise ValueError("every seed must lie in [0, 2**31)")
+        return values
+
+    @field_validator("lr", mode="after")
+    @classmethod
+    def _lrs(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None:
+            if not values:
+                raise ValueError("must not be empty")
+            if any(not (v > 0.0) or v == float("inf") for v in values):
+                raise ValueError("every lr must be a positive finite number")
+        return values
+
+
+class Criteria(_Strict):
+    converge_rel: float = Field(0.05, gt=0.0, allow_inf_nan=False)
+    diverge_rel: float = Field(10.0, gt=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Criteria:
+        if self.diverge_rel <= self.converge_rel:
+            raise ValueError("diverge_rel: must exceed converge_rel")
+        return self
+
+
+AXES = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
+
+
+class SweepSpec(_Strict):
+    name: str = Field("untitled sweep", min_length=1, max_length=200)
+    problem: ProblemSpec
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    sampling: Literal["with_replacement", "reshuffle"] = "with_replacement"
+    steps: int = Field(ge=1, le=10_000_000)
+    dtype: Literal["float64", "float32"] = "float64"
+    grid: GridSpec
+    criteria: Criteria = Field(default_factory=Criteria)
+
+    @model_validator(mode="after")
+    def _batch_fits_problem(self) -> SweepSpec:
+        limit = sample_count(self.problem)
+        for b in self.grid.batch_size:
+            if b > limit:
+                raise ValueError(
+                    f"grid.batch_size: {b} exceeds the problem's {limit} samples"
+                )
+        return self
+
+    def axis_values(self) -> dict[str, list[Any]]:
+        """Every axis as an explicit list, in grid order (beta axes ascending as given)."""
+        g = self.grid
+        b1 = g.beta1 if isinstance(g.beta1, list) else g.beta1.values()
+        b2 = g.beta2 if isinstance(g.beta2, list) else g.beta2.values()
+        return {
+            "beta1": list(b1),
+            "beta2": list(b2),
+            "batch_size": list(g.batch_size),
+            "clip": list(g.clip),
+            "lr": list(g.lr) if g.lr is not None else [self.optimizer.lr],
+            "seed": list(g.seed),
+        }
+
+    def axis_sizes(self) -> tuple[int, ...]:
+        values = self.axis_values()
+        return tuple(len(values[a]) for a in AXES)
+
+    def total_runs(self) -> int:
+        return int(np.prod(self.axis_sizes(), dtype=np.int64))
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; `errors` lists (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in errors))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    # Pydantic puts union-member tags (e.g. "zhang2022", "list[float]") into the
+    # location; users know only their own keys and list positions.
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"list[float]", "Linspace", "Log1m", "list[int]"} or "[" in str(item):
+            continue
+        elif parts and str(item) in _UNION_TAGS:
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+_UNION_TAGS = {
+    "zhang2022", "reddi2018", "reddi2018_stochastic", "lstsq",
+    "none", "global_norm", "value", "adagc",
+}
+
+
+def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
+    """Validate a spec document (already parsed from YAML or JSON).
+
+    Raises SpecError naming each offending field, or RunCapError when the grid
+    holds more runs than `max_runs`.
+    """
+    if not isinstance(data, dict):
+        raise SpecError([("", "the spec must be a mapping (a YAML or JSON object)")])
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            errors.append((_path(tuple(err["loc"])), msg))
+        raise SpecError(_dedupe(errors)) from None
+    total = spec.total_runs()
+    if total > max_runs:
+        raise RunCapError(total, max_runs)
+    return spec
+
+
+def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for e in errors:
+        seen.setdefault(e, None)
+    return list(seen)
+
+
+class RunCapError(SpecError):
+    def __init__(self, total: int, cap: int):
+        self.total, self.cap = total, cap
+        super().__init__([("grid", f"{total} runs exceed the cap of {cap} runs")])
+
+
+def load_spec_text(text: str, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
+    """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([("", f"not valid YAML or JSON: {exc}")]) from None
+    return parse_spec(data, max_runs=max_runs)
+
+
+# --- run keys -------------------------------------------------------------------------------
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _run_prefix(spec: SweepSpec, kernel: str) -> dict[str, Any]:
+    return {
+        "engine": engine_version(kernel),
+        "problem": spec.problem.model_dump(mode="json"),
+        "optimizer": spec.optimizer.model_dump(mode="json", exclude={"lr"}),
+        "sampling": spec.sampling,
+        "steps": spec.steps,
+        "dtype": spec.dtype,
+        "criteria": spec.criteria.model_dump(mode="json"),
+    }
+
+
+def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]:
+    """sha256 of the canonical JSON of everything that determines each run's result."""
+    prefix = _run_prefix(spec, kernel)
+    clips = [c.model_dump(mode="json") for c in spec.axis_values()["clip"]]
+    keys = []
+    for b1, b2, bs, ci, lr, seed in zip(
+        table.beta1.tolist(),
+        table.beta2.tolist(),
+        table.batch_size.tolist(),
+        table.clip_index.tolist(),
+        table.lr.tolist(),
+        table.seed.tolist(),
+        strict=True,
+    ):
+        doc = dict(prefix, beta1=b1, beta2=b2, batch_size=bs, clip=clips[ci], lr=lr, seed=seed)
+        keys.append(hashlib.sha256(canonical_json(doc).encode()).hexdigest())
+    return keys

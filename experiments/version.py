@@ -1,0 +1,16 @@
+"""The engine's version string, part of every run_key.
+
+Bump ENGINE_VERSION whenever a change can alter any run's numbers, so cached
+results computed by an older engine are not reused. The kernel is part of the
+string: the compiled kernel agrees with the eager one to about 1e-13, not bit
+for bit, and betascope never mixes the two under one key.
+"""
+
+ENGINE_VERSION = "betascope-engine/1"
+KERNELS = ("eager", "compiled")
+
+
+def engine_version(kernel: str = "eager") -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: must be one of {KERNELS}, got {kernel!r}")
+    return ENGINE_VERSION if kernel == "eager" else f"{ENGINE_VERSION}+{kernel}"
