@@ -259,8 +259,13 @@ def scaling_fit(batches: list[int], stars: list[float | None]) -> dict[str, Any]
         resid = ys - a @ coef
         s2 = float(resid @ resid) / (len(pts) - 2)
         stderr = float(np.sqrt(s2 / np.sum((xs - xs.mean()) ** 2)))
-    return {"slope": slope, "intercept": intercept, "stderr": stderr, "half_life_slope": 1.0,
-            "n_points": len(pts)}
+    return {
+        "slope": slope,
+        "intercept": intercept,
+        "stderr": stderr,
+        "half_life_slope": 1.0,
+        "n_points": len(pts),
+    }
 
 
 def sqrt_curve(beta2: list[float]) -> dict[str, list[float]]:

@@ -62,6 +62,10 @@ def run_chunk(
     dev = resolve_device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
     problem = build_problem(spec.problem, dtype=dtype, device=dev)
+    if kernel == "compiled":
+        _prepare_compiler(spec, dev)
+    elif kernel != "eager":
+        raise ValueError(f"kernel: must be eager or compiled, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
     curves = np.full((n, len(ckpts)), np.nan)
@@ -88,7 +92,11 @@ def run_chunk(
 
 
 def build_chain(
-    spec: SweepSpec, clip: Any, runs: RunTable, problem: Problem, dev: torch.device,
+    spec: SweepSpec,
+    clip: Any,
+    runs: RunTable,
+    problem: Problem,
+    dev: torch.device,
     dtype: torch.dtype,
 ) -> optim.Transform:
     """clip -> Adam moments -> learning-rate schedule (-> AdamW decay)."""
@@ -105,7 +113,10 @@ def build_chain(
         clip_t = optim.clip_by_value(col(clip.threshold))
     else:
         clip_t = optim.clip_by_adagc(
-            col(clip.threshold), col(clip.ratio), col(clip.beta), col(float(clip.warmup)),
+            col(clip.threshold),
+            col(clip.ratio),
+            col(clip.beta),
+            col(float(clip.warmup)),
             problem.blocks,
         )
     opt = spec.optimizer
@@ -144,8 +155,14 @@ class _Simulation:
     """One clip mode's runs of a chunk: state tensors and the step loop."""
 
     def __init__(
-        self, spec: SweepSpec, problem: Problem, runs: RunTable, clip: Any,
-        dev: torch.device, dtype: torch.dtype, kernel: str,
+        self,
+        spec: SweepSpec,
+        problem: Problem,
+        runs: RunTable,
+        clip: Any,
+        dev: torch.device,
+        dtype: torch.dtype,
+        kernel: str,
     ):
         self.spec, self.problem, self.runs = spec, problem, runs
         self.dev, self.dtype = dev, dtype
@@ -229,6 +246,29 @@ def _gap(x: Tensor, x_star: Tensor | None) -> np.ndarray:
     return torch.linalg.vector_norm(x - x_star.to(torch.float64).cpu(), dim=1).numpy()
 
 
+_last_program: list[str] = []
+
+
+def _prepare_compiler(spec: SweepSpec, device: torch.device) -> None:
+    """Keep torch.compile's cache to the graphs of one kind of sweep.
+
+    Every chunk of a sweep reuses the same graphs (a block, a single step, per
+    clip mode); a worker that moves on to another problem or optimizer starts
+    afresh rather than piling up entries. Hitting the recompile limit raises
+    instead of silently falling back to eager code, since results of the two
+    kernels are kept apart by run_key.
+    """
+    import torch._dynamo
+
+    program = spec.model_dump_json(include={"problem", "optimizer", "dtype", "sampling"})
+    program += str(device)
+    torch._dynamo.config.recompile_limit = 64
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    if _last_program != [program]:
+        torch._dynamo.reset()
+        _last_program[:] = [program]
+
+
 def _compiled(block: Callable[..., Any]) -> Callable[..., Any]:
     """torch.compile over a block of steps: one fused kernel per block, dynamic in R."""
-    return torch.compile(block, dynamic=True, fullgraph=False)
+    return torch.compile(block, dynamic=True)

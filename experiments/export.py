@@ -13,12 +13,35 @@ from typing import Any
 import numpy as np
 
 RUN_COLUMNS = (
-    "run_key", "beta1", "beta2", "batch_size", "clip_mode", "clip_threshold", "lr", "seed",
-    "steps", "outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction",
+    "run_key",
+    "beta1",
+    "beta2",
+    "batch_size",
+    "clip_mode",
+    "clip_threshold",
+    "lr",
+    "seed",
+    "steps",
+    "outcome",
+    "final_loss",
+    "final_rel",
+    "final_gap",
+    "div_step",
+    "clip_fraction",
 )
 CELL_COLUMNS = (
-    "beta1", "beta2", "batch_size", "clip", "lr", "n_runs", "outcome", "converged_frac",
-    "not_converged_frac", "diverged_frac", "median_final_rel", "median_div_step",
+    "beta1",
+    "beta2",
+    "batch_size",
+    "clip",
+    "lr",
+    "n_runs",
+    "outcome",
+    "converged_frac",
+    "not_converged_frac",
+    "diverged_frac",
+    "median_final_rel",
+    "median_div_step",
 )
 
 
@@ -57,10 +80,20 @@ def run_rows(
         div = int(outcomes.div_step[i])
         yield format_row(
             (
-                key, float(runs.beta1[i]), float(runs.beta2[i]), int(runs.batch_size[i]),
-                clip_modes[i], clip_thresholds[i], float(runs.lr[i]), int(runs.seed[i]),
-                steps, labels[i], float(outcomes.final_loss[i]), float(outcomes.final_rel[i]),
-                _nan_to_none(float(outcomes.final_gap[i])), div if div >= 0 else None,
+                key,
+                float(runs.beta1[i]),
+                float(runs.beta2[i]),
+                int(runs.batch_size[i]),
+                clip_modes[i],
+                clip_thresholds[i],
+                float(runs.lr[i]),
+                int(runs.seed[i]),
+                steps,
+                labels[i],
+                float(outcomes.final_loss[i]),
+                float(outcomes.final_rel[i]),
+                _nan_to_none(float(outcomes.final_gap[i])),
+                div if div >= 0 else None,
                 float(outcomes.clip_fraction[i]),
             )
         )
@@ -82,11 +115,17 @@ def cell_rows(spec: Any, cells: Any) -> Iterator[list[str]]:
         at = (i1, i2, ib, ic, il)
         yield format_row(
             (
-                float(values["beta1"][i1]), float(values["beta2"][i2]),
-                int(avail["batch_size"][ib]), avail["clip"][ic], float(avail["lr"][il]),
-                int(cells.n_runs[at]), OUTCOMES[int(cells.outcome[at])],
-                float(cells.converged_frac[at]), float(cells.not_converged_frac[at]),
-                float(cells.diverged_frac[at]), _nan_to_none(float(cells.final_rel[at])),
+                float(values["beta1"][i1]),
+                float(values["beta2"][i2]),
+                int(avail["batch_size"][ib]),
+                avail["clip"][ic],
+                float(avail["lr"][il]),
+                int(cells.n_runs[at]),
+                OUTCOMES[int(cells.outcome[at])],
+                float(cells.converged_frac[at]),
+                float(cells.not_converged_frac[at]),
+                float(cells.diverged_frac[at]),
+                _nan_to_none(float(cells.final_rel[at])),
                 _nan_to_none(float(cells.div_step[at])),
             )
         )

@@ -39,8 +39,12 @@ class LocalResult:
     def run_rows(self) -> Iterator[list[str]]:
         modes, thresholds = clip_columns(self.spec, self.runs)
         return export.run_rows(
-            keys=self.keys, runs=self.runs, clip_modes=modes, clip_thresholds=thresholds,
-            steps=self.spec.steps, outcomes=self.outcomes,
+            keys=self.keys,
+            runs=self.runs,
+            clip_modes=modes,
+            clip_thresholds=thresholds,
+            steps=self.spec.steps,
+            outcomes=self.outcomes,
         )
 
     def cell_rows(self) -> Iterator[list[str]]:
@@ -85,8 +89,14 @@ def run_local(
             if progress is not None:
                 progress(base + done, total)
 
-        parts.append((rows, run_chunk(spec, runs.take(rows), device=device, kernel=kernel,
-                                      progress=chunk_progress)))
+        parts.append(
+            (
+                rows,
+                run_chunk(
+                    spec, runs.take(rows), device=device, kernel=kernel, progress=chunk_progress
+                ),
+            )
+        )
     outcomes = Outcomes.gather([(rows, r.outcomes) for rows, r in parts], len(runs))
     steps = parts[0][1].curve_steps
     curves = np.concatenate([r.curves for _, r in parts], axis=0)

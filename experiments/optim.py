@@ -185,8 +185,10 @@ def scale_by_adam(b1: Tensor, b2: Tensor, eps: float, bias_correction: bool) -> 
     """
 
     def init(x: Tensor) -> AdamState:
-        ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        return AdamState(torch.zeros_like(x), torch.zeros_like(x), ones, ones)
+        def ones() -> Tensor:  # two tensors: aliased state makes torch.compile re-specialise
+            return torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+
+        return AdamState(torch.zeros_like(x), torch.zeros_like(x), ones(), ones())
 
     def update(g: Tensor, state: AdamState, x: Tensor, step: Tensor) -> tuple[Tensor, AdamState]:
         m = b1 * state.m + (1.0 - b1) * g

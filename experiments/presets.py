@@ -9,7 +9,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "Zhang et al. 2022: critical beta2 against batch size (n=20)",
         "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
         "optimizer": {
-            "kind": "adam", "lr": 0.1, "schedule": "inv_sqrt", "eps": 1e-8,
+            "kind": "adam",
+            "lr": 0.1,
+            "schedule": "inv_sqrt",
+            "eps": 1e-8,
             "bias_correction": False,
         },
         "sampling": "with_replacement",
@@ -27,7 +30,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "Reddi et al. 2018, Theorem 1: Adam drifts to x=+1 for small beta2",
         "problem": {"kind": "reddi2018", "C": 3.0, "x0": 0.0},
         "optimizer": {
-            "kind": "adam", "lr": 0.05, "schedule": "inv_sqrt", "eps": 1e-8,
+            "kind": "adam",
+            "lr": 0.05,
+            "schedule": "inv_sqrt",
+            "eps": 1e-8,
             "bias_correction": False,
         },
         "sampling": "with_replacement",
@@ -45,7 +51,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "Zhang et al. 2022 with clipping: none, global norm, value, AdaGC",
         "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
         "optimizer": {
-            "kind": "adam", "lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False,
+            "kind": "adam",
+            "lr": 0.1,
+            "schedule": "inv_sqrt",
+            "bias_correction": False,
         },
         "steps": 5000,
         "grid": {

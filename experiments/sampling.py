@@ -52,9 +52,7 @@ def uniform_bits(key: int, steps: Tensor, batch_size: int) -> Tensor:
     return _hash2(key, steps[:, None], j[None, :])
 
 
-def batch_indices(
-    *, seed: int, batch_size: int, sampling: str, steps: Tensor, n: int
-) -> Tensor:
+def batch_indices(*, seed: int, batch_size: int, sampling: str, steps: Tensor, n: int) -> Tensor:
     """Sample indices in [0, n), shape [K, batch_size], for 1-based `steps` [K].
 
     with_replacement: each index drawn independently.

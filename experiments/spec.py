@@ -131,9 +131,7 @@ class ClipAdaGC(_Strict):
     warmup: int = Field(100, ge=1)
 
 
-ClipSpec = Annotated[
-    ClipNone | ClipGlobalNorm | ClipValue | ClipAdaGC, Field(discriminator="mode")
-]
+ClipSpec = Annotated[ClipNone | ClipGlobalNorm | ClipValue | ClipAdaGC, Field(discriminator="mode")]
 
 
 def clip_label(clip: Any) -> str:
@@ -256,9 +254,7 @@ class SweepSpec(_Strict):
         limit = sample_count(self.problem)
         for b in self.grid.batch_size:
             if b > limit:
-                raise ValueError(
-                    f"grid.batch_size: {b} exceeds the problem's {limit} samples"
-                )
+                raise ValueError(f"grid.batch_size: {b} exceeds the problem's {limit} samples")
         return self
 
     def axis_values(self) -> dict[str, list[Any]]:
@@ -308,8 +304,14 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 _UNION_TAGS = {
-    "zhang2022", "reddi2018", "reddi2018_stochastic", "lstsq",
-    "none", "global_norm", "value", "adagc",
+    "zhang2022",
+    "reddi2018",
+    "reddi2018_stochastic",
+    "lstsq",
+    "none",
+    "global_norm",
+    "value",
+    "adagc",
 }
 
 
