@@ -39,6 +39,9 @@ class ChunkResult:
     outcomes: Outcomes
     curve_steps: np.ndarray  # int64 [C]
     curves: np.ndarray  # float64 [R, C]: full objective at each checkpoint
+    x_final: np.ndarray  # float64 [R, d]: parameters after the last step
+    m_final: np.ndarray  # float64 [R, d]: Adam's first moment after the last step
+    v_final: np.ndarray  # float64 [R, d]: Adam's second moment after the last step
 
 
 def resolve_device(device: str) -> torch.device:
@@ -69,6 +72,7 @@ def run_chunk(
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
     curves = np.full((n, len(ckpts)), np.nan)
+    final = {k: np.full((n, problem.dim), np.nan) for k in ("x", "m", "v")}
     parts: list[tuple[np.ndarray, Outcomes]] = []
     total = n * spec.steps
     done = 0
@@ -82,13 +86,22 @@ def run_chunk(
         rows = np.flatnonzero(runs.clip_index == clip_index)
         group = runs.take(rows)
         sim = _Simulation(spec, problem, group, clips[int(clip_index)], dev, dtype, kernel)
-        group_curves, outcomes = sim.run(ckpts, report, should_stop)
+        group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
         curves[rows] = group_curves
+        for k, arr in group_final.items():
+            final[k][rows] = arr
         parts.append((rows, outcomes))
         done += len(rows) * spec.steps
     if progress is not None:
         progress(total, total)
-    return ChunkResult(Outcomes.gather(parts, n), np.asarray(ckpts, dtype=np.int64), curves)
+    return ChunkResult(
+        Outcomes.gather(parts, n),
+        np.asarray(ckpts, dtype=np.int64),
+        curves,
+        x_final=final["x"],
+        m_final=final["m"],
+        v_final=final["v"],
+    )
 
 
 def build_chain(
@@ -194,7 +207,7 @@ class _Simulation:
         ckpts: list[int],
         report: Callable[[int], None],
         should_stop: Callable[[], bool] | None,
-    ) -> tuple[np.ndarray, Outcomes]:
+    ) -> tuple[np.ndarray, Outcomes, dict[str, np.ndarray]]:
         r = len(self.runs)
         x = self.problem.x0().expand(r, -1).clone()
         state = self.chain.init(x)
@@ -237,7 +250,9 @@ class _Simulation:
             n_clipped=clip_state.n_clipped.cpu().numpy(),
             steps=self.spec.steps,
         )
-        return curves, outcomes
+        adam = next(s for s in state if isinstance(s, optim.AdamState))
+        final = {"x": x_final, "m": adam.m, "v": adam.v}
+        return curves, outcomes, {k: t.to(torch.float64).cpu().numpy() for k, t in final.items()}
 
 
 def _gap(x: Tensor, x_star: Tensor | None) -> np.ndarray:
