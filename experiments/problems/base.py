@@ -20,8 +20,14 @@ class Problem(Protocol):
     dim: int
     blocks: list[tuple[int, int]]  # parameter tensors, as column ranges of x
     n_stats: int
-    x_star: Tensor | None  # [d]
-    f_star: float | None
+
+    # Read-only in the protocol, so a problem whose optimum is always known may
+    # declare plain Tensor and float attributes.
+    @property
+    def x_star(self) -> Tensor | None: ...  # [d]
+
+    @property
+    def f_star(self) -> float | None: ...
 
     def x0(self) -> Tensor: ...  # [d]
 
