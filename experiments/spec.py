@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -252,6 +253,14 @@ class SweepSpec(_Strict):
     @model_validator(mode="after")
     def _batch_fits_problem(self) -> SweepSpec:
         limit = sample_count(self.problem)
+        if isinstance(self.problem, Reddi2018Spec) and any(b != 1 for b in self.grid.batch_size):
+            raise ValueError(
+                "grid.batch_size: reddi2018 is an online sequence of losses; batch size must be 1"
+            )
+        if isinstance(self.problem, Reddi2018StochasticSpec) and self.sampling == "reshuffle":
+            raise ValueError(
+                "sampling: reddi2018_stochastic draws i.i.d. samples; use with_replacement"
+            )
         for b in self.grid.batch_size:
             if b > limit:
                 raise ValueError(f"grid.batch_size: {b} exceeds the problem's {limit} samples")
@@ -303,6 +312,8 @@ def _path(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+_NAMED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
+
 _UNION_TAGS = {
     "zhang2022",
     "reddi2018",
@@ -328,8 +339,14 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
+            loc = _path(tuple(err["loc"]))
             msg = err["msg"].removeprefix("Value error, ")
-            errors.append((_path(tuple(err["loc"])), msg))
+            # model-level checks name their field as "field: message"
+            named = _NAMED.match(msg)
+            if named:
+                field, msg = named.groups()
+                loc = field if not loc or field.startswith(loc + ".") else f"{loc}.{field}"
+            errors.append((loc, msg))
         raise SpecError(_dedupe(errors)) from None
     total = spec.total_runs()
     if total > max_runs:
