@@ -1,0 +1,193 @@
+// Phase-map figures for the sweep and compare pages: one heatmap cell per grid
+// point (no interpolation), outcome colours, and the theory overlays.
+"use strict";
+
+(function () {
+  const OUTCOMES = ["converged", "not_converged", "diverged"];
+  const OUTCOME_LABELS = ["converged", "not converged", "diverged"];
+  const COLOURS = ["#2e7d32", "#f9a825", "#c62828"];
+  const EMPTY = "#d6d8db"; // cells without results show the plot background
+  const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 13 };
+  const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+  const METRICS = {
+    outcome: { label: "majority outcome" },
+    diverged_frac: { label: "diverged fraction", colorscale: "Reds", zmin: 0, zmax: 1 },
+    converged_frac: { label: "converged fraction", colorscale: "Greens", zmin: 0, zmax: 1 },
+    final_rel: { label: "median final rel. loss", colorscale: "Viridis", log: true },
+    div_step: { label: "median divergence step", colorscale: "Plasma", log: true, reverse: true },
+  };
+
+  // Axis coordinates: beta itself, or log10(1 - beta) on a reversed axis so that
+  // beta still grows to the right and upward while betas near 1 get room.
+  function coord(mode) {
+    return mode === "log1m" ? (b) => Math.log10(1 - b) : (b) => b;
+  }
+
+  function edges(vals) {
+    if (vals.length === 1) return [vals[0] - 0.5, vals[0] + 0.5];
+    const n = vals.length;
+    return [vals[0] - (vals[1] - vals[0]) / 2, vals[n - 1] + (vals[n - 1] - vals[n - 2]) / 2];
+  }
+
+  function axis(name, betas, mode) {
+    const f = coord(mode);
+    const c = betas.map(f);
+    const [lo, hi] = edges(c);
+    const sym = name === "beta1" ? "β1" : "β2";
+    const base = { zeroline: false, showgrid: false, ticks: "outside", automargin: true, linecolor: "#9ca3af", mirror: true };
+    if (mode !== "log1m") return Object.assign(base, { title: { text: sym }, range: [lo, hi] });
+    // reversed: u = log10(1 - beta) falls as beta grows
+    // ticks at 0, 0.9, 0.99, ... (and 0.5, 0.95, ... when there is room)
+    const top = Math.min(lo, hi), bottom = Math.max(lo, hi);
+    const ticks = [];
+    for (let k = 0; k <= 12; k++) {
+      for (const [u, label] of [[-k, k === 0 ? "0" : "0." + "9".repeat(k)],
+                                [-k - Math.log10(2), "0." + "9".repeat(k) + "5"]]) {
+        if (u >= top && u <= bottom) ticks.push([u, label]);
+      }
+    }
+    const major = ticks.filter((t) => !t[1].endsWith("5") || t[1] === "0.5");
+    const use = ticks.length <= 9 ? ticks : major;
+    return Object.assign(base, {
+      title: { text: sym + "  (spaced by log(1 − " + sym + "))" },
+      range: [Math.max(lo, hi), Math.min(lo, hi)], tickvals: use.map((t) => t[0]), ticktext: use.map((t) => t[1]),
+    });
+  }
+
+  function colourTransform(metric, z) {
+    const m = METRICS[metric];
+    if (!m.log) return z;
+    return z.map((row) => row.map((v) => (v === null || !(v > 0) ? (v === 0 ? -16 : null) : Math.log10(v))));
+  }
+
+  function logTicks(z) {
+    let lo = Infinity, hi = -Infinity;
+    for (const row of z) for (const v of row) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    if (!Number.isFinite(lo)) return {};
+    const vals = [];
+    const step = Math.max(1, Math.ceil((Math.ceil(hi) - Math.floor(lo)) / 8));
+    for (let k = Math.floor(lo); k <= Math.ceil(hi); k += step) vals.push(k);
+    return { tickvals: vals, ticktext: vals.map((k) => (k === 0 ? "1" : "1e" + k)) };
+  }
+
+  function cellText(pm, extra, star) {
+    // One hover text per cell: every value the API gave for that cell.
+    const xs = pm.x.values, ys = pm.y.values;
+    return ys.map((b2, i) => xs.map((b1, j) => {
+      const lines = ["β1 = " + b1, "β2 = " + b2];
+      const get = (metric) => (extra[metric] ? extra[metric].z[i][j] : undefined);
+      const outcome = get("outcome");
+      if (outcome === null) lines.push("<i>no results yet</i>");
+      else if (outcome !== undefined) lines.push("majority: <b>" + OUTCOME_LABELS[outcome] + "</b>");
+      const dv = get("diverged_frac"), cv = get("converged_frac");
+      if (dv !== undefined && dv !== null) lines.push("diverged: " + pct(dv));
+      if (cv !== undefined && cv !== null) lines.push("converged: " + pct(cv));
+      if (dv !== undefined && dv !== null && cv !== undefined && cv !== null) {
+        lines.push("not converged: " + pct(Math.max(0, 1 - dv - cv)));
+      }
+      const fr = get("final_rel");
+      if (fr !== undefined) lines.push("median final rel: " + betascope.fmtNum(fr));
+      const ds = get("div_step");
+      if (ds !== undefined) lines.push("median div step: " + betascope.fmtNum(ds));
+      if (star && star[j] !== undefined) lines.push("β2* of this column: " + (star[j] === null ? "none" : star[j]));
+      return lines.join("<br>");
+    }));
+  }
+
+  function pct(v) {
+    return (Math.round(v * 1000) / 10) + " %";
+  }
+
+  // Traces and layout for one phase map. `extra` maps metric -> phase-map response of
+  // the same slice (for hover); `star` is beta2*(beta1) or null.
+  function figure(pm, { mode = { x: "linear", y: "linear" }, extra = {}, star = null, showSqrt = true, small = false,
+                        title = "", showscale = true } = {}) {
+    const metric = pm.metric;
+    if (typeof mode === "string") mode = { x: mode, y: mode };
+    const fx = coord(mode.x), fy = coord(mode.y);
+    const xs = pm.x.values.map(fx), ys = pm.y.values.map(fy);
+    const dense = pm.x.values.length > 40 || pm.y.values.length > 40;
+    const all = Object.assign({}, extra, { [metric]: pm });
+    const heat = {
+      type: "heatmap", x: xs, y: ys, z: colourTransform(metric, pm.z), zsmooth: false,
+      xgap: dense || small ? 0 : 1, ygap: dense || small ? 0 : 1, hoverongaps: false,
+      text: cellText(pm, all, star), hovertemplate: "%{text}<extra></extra>", showscale,
+      name: "cells",
+    };
+    if (metric === "outcome") {
+      Object.assign(heat, {
+        zmin: 0, zmax: 2,
+        colorscale: [[0, COLOURS[0]], [1 / 3, COLOURS[0]], [1 / 3, COLOURS[1]], [2 / 3, COLOURS[1]], [2 / 3, COLOURS[2]], [1, COLOURS[2]]],
+        colorbar: { tickvals: [1 / 3, 1, 5 / 3], ticktext: OUTCOME_LABELS, thickness: 14, len: 0.6, y: 0.5, outlinewidth: 0 },
+      });
+    } else {
+      const m = METRICS[metric];
+      Object.assign(heat, {
+        colorscale: m.colorscale, reversescale: !!m.reverse,
+        colorbar: Object.assign({ title: { text: m.label, side: "right" }, thickness: 14, outlinewidth: 0 },
+                                m.log ? logTicks(heat.z) : {}),
+      });
+      if (m.zmin !== undefined) Object.assign(heat, { zmin: m.zmin, zmax: m.zmax });
+    }
+    const traces = [heat];
+    if (showSqrt) traces.push(sqrtCurve(pm, fx, fy, mode.x, mode.y));
+    if (star) {
+      traces.push({
+        type: "scatter", mode: "lines+markers", name: "β2*(β1), extracted boundary",
+        x: xs, y: star.map((v) => (v === null ? null : fy(v))), connectgaps: false, hoverinfo: "skip",
+        line: { color: "#ffffff", width: small ? 2 : 3 },
+        marker: { color: "#ffffff", size: small ? 4 : 7, line: { color: "#111827", width: 1.2 } },
+      });
+    }
+    const layout = {
+      font: small ? Object.assign({}, FONT, { size: 11 }) : FONT,
+      margin: small ? { l: 50, r: 10, t: 30, b: 40 } : { l: 64, r: 20, t: title ? 40 : 16, b: 60 },
+      title: title ? { text: title, font: { size: small ? 12 : 14 }, x: 0.02, xanchor: "left" } : undefined,
+      xaxis: axis("beta1", pm.x.values, mode.x), yaxis: axis("beta2", pm.y.values, mode.y),
+      plot_bgcolor: EMPTY, paper_bgcolor: "#ffffff",
+      showlegend: !small, legend: { orientation: "h", x: 0, y: -0.16, yanchor: "top" },
+      hovermode: "closest", hoverlabel: { bgcolor: "#111827", font: { color: "#fff", size: 12 } },
+      uirevision: mode.x + mode.y,
+    };
+    if (small) {
+      layout.xaxis.title = { text: "β1", standoff: 2 };
+      layout.yaxis.title = { text: "β2", standoff: 2 };
+    }
+    return { traces, layout, config: CONFIG };
+  }
+
+  function sqrtCurve(pm, fx, fy, xmode, ymode) {
+    // beta1 = sqrt(beta2), i.e. beta2 = beta1^2, sampled evenly in both plotted coordinates
+    const b1 = pm.x.values, b2 = pm.y.values;
+    const lo = Math.min(...b1), hi = Math.max(...b1);
+    const y0 = Math.min(...b2), y1 = Math.max(...b2);
+    const even = (a, b, m, t) => (m === "log1m" ? 1 - Math.pow(1 - a, 1 - t) * Math.pow(1 - b, t) : a + (b - a) * t);
+    const pts = [];
+    const n = 200;
+    for (let k = 0; k <= n; k++) {
+      pts.push(even(lo, hi, xmode, k / n));
+      pts.push(Math.sqrt(even(y0, y1, ymode, k / n)));
+    }
+    pts.sort((a, b) => a - b);
+    const xs = [], ys = [];
+    for (const b of pts) {
+      const y = b * b;
+      if (b < lo || b > hi || y < y0 || y > y1) continue;
+      xs.push(fx(b));
+      ys.push(fy(y));
+    }
+    return {
+      type: "scatter", mode: "lines", name: "β1 = √β2 (convergence needs β1 < √β2)", x: xs, y: ys,
+      hoverinfo: "skip", line: { color: "#111827", width: 2, dash: "dash" },
+    };
+  }
+
+  // log(1 - beta) suits an axis whose 1 - beta spans more than 1.5 decades
+  function defaultScale(betas) {
+    const q = betas.map((b) => 1 - b).filter((v) => v > 0);
+    return q.length > 2 && Math.max(...q) / Math.min(...q) > 30 ? "log1m" : "linear";
+  }
+
+  betascope.maps = { defaultScale, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY };
+})();

@@ -1,0 +1,338 @@
+// New sweep: a preset or a blank spec in a YAML/JSON editor, checked as you type
+// against the server's validator, with each error shown beside the line it names.
+"use strict";
+
+(function () {
+  const { api, el, clear, fmtInt } = betascope;
+  const $ = (x) => document.getElementById(x);
+  const presets = JSON.parse($("presets-data").textContent);
+  const text = $("spec");
+  const DEBOUNCE_MS = 250;
+
+  const BLANK = {
+    name: "my sweep",
+    problem: { kind: "zhang2022", n: 20, x0: -0.5 },
+    optimizer: { kind: "adam", lr: 0.1, schedule: "inv_sqrt", bias_correction: false },
+    steps: 2000,
+    grid: {
+      beta1: { start: 0.0, stop: 0.9, num: 10 },
+      beta2: { log1m: [0.001, 1.0], num: 12 },
+      batch_size: [1, 4],
+      clip: [{ mode: "none" }],
+      seed: [0, 1, 2],
+    },
+  };
+
+  const state = { seq: 0, doc: null, docText: null, errors: [], timer: null };
+  const page = (betascope.newPage = { state });
+
+  function format() {
+    return document.querySelector('input[name="format"]:checked').value;
+  }
+
+  // --- a small YAML emitter for plain JSON data (the server parses; we only print) ---
+
+  const PLAIN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+  const RESERVED = /^(true|false|yes|no|on|off|null|y|n)$/i;
+
+  function scalar(v) {
+    if (v === null) return "null";
+    if (typeof v === "boolean") return v ? "true" : "false";
+    if (typeof v === "number") {
+      let s = String(v);
+      // PyYAML reads 1e-08 as a string: give floats in exponent form a decimal point
+      if (/e/i.test(s) && !s.includes(".")) s = s.replace(/e/i, ".0e");
+      return s;
+    }
+    const s = String(v);
+    return PLAIN.test(s) && !RESERVED.test(s) ? s : JSON.stringify(s);
+  }
+
+  function isScalar(v) {
+    return v === null || typeof v !== "object";
+  }
+
+  function flow(v) {
+    if (isScalar(v)) return scalar(v);
+    if (Array.isArray(v)) return "[" + v.map(flow).join(", ") + "]";
+    return "{" + Object.entries(v).map(([k, x]) => scalar(k) + ": " + flow(x)).join(", ") + "}";
+  }
+
+  function simple(v) {
+    // flow style for collections of scalars, and lists of small such maps
+    if (isScalar(v)) return true;
+    const vals = Array.isArray(v) ? v : Object.values(v);
+    return vals.every((x) => isScalar(x) || (!Array.isArray(x) && Object.values(x).every(isScalar)))
+      && flow(v).length <= 72;
+  }
+
+  function toYaml(v, indent = "") {
+    if (isScalar(v)) return scalar(v) + "\n";
+    const out = [];
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if (isScalar(x) || simple(x)) out.push(indent + "- " + flow(x) + "\n");
+        else out.push(indent + "- " + toYaml(x, indent + "  ").trimStart());
+      }
+      return out.join("") || indent + "[]\n";
+    }
+    for (const [k, x] of Object.entries(v)) {
+      if (isScalar(x) || simple(x)) out.push(indent + scalar(k) + ": " + flow(x) + "\n");
+      else out.push(indent + scalar(k) + ":\n" + toYaml(x, indent + "  "));
+    }
+    return out.join("") || indent + "{}\n";
+  }
+  page.toYaml = toYaml;
+
+  // --- locating a field path in the text ---------------------------------------------------
+
+  function segments(path) {
+    const segs = [];
+    String(path || "").replace(/([^.[\]]+)|\[(\d+)\]/g, (_, key, idx) => {
+      segs.push(idx !== undefined ? Number(idx) : key);
+    });
+    return segs;
+  }
+
+  function indentOf(line) {
+    return line.length - line.trimStart().length;
+  }
+
+  function keyAt(line) {
+    const m = /^(\s*(?:-\s+)*)["']?([^"':\s]+)["']?\s*:/.exec(line);
+    return m ? { key: m[2], col: m[1].length } : null;
+  }
+
+  function inlineHas(line, key) {
+    const rest = line.slice(line.indexOf(":") + 1);
+    const esc = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    return rest.includes("{") && new RegExp("[{,]\\s*[\"']?" + esc + "[\"']?\\s*:").test(rest);
+  }
+
+  // Best-effort line of a field path (e.g. grid.clip[1].threshold) in YAML or JSON text:
+  // follow each key into its block, and each list index to its item.
+  function lineOf(src, path) {
+    const lines = src.split("\n");
+    let at = -1, parent = -1, afterIndex = false;
+    for (const seg of segments(path)) {
+      let found = -1;
+      if (typeof seg === "string") {
+        if (at >= 0 && inlineHas(lines[at], seg)) found = at;
+        for (let i = afterIndex ? at : at + 1; found < 0 && i < lines.length; i++) {
+          if (!lines[i].trim()) continue;
+          if (i > at && at >= 0 && indentOf(lines[i]) <= parent) break;
+          const k = keyAt(lines[i]);
+          if (k && k.key === seg && k.col > parent) found = i;
+        }
+        if (found >= 0) parent = keyAt(lines[found]) ? keyAt(lines[found]).col : parent;
+        afterIndex = false;
+      } else {
+        if (at < 0 || /:\s*\[\s*\S/.test(lines[at])) break; // a flow list stays on its line
+        let child = -1, count = -1;
+        for (let i = at + 1; found < 0 && i < lines.length; i++) {
+          const t = lines[i].trim();
+          if (!t) continue;
+          const ind = indentOf(lines[i]);
+          if (child < 0) child = ind;
+          // PyYAML writes a mapping's list items at the key's own indent
+          if (ind < child || (ind <= parent && !t.startsWith("-"))) break;
+          if (ind === child && !/^[\]}]/.test(t)) count += 1;
+          if (count === seg) found = i;
+        }
+        if (found >= 0) parent = indentOf(lines[found]);
+        afterIndex = true;
+      }
+      if (found < 0) break;
+      at = found;
+    }
+    return Math.max(at, 0);
+  }
+  page.lineOf = lineOf;
+
+  // --- gutter and notes ----------------------------------------------------------------------
+
+  function lineHeight() {
+    return parseFloat(getComputedStyle(text).lineHeight) || 20;
+  }
+
+  function paint() {
+    const n = text.value.split("\n").length;
+    const bad = new Set(state.errors.map((e) => e.line));
+    const gutter = clear($("gutter"));
+    for (let i = 0; i < n; i++) {
+      gutter.append(bad.has(i) ? el("span", { class: "bad" }, String(i + 1)) : String(i + 1), "\n");
+    }
+    gutter.scrollTop = text.scrollTop;
+    const notes = clear($("notes"));
+    const lh = lineHeight();
+    const pad = parseFloat(getComputedStyle(text).paddingTop) || 0;
+    const used = new Map();
+    for (const e of state.errors) {
+      const k = used.get(e.line) || 0;
+      used.set(e.line, k + 1);
+      const note = el("div", { class: "note", "data-field": e.path, title: e.path },
+        e.path ? el("b", {}, e.path + ": ") : null, e.msg);
+      note.style.top = (pad + e.line * lh - text.scrollTop + k * (lh + 2)) + "px";
+      notes.append(note);
+    }
+    const list = clear($("errors"));
+    for (const e of state.errors) {
+      const code = el("code", { title: "show in the editor" }, e.path || "spec");
+      code.addEventListener("click", () => jumpTo(e.line));
+      list.append(el("li", { "data-field": e.path }, code, " ", e.msg));
+    }
+  }
+
+  function jumpTo(line) {
+    const lines = text.value.split("\n");
+    const start = lines.slice(0, line).reduce((a, l) => a + l.length + 1, 0);
+    text.focus();
+    text.setSelectionRange(start, start + lines[line].length);
+    text.scrollTop = Math.max(0, line * lineHeight() - text.clientHeight / 3);
+    paint();
+  }
+
+  // --- validation ----------------------------------------------------------------------------------
+
+  function fieldErrors(err) {
+    const body = err.body || {};
+    const raw = Array.isArray(body.errors) ? body.errors : Array.isArray(body.detail) ? body.detail
+      : body.detail && Array.isArray(body.detail.errors) ? body.detail.errors : null;
+    if (!raw) return [{ path: "", msg: err.message }];
+    return raw.map((e) => {
+      let path = e.field !== undefined ? e.field : e.path !== undefined ? e.path : e.loc;
+      if (Array.isArray(path)) {
+        path = path.filter((p, i) => !(i === 0 && p === "body"))
+          .map((p, i) => (typeof p === "number" ? "[" + p + "]" : (i ? "." : "") + p)).join("");
+      }
+      return { path: String(path || ""), msg: String(e.msg || e.message || e) };
+    });
+  }
+
+  const SHORT = { batch_size: "batch", seed: "seeds", beta1: "β1", beta2: "β2" };
+
+  function showShape(sizes) {
+    const dd = clear($("grid-shape"));
+    if (!sizes) return dd.append("–");
+    const keys = Object.keys(sizes);
+    dd.append(keys.map((k) => sizes[k]).join(" × "),
+              el("div", { class: "muted small" }, keys.map((k) => SHORT[k] || k).join(" × ")));
+  }
+
+  function human(n) {
+    for (const [d, u] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+      if (n >= d) return (n / d).toPrecision(3) + " " + u;
+    }
+    return String(n);
+  }
+
+  async function validate() {
+    const seq = ++state.seq;
+    const src = text.value;
+    $("check-state").textContent = "Checking…";
+    $("submit").disabled = true;
+    let result, errors = [];
+    try {
+      result = await api("/sweeps/validate", { method: "POST", body: { text: src } });
+    } catch (err) {
+      if (!err.status) errors = [{ path: "", msg: "Cannot reach the server: " + err.message }];
+      else errors = fieldErrors(err);
+    }
+    if (seq !== state.seq) return; // a newer edit is being checked
+    state.errors = errors.map((e) => Object.assign(e, { line: e.path ? lineOf(src, e.path) : 0 }));
+    if (result) {
+      state.doc = result.document || result.spec;
+      state.docText = src;
+      $("run-count").textContent = fmtInt(result.total_runs);
+      $("step-count").textContent = fmtInt(result.steps);
+      showShape(result.axis_sizes);
+      $("work").textContent = result.total_runs && result.steps ? human(result.total_runs * result.steps) + " run-steps" : "–";
+      $("check-state").textContent = "The spec is valid.";
+      $("submit").disabled = false;
+    } else {
+      state.doc = null;
+      $("run-count").textContent = "–";
+      $("step-count").textContent = "–";
+      showShape(null);
+      $("work").textContent = "–";
+      $("check-state").textContent = errors.length === 1 ? "1 problem:" : errors.length + " problems:";
+    }
+    paint();
+  }
+  page.validate = validate;
+
+  function changed() {
+    clearTimeout(state.timer);
+    state.timer = setTimeout(validate, DEBOUNCE_MS);
+    paint();
+  }
+
+  // --- presets, format, submit ---------------------------------------------------------------------
+
+  function load(key) {
+    const fmt = format();
+    if (key && presets[key]) text.value = presets[key][fmt];
+    else text.value = fmt === "json" ? JSON.stringify(BLANK, null, 2) + "\n" : toYaml(BLANK);
+    text.scrollTop = 0;
+    validate();
+  }
+
+  function switchFormat(event) {
+    const want = event.target.value;
+    let doc = null;
+    if (want === "yaml") {
+      try {
+        doc = JSON.parse(text.value);
+      } catch (_) {
+        doc = state.docText === text.value ? state.doc : null;
+      }
+      if (doc) text.value = toYaml(doc);
+    } else if (state.doc && state.docText === text.value) {
+      text.value = JSON.stringify(state.doc, null, 2) + "\n";
+      doc = state.doc;
+    }
+    if (!doc) {
+      // only a spec that parses can be converted; keep the text and the old format
+      document.querySelector(`input[name="format"][value="${want === "yaml" ? "json" : "yaml"}"]`).checked = true;
+      $("submit-error").textContent = "Fix the errors first: only a spec that parses can be converted.";
+      return;
+    }
+    $("submit-error").textContent = "";
+    validate();
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    $("submit-error").textContent = "";
+    if (state.seq && state.docText !== text.value) await validate();
+    if (!state.doc) return;
+    $("submit").disabled = true;
+    try {
+      const created = await api("/sweeps", { method: "POST", body: state.doc });
+      window.location.href = "/sweeps/" + encodeURIComponent(created.id);
+    } catch (err) {
+      if (err.status === 422 || err.status === 413) {
+        state.errors = fieldErrors(err).map((e) => Object.assign(e, { line: lineOf(text.value, e.path) }));
+        paint();
+      }
+      $("submit-error").textContent = "Not submitted: " + err.message;
+      $("submit").disabled = false;
+    }
+  }
+
+  text.addEventListener("input", changed);
+  text.addEventListener("scroll", paint);
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Tab") { // indent, do not leave the editor
+      e.preventDefault();
+      text.setRangeText("  ", text.selectionStart, text.selectionEnd, "end");
+      changed();
+    }
+  });
+  $("preset").addEventListener("change", (e) => load(e.target.value));
+  for (const r of document.querySelectorAll('input[name="format"]')) r.addEventListener("change", switchFormat);
+  $("spec-form").addEventListener("submit", submit);
+  const wanted = new URLSearchParams(window.location.search).get("preset");
+  if (wanted && presets[wanted]) $("preset").value = wanted;
+  load($("preset").value);
+})();
