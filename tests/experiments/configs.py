@@ -1,0 +1,178 @@
+"""Configuration tables for the engine's equivalence tests, drawn once from fixed seeds.
+
+Kept apart from the test logic (after torch's test_optim): a failing test id
+names a row here, and the row's drawn values are printed with the failure.
+
+Every problem runs with a deterministic gradient (full batch: `reshuffle` with
+batch_size = n, or the online `reddi2018`), so a per-configuration reference
+sees exactly the gradients the engine saw.
+
+Why the ranges are what they are: two correct Adam implementations differ in
+the last bit (torch.optim.Adam interpolates with lerp and raises beta to the
+k-th power; the engine multiplies and keeps a running product). Once a run
+oscillates around its minimum (|x - x*| about lr) those last bits grow
+exponentially, by 1e10 within a few hundred steps on lstsq, so comparing there
+would measure the Lyapunov exponent, not the formulas. The learning rates and
+starting points below keep every run in its approach phase for the 1,000
+steps, where the maps contract and 1e-10 is a sharp test of the update rule.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+STEPS = 1000
+RTOL = 1e-10
+
+# name -> (problem spec, full batch size, constant-lr range, typical gradient norm)
+PROBLEMS: dict[str, tuple[dict[str, Any], int, tuple[float, float], float]] = {
+    # x0 = -0.5 moves at most lr per step: 1,000 * 1e-3 never reaches x* = -2.
+    "zhang2022": ({"kind": "zhang2022", "n": 20, "x0": -0.5}, 20, (1e-4, 1e-3), 0.05),
+    # The projection onto [-1, 1] is a contraction, so any lr is safe.
+    "reddi2018": ({"kind": "reddi2018", "C": 3.0, "x0": 0.0}, 1, (1e-3, 0.5), 2.0),
+    # Several blocks (parameter tensors) of very different scales; x0 = 5 lies
+    # at least 2 from every coordinate of x*.
+    "lstsq": (
+        {
+            "kind": "lstsq",
+            "n_samples": 32,
+            "block_scales": [1.0, 10.0, 0.3],
+            "block_dim": 3,
+            "noise": 0.1,
+            "data_seed": 3,
+            "x0": 5.0,
+        },
+        32,
+        (1e-4, 2e-3),
+        20.0,
+    ),
+}
+
+# inv_sqrt travels sum_k lr/sqrt(k) ~ 63 lr in 1,000 steps instead of 1,000 lr.
+INV_SQRT_LR_FACTOR = 15.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One engine call: n_configs random (beta1, beta2, lr) triples, each run under
+    every clip setting of the row, compared run by run with `reference`."""
+
+    id: str
+    problem: str
+    reference: str  # "torch" (torch.optim) or "loop" (the hand-written per-run loop)
+    clip_mode: str = "none"
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    n_configs: int = 3
+    n_clips: int = 2
+    beta1: tuple[float, float] = (0.0, 0.95)
+    log10_one_minus_beta2: tuple[float, float] = (-4.0, -0.3)
+    fixed: dict[str, list[float]] = field(default_factory=dict)  # axes not drawn
+
+
+# Clipped rows run each configuration under two thresholds, so they draw fewer
+# configurations (the per-run references are what costs time).
+def _torch(problem: str, clip: str = "none", **opt: Any) -> Case:
+    kind = opt.get("kind", "adam")
+    n = 3 if clip == "none" else 2
+    return Case(f"torch-{kind}-{clip}-{problem}", problem, "torch", clip, opt, n_configs=n)
+
+
+def _loop(name: str, problem: str, clip: str = "none", **opt: Any) -> Case:
+    n = 3 if clip == "none" else 2
+    return Case(f"loop-{name}-{problem}", problem, "loop", clip, opt, n_configs=n)
+
+
+_ALL = tuple(PROBLEMS)
+
+TORCH_CASES: list[Case] = [
+    *(_torch(p) for p in _ALL),
+    *(_torch(p, kind="adamw", weight_decay=0.05) for p in _ALL),
+    *(_torch(p, "global_norm") for p in _ALL),
+    *(_torch(p, "value") for p in _ALL),
+    _torch("lstsq", "global_norm", kind="adamw", weight_decay=0.2, eps=1e-6),
+    # Edge cases against the same reference: beta2 a hair below 1, and an eps
+    # far below every sqrt(v).
+    Case("torch-beta2-near-1-lstsq", "lstsq", "torch", fixed={"beta2": [0.999999]}),
+    Case("torch-beta2-near-1-zhang2022", "zhang2022", "torch", fixed={"beta2": [0.999999]}),
+    Case("torch-tiny-eps-lstsq", "lstsq", "torch", optimizer={"eps": 1e-16}),
+    Case("torch-tiny-eps-reddi2018", "reddi2018", "torch", optimizer={"eps": 1e-16}),
+]
+
+LOOP_CASES: list[Case] = [
+    *(_loop("no-bias-correction", p, bias_correction=False) for p in _ALL),
+    *(_loop("inv-sqrt", p, schedule="inv_sqrt") for p in _ALL),
+    *(_loop("no-bias-inv-sqrt", p, schedule="inv_sqrt", bias_correction=False) for p in _ALL),
+    *(_loop("adagc", p, "adagc") for p in _ALL),
+    _loop("adagc-no-bias-inv-sqrt", "lstsq", "adagc", schedule="inv_sqrt", bias_correction=False),
+    _loop("adamw-inv-sqrt", "lstsq", kind="adamw", weight_decay=0.1, schedule="inv_sqrt"),
+    _loop("global-norm-inv-sqrt", "lstsq", "global_norm", schedule="inv_sqrt"),
+    _loop("value-no-bias", "zhang2022", "value", bias_correction=False),
+]
+
+
+def _rng(case: Case) -> np.random.Generator:
+    # One stream per row: adding a row does not change the draws of the others.
+    return np.random.default_rng(zlib.crc32(case.id.encode()))
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> list[float]:
+    return [float(v) for v in 10.0 ** rng.uniform(np.log10(lo), np.log10(hi), n)]
+
+
+def _clips(rng: np.random.Generator, mode: str, scale: float, n: int) -> list[dict[str, Any]]:
+    if mode == "none":
+        return [{"mode": "none"}]
+    # Thresholds around the gradient's size: some steps clip, some do not.
+    thresholds = _log_uniform(rng, scale / 10.0, scale * 1.5, n)
+    if mode != "adagc":
+        return [{"mode": mode, "threshold": t} for t in thresholds]
+    return [
+        {
+            "mode": "adagc",
+            "threshold": t,
+            "ratio": float(rng.uniform(1.0, 1.2)),
+            "beta": float(rng.uniform(0.8, 0.99)),
+            "warmup": int(rng.integers(1, 60)),
+        }
+        for t in thresholds
+    ]
+
+
+def spec_document(case: Case) -> dict[str, Any]:
+    """The sweep spec of a row: drawn axes as explicit lists (the runs used are its
+    diagonal: config i takes beta1[i], beta2[i], lr[i], under every clip)."""
+    problem, batch, (lo, hi), grad_scale = PROBLEMS[case.problem]
+    rng = _rng(case)
+    n = case.n_configs
+    optimizer = {"kind": "adam", "schedule": "constant", "bias_correction": True, "eps": 1e-8}
+    optimizer.update(case.optimizer)
+    if optimizer["schedule"] == "inv_sqrt":
+        lo, hi = lo * INV_SQRT_LR_FACTOR, hi * INV_SQRT_LR_FACTOR
+    lo1m, hi1m = case.log10_one_minus_beta2
+    axes = {
+        "beta1": [float(v) for v in rng.uniform(*case.beta1, n)],
+        "beta2": [float(1.0 - 10.0**e) for e in rng.uniform(lo1m, hi1m, n)],
+        "lr": _log_uniform(rng, lo, hi, n),
+    }
+    for name, values in case.fixed.items():
+        axes[name] = list(values) * n
+    return {
+        "name": case.id,
+        "problem": problem,
+        "optimizer": optimizer,
+        "sampling": "reshuffle",
+        "steps": STEPS,
+        "dtype": "float64",
+        "grid": {
+            "beta1": axes["beta1"],
+            "beta2": axes["beta2"],
+            "batch_size": [batch],
+            "clip": _clips(rng, case.clip_mode, grad_scale, case.n_clips),
+            "lr": axes["lr"],
+            "seed": [0],
+        },
+    }

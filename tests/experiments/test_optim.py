@@ -1,0 +1,92 @@
+"""The vectorized engine against per-configuration references, in float64.
+
+One engine call runs every configuration of a row of tests/experiments/configs.py
+at once (thousands of runs share one tensor program in production, so the
+test must too); each run is then replayed alone by torch.optim (bias
+correction on, constant lr) or by the hand-written loop of reference.py, and
+parameters, Adam's moments and the clip count must agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.engine import run_chunk
+from experiments.runs import runs_at
+from experiments.spec import AXES, parse_spec
+
+from .configs import LOOP_CASES, RTOL, TORCH_CASES, Case, spec_document
+from .reference import Final, FullBatch, loop_reference, torch_reference
+
+
+def _diagonal_runs(spec):
+    """Config i = (beta1[i], beta2[i], lr[i]) under every clip setting, as one RunTable."""
+    sizes = dict(zip(AXES, spec.axis_sizes(), strict=True))
+    n = sizes["beta1"]
+    rows = [
+        np.ravel_multi_index((i, i, 0, j, i, 0), spec.axis_sizes())
+        for j in range(sizes["clip"])
+        for i in range(n)
+    ]
+    return runs_at(spec, rows)
+
+
+def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    # Elementwise relative error; a moment that happens to sit at zero is
+    # measured against the size of its run's vector instead of against zero.
+    floor = 1e-6 * float(np.max(np.abs(expected), initial=0.0)) + 1e-300
+    return float(np.max(np.abs(actual - expected) / np.maximum(np.abs(expected), floor)))
+
+
+def _check_against(case: Case, reference) -> None:
+    spec = parse_spec(spec_document(case))
+    runs = _diagonal_runs(spec)
+    result = run_chunk(spec, runs)
+    fb = FullBatch(spec)
+    clips = spec.axis_values()["clip"]
+    assert len(runs) == case.n_configs * len(clips)
+    failures = []
+    for i in range(len(runs)):
+        clip = clips[int(runs.clip_index[i])]
+        config = (
+            f"beta1={runs.beta1[i]!r} beta2={runs.beta2[i]!r} lr={runs.lr[i]!r} "
+            f"clip={clip.model_dump()} optimizer={spec.optimizer.model_dump()}"
+        )
+        ref: Final = reference(
+            spec,
+            fb,
+            beta1=float(runs.beta1[i]),
+            beta2=float(runs.beta2[i]),
+            lr=float(runs.lr[i]),
+            clip=clip,
+        )
+        assert np.all(np.isfinite(ref.x)), f"reference diverged, a bad table row: {config}"
+        for name, got, want in (
+            ("x", result.x_final[i], ref.x),
+            ("m (exp_avg)", result.m_final[i], ref.m),
+            ("v (exp_avg_sq)", result.v_final[i], ref.v),
+        ):
+            err = _relative_error(got, want)
+            if not err <= RTOL:
+                failures.append(f"{name}: relative error {err:.2e} > {RTOL} at {config}")
+        clip_fraction = ref.n_clipped / spec.steps
+        if result.outcomes.clip_fraction[i] != clip_fraction:
+            failures.append(
+                f"clip_fraction {result.outcomes.clip_fraction[i]} != reference "
+                f"{clip_fraction} at {config}"
+            )
+    assert not failures, "\n".join(failures)
+    # A row whose thresholds never bite would compare unclipped runs only.
+    if case.clip_mode != "none":
+        assert result.outcomes.clip_fraction.max() > 0.0, f"{case.id}: no run ever clipped"
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=[c.id for c in TORCH_CASES])
+def test_engine_matches_torch_optim(case: Case) -> None:
+    _check_against(case, torch_reference)
+
+
+@pytest.mark.parametrize("case", LOOP_CASES, ids=[c.id for c in LOOP_CASES])
+def test_engine_matches_hand_written_loop(case: Case) -> None:
+    _check_against(case, loop_reference)
