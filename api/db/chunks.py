@@ -1,0 +1,241 @@
+"""Chunk state: claim with a lease, heartbeat, finish, fail, requeue.
+
+Every transition is one conditional UPDATE, so two workers (or a worker and
+the reconciler) racing for a chunk cannot both win. The lease token is the
+task's id: a retry of the same task may re-claim its own chunk at once, any
+other claimant waits until the lease has expired. Helpers named
+`*_without_commit` run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.db.models import Chunk, Sweep, SweepRun
+
+ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class ClaimedChunk:
+    """What a worker needs to compute a chunk: the sweep's spec and the chunk's runs."""
+
+    id: int
+    sweep_id: int
+    seq: int
+    attempts: int
+    sweep_name: str
+    spec: dict[str, Any]
+    kernel: str
+    flat_index: list[int]  # one grid point per distinct run, ascending
+    run_keys: list[str]
+
+
+def claim_chunk_without_commit(
+    session: Session, *, chunk_id: int, token: str, now: datetime, lease_seconds: float,
+    max_attempts: int,
+) -> ClaimedChunk | None:
+    """Take the chunk if it is queued, its lease expired, or this token holds it."""
+    expired = and_(Chunk.lease_expires_at < now, Chunk.attempts < max_attempts)
+    claimed = session.execute(
+        update(Chunk)
+        .where(
+            Chunk.id == chunk_id,
+            or_(
+                Chunk.status == "queued",
+                and_(Chunk.status == "running", or_(expired, Chunk.lease_token == token)),
+            ),
+        )
+        .values(
+            status="running",
+            attempts=case((Chunk.lease_token == token, Chunk.attempts), else_=Chunk.attempts + 1),
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Chunk.started_at, now),
+            progress=0.0,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return None
+    chunk = session.execute(
+        select(Chunk.sweep_id, Chunk.seq, Chunk.attempts).where(Chunk.id == chunk_id)
+    ).one()
+    session.execute(
+        update(Sweep)
+        .where(Sweep.id == chunk.sweep_id, Sweep.status == "queued")
+        .values(status="running", started_at=func.coalesce(Sweep.started_at, now))
+    )
+    sweep = session.execute(
+        select(Sweep.name, Sweep.spec, Sweep.kernel).where(Sweep.id == chunk.sweep_id)
+    ).one()
+    rows = session.execute(
+        select(SweepRun.flat_index, SweepRun.run_key)
+        .where(SweepRun.sweep_id == chunk.sweep_id, SweepRun.chunk_id == chunk_id)
+        .order_by(SweepRun.flat_index)
+    ).all()
+    flat, keys, seen = [], [], set()
+    for index, key in rows:
+        if key not in seen:  # a grid with repeated axis values repeats run keys
+            seen.add(key)
+            flat.append(int(index))
+            keys.append(key)
+    return ClaimedChunk(chunk_id, chunk.sweep_id, chunk.seq, chunk.attempts, sweep.name,
+                        sweep.spec, sweep.kernel, flat, keys)
+
+
+def heartbeat_without_commit(
+    session: Session, *, chunk_id: int, sweep_id: int, token: str, progress: float,
+    now: datetime, lease_seconds: float,
+) -> bool:
+    """Record progress and renew the lease; False when the chunk should stop
+    (its sweep was canceled or deleted, or another worker took the chunk)."""
+    renewed = session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == "running")
+        .values(progress=progress, lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    status = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+    return renewed.rowcount == 1 and status not in (None, "canceled")
+
+
+def lock_sweep_without_commit(session: Session, sweep_id: int) -> str | None:
+    """Lock the sweep row (Postgres; SQLite's BEGIN IMMEDIATE already serialises)
+    so that concurrent chunk completions see each other; None if it was deleted."""
+    return session.scalar(select(Sweep.status).where(Sweep.id == sweep_id).with_for_update())
+
+
+def finish_chunk_without_commit(
+    session: Session, *, chunk_id: int, sweep_id: int, now: datetime
+) -> None:
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk_id, Chunk.status != "done")
+        .values(status="done", progress=1.0, finished_at=now, lease_token=None,
+                lease_expires_at=None, last_error=None)
+    )
+    refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
+
+
+def fail_attempt_without_commit(
+    session: Session, *, chunk_id: int, sweep_id: int, token: str, error: str, now: datetime,
+    max_attempts: int, permanent: bool = False,
+) -> str:
+    """After an engine error: 'retry' (queued again), 'failed' (out of attempts), or
+    'lost' (this worker no longer holds the chunk; leave it alone)."""
+    lock_sweep_without_commit(session, sweep_id)
+    chunk = session.execute(
+        select(Chunk.status, Chunk.lease_token, Chunk.attempts).where(Chunk.id == chunk_id)
+    ).one_or_none()
+    if chunk is None or chunk.status != "running" or chunk.lease_token != token:
+        return "lost"
+    error = error[:ERROR_CHARS]
+    common = {"lease_token": None, "lease_expires_at": None, "last_error": error}
+    if permanent or chunk.attempts >= max_attempts:
+        session.execute(update(Chunk).where(Chunk.id == chunk_id)
+                        .values(status="failed", finished_at=now, **common))
+        refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
+        return "failed"
+    session.execute(update(Chunk).where(Chunk.id == chunk_id)
+                    .values(status="queued", enqueued_at=now, **common))
+    return "retry"
+
+
+def release_chunk_without_commit(session: Session, *, chunk_id: int, token: str) -> None:
+    """Give a chunk back untried (worker shutting down): it does not use up an attempt."""
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == "running")
+        .values(status="queued", attempts=Chunk.attempts - 1, lease_token=None,
+                lease_expires_at=None, enqueued_at=None, progress=0.0)
+    )
+
+
+def refresh_sweep_status_without_commit(
+    session: Session, *, sweep_id: int, now: datetime
+) -> str | None:
+    """Derive the sweep's status from its chunks (queued -> running -> done/failed).
+    A canceled sweep stays canceled."""
+    status = session.scalar(select(Sweep.status).where(Sweep.id == sweep_id))
+    if status is None or status == "canceled":
+        return status
+    counts = dict(
+        session.execute(
+            select(Chunk.status, func.count())
+            .where(Chunk.sweep_id == sweep_id)
+            .group_by(Chunk.status)
+        ).all()
+    )
+    pending = counts.get("queued", 0) + counts.get("running", 0)
+    if pending:
+        started = status == "running" or any(counts.get(s) for s in ("running", "done", "failed"))
+        new = "running" if started else "queued"
+    else:
+        new = "failed" if counts.get("failed") or counts.get("canceled") else "done"
+    if new != status:
+        values: dict[str, Any] = {"status": new}
+        if new in ("done", "failed"):
+            values["finished_at"] = now
+        if new == "running":
+            values["started_at"] = func.coalesce(Sweep.started_at, now)
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
+    return new
+
+
+def expire_leases_without_commit(
+    session: Session, *, now: datetime, max_attempts: int
+) -> list[int]:
+    """Chunks whose lease ran out: back to queued (returned, to be enqueued), or
+    failed once they have used up their attempts (the worker keeps dying)."""
+    rows = session.execute(
+        select(Chunk.id, Chunk.sweep_id, Chunk.attempts)
+        .where(Chunk.status == "running", Chunk.lease_expires_at < now)
+    ).all()
+    requeued = []
+    for chunk_id, sweep_id, attempts in rows:
+        still_expired = (Chunk.id == chunk_id, Chunk.status == "running",
+                         Chunk.lease_expires_at < now)
+        if attempts >= max_attempts:
+            lock_sweep_without_commit(session, sweep_id)
+            done = session.execute(update(Chunk).where(*still_expired).values(
+                status="failed", finished_at=now, lease_token=None, lease_expires_at=None,
+                last_error=f"lease expired on attempt {attempts}: the worker was lost "
+                           "(killed, out of memory, or stalled)",
+            ))
+            if done.rowcount:
+                refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
+            continue
+        done = session.execute(update(Chunk).where(*still_expired).values(
+            status="queued", lease_token=None, lease_expires_at=None, enqueued_at=now,
+        ))
+        if done.rowcount:
+            requeued.append(chunk_id)
+    return requeued
+
+
+def stale_queued_without_commit(
+    session: Session, *, now: datetime, older_than: float
+) -> list[int]:
+    """Queued chunks never sent, or sent so long ago that the message was likely lost."""
+    cutoff = now - timedelta(seconds=older_than)
+    ids = list(session.scalars(
+        select(Chunk.id).where(
+            Chunk.status == "queued",
+            or_(Chunk.enqueued_at.is_(None), Chunk.enqueued_at <= cutoff),
+        ).order_by(Chunk.id)
+    ))
+    if ids:
+        session.execute(update(Chunk).where(Chunk.id.in_(ids), Chunk.status == "queued")
+                        .values(enqueued_at=now))
+    return ids
+
+
+def mark_unsent_without_commit(session: Session, chunk_ids: list[int]) -> None:
+    """Enqueueing failed (broker down): let the reconciler send these soon."""
+    if chunk_ids:
+        session.execute(update(Chunk).where(Chunk.id.in_(chunk_ids)).values(enqueued_at=None))

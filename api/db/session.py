@@ -1,0 +1,103 @@
+"""Engines and sessions: one `Database` per URL per process, and `session_scope()`.
+
+SQLite (embedded mode) gets WAL, a busy timeout and `BEGIN IMMEDIATE` for
+sessions that may write: a deferred transaction that reads and then writes can
+fail outright when another connection committed in between, while an immediate
+one simply waits its turn. Read-only sessions stay deferred, so a long export
+never blocks the executor's writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_databases: dict[str, Database] = {}
+
+
+class Database:
+    """An engine plus session factories for one database URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = _make_engine(url)
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(betascope_begin="DEFERRED")
+        self._read = sessionmaker(reader, expire_on_commit=False)
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """Commit on success, roll back on error, always close."""
+        session = (self._read if read_only else self._write)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see module doc)
+        cur = dbapi_conn.cursor()
+        if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("betascope_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def get_database(url: str | None = None) -> Database:
+    """The process-wide Database for `url` (default: the configured one)."""
+    url = url or get_settings().database_url
+    with _lock:
+        db = _databases.get(url)
+        if db is None:
+            db = _databases[url] = Database(url)
+        return db
+
+
+def forget_databases() -> None:
+    """Drop every cached engine without closing shared sockets (after a fork)."""
+    with _lock:
+        for db in _databases.values():
+            db.engine.dispose(close=False)
+        _databases.clear()
+
+
+@contextmanager
+def session_scope(
+    settings: Settings | None = None, *, read_only: bool = False
+) -> Iterator[Session]:
+    """A session on the configured database that commits, or rolls back, and closes."""
+    db = get_database((settings or get_settings()).database_url)
+    with db.session(read_only=read_only) as session:
+        yield session

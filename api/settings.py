@@ -1,0 +1,119 @@
+"""Service configuration from BETASCOPE_* environment variables (DESIGN section 8).
+
+Imported by the API and by workers, so it imports neither FastAPI nor torch.
+Every field is validated when Settings() is built: a typo in a URL or a lease
+shorter than its heartbeat fails at start-up, not an hour into a sweep.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BETASCOPE_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        "sqlite:///./betascope.db", description="SQLAlchemy URL: sqlite:///FILE or postgresql://..."
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker (redis://host:6379/0); unset = in-process executor"
+    )
+    api_token: SecretStr | None = Field(
+        None, description="when set, mutating requests need 'Authorization: Bearer <token>'"
+    )
+    max_runs: int = Field(2_000_000, ge=1, description="largest grid a sweep may hold")
+    chunk_runs: int = Field(10_000, ge=1, le=10_000_000, description="runs per chunk (task)")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N, where workers compute")
+    kernel: Literal["eager", "compiled"] = Field(
+        "eager", description="engine kernel; part of every run_key"
+    )
+    host: str = Field("127.0.0.1", description="address `betascope serve` binds")
+    port: int = Field(8000, ge=1, le=65535, description="port `betascope serve` binds")
+    queue: str = Field("betascope", min_length=1, description="Celery queue name")
+    lease_seconds: float = Field(120.0, gt=0, description="a claimed chunk's lease")
+    heartbeat_seconds: float = Field(
+        1.0, gt=0, description="progress writes, lease renewal and cancel polls"
+    )
+    reconcile_seconds: float = Field(
+        15.0, gt=0, description="how often the service re-enqueues lost chunks"
+    )
+    requeue_after_seconds: float = Field(
+        600.0, ge=0, description="re-send a queued chunk no worker took within this time"
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="engine failures before a chunk fails")
+    retry_backoff_seconds: float = Field(
+        2.0, ge=0, description="first retry delay after an engine failure (doubles)"
+    )
+    embedded_workers: int = Field(1, ge=1, le=64, description="threads of the in-process executor")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest accepted request body")
+    auto_upgrade: bool = Field(True, description="upgrade the database schema when serving")
+    fault_inject: Path | None = Field(
+        None, description="test only: while this file exists, the first chunk of each sweep "
+        "whose name contains the file's text raises in the engine",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        v = v.strip()
+        if v.startswith(("postgres://", "postgresql://")):
+            # psycopg 3 is the driver we ship; a bare URL would ask for psycopg2
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        if not v.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        return v
+
+    @field_validator("broker_url", mode="before")
+    @classmethod
+    def _broker_url(cls, v: str | None) -> str | None:
+        if v is None or not str(v).strip():
+            return None
+        v = str(v).strip()
+        if not v.startswith(("redis://", "rediss://", "amqp://", "amqps://", "memory://")):
+            raise ValueError("must be a redis://, rediss:// or amqp:// URL (or unset)")
+        return v
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token(cls, v: object) -> object:
+        return None if v is None or (isinstance(v, str) and not v.strip()) else v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return v
+
+    @model_validator(mode="after")
+    def _timings(self) -> Settings:
+        if self.heartbeat_seconds * 3 > self.lease_seconds:
+            raise ValueError(
+                "lease_seconds must be at least 3 heartbeats, or live chunks lose their lease"
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """No broker: chunks run in a thread pool inside the API process."""
+        return self.broker_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token is not None else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

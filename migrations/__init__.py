@@ -1,0 +1,1 @@
+"""Alembic migrations for betascope's database (run via `betascope db upgrade`)."""
