@@ -1,0 +1,191 @@
+"""One chunk, start to finish: claim, compute, store. The same code runs in a
+Celery worker and in the API's in-process executor.
+
+    claim (lease)  ->  run_chunk with a heartbeat  ->  one transaction: upsert
+                                                       results, chunk done,
+                                                       sweep status
+Transient database errors propagate, so the caller retries the whole chunk
+with the same token (it may re-claim its own lease at once). Engine errors use
+up an attempt: the chunk is queued again with backoff, and fails for good
+after `max_attempts`, with its last error visible through the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from api.db.base import utcnow
+from api.db.bulk import upsert
+from api.db.chunks import (
+    ClaimedChunk,
+    claim_chunk_without_commit,
+    fail_attempt_without_commit,
+    finish_chunk_without_commit,
+    heartbeat_without_commit,
+    lock_sweep_without_commit,
+    release_chunk_without_commit,
+)
+from api.db.models import Run
+from api.db.session import Database, get_database
+from api.settings import Settings
+from workers.errors import TRANSIENT, EngineMismatch
+from workers.results import COLUMNS, RESULT_COLUMNS, result_rows
+
+log = logging.getLogger("betascope.worker")
+Enqueue = Callable[[int, float], None]  # (chunk_id, countdown seconds)
+
+
+def process_chunk(
+    chunk_id: int, *, token: str, settings: Settings, enqueue: Enqueue,
+    stopping: Callable[[], bool] = lambda: False,
+) -> str:
+    """Run one chunk; returns done, skipped, canceled, released, retry, failed or lost."""
+    db = get_database(settings.database_url)
+    with db.session() as session:
+        claim = claim_chunk_without_commit(
+            session, chunk_id=chunk_id, token=token, now=utcnow(),
+            lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
+        )
+    if claim is None:
+        log.info("chunk %s: not claimable (done, canceled, or leased elsewhere)", chunk_id)
+        return "skipped"
+    log.info("chunk %s (sweep %s, seq %s, attempt %s): %s runs", chunk_id, claim.sweep_id,
+             claim.seq, claim.attempts, len(claim.flat_index))
+    beat = Heartbeat(db, claim, token, settings, stopping)
+    try:
+        from experiments.engine import Canceled, run_chunk
+
+        spec, runs = _rebuild(claim)
+        beat.start()
+        result = run_chunk(spec, runs, device=settings.device, kernel=claim.kernel,
+                           progress=beat.progress, should_stop=beat.should_stop)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        beat.stop()
+        if isinstance(exc, Canceled):
+            return _stopped(db, claim, token, stopping)
+        return _failed(db, claim, token, exc, settings, enqueue)
+    finally:
+        beat.stop()
+    rows = result_rows(spec=spec, runs=runs, keys=claim.run_keys, result=result, now=utcnow())
+    try:
+        with db.session() as session:
+            if lock_sweep_without_commit(session, claim.sweep_id) is None:
+                return "lost"  # the sweep was deleted meanwhile: store nothing
+            upsert(session, Run.__table__, COLUMNS, rows, update=RESULT_COLUMNS)
+            finish_chunk_without_commit(session, chunk_id=chunk_id, sweep_id=claim.sweep_id,
+                                        now=utcnow())
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        return _failed(db, claim, token, exc, settings, enqueue)
+    log.info("chunk %s: stored %s results", chunk_id, len(rows))
+    return "done"
+
+
+def _rebuild(claim: ClaimedChunk) -> tuple[Any, Any]:
+    """The chunk's runs from the stored spec; the keys must match what was stored."""
+    from experiments.runs import runs_at
+    from experiments.spec import parse_spec, run_keys
+
+    spec = parse_spec(claim.spec, max_runs=sys.maxsize)
+    runs = runs_at(spec, claim.flat_index)
+    if run_keys(spec, runs, kernel=claim.kernel) != claim.run_keys:
+        raise EngineMismatch(
+            "this worker computes different run keys than the service stored: "
+            "its engine version differs; upgrade the worker"
+        )
+    return spec, runs
+
+
+def _stopped(db: Database, claim: ClaimedChunk, token: str, stopping: Callable[[], bool]) -> str:
+    if stopping():  # worker shutting down: hand the chunk back without using an attempt
+        with db.session() as session:
+            release_chunk_without_commit(session, chunk_id=claim.id, token=token)
+        return "released"
+    log.info("chunk %s: stopped (sweep canceled, deleted, or chunk taken over)", claim.id)
+    return "canceled"
+
+
+def _failed(
+    db: Database, claim: ClaimedChunk, token: str, exc: BaseException, settings: Settings,
+    enqueue: Enqueue,
+) -> str:
+    log.warning("chunk %s attempt %s failed: %r", claim.id, claim.attempts, exc)
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    with db.session() as session:
+        outcome = fail_attempt_without_commit(
+            session, chunk_id=claim.id, sweep_id=claim.sweep_id, token=token,
+            error=f"attempt {claim.attempts}: {text}", now=utcnow(),
+            max_attempts=settings.max_attempts, permanent=isinstance(exc, EngineMismatch),
+        )
+    if outcome == "retry":
+        enqueue(claim.id, settings.retry_backoff_seconds * 2 ** (claim.attempts - 1))
+    return outcome
+
+
+class Heartbeat:
+    """Writes progress and renews the lease every heartbeat_seconds from a side
+    thread, and tells the engine to stop when the sweep is canceled or deleted,
+    the chunk was taken over, or the worker is shutting down."""
+
+    def __init__(self, db: Database, claim: ClaimedChunk, token: str, settings: Settings,
+                 stopping: Callable[[], bool]):
+        self.db, self.claim, self.token, self.settings = db, claim, token, settings
+        self.stopping = stopping
+        self.done = 0.0
+        self.halt = False
+        self._first = True
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{claim.id}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def progress(self, done: int, total: int) -> None:
+        self.done = done / total if total else 1.0
+        if self._first:
+            self._first = False
+            _maybe_inject_fault(self.settings, self.claim)
+
+    def should_stop(self) -> bool:
+        return self.halt or self.stopping()
+
+    def _loop(self) -> None:
+        while not self._wake.wait(self.settings.heartbeat_seconds):
+            try:
+                with self.db.session() as session:
+                    alive = heartbeat_without_commit(
+                        session, chunk_id=self.claim.id, sweep_id=self.claim.sweep_id,
+                        token=self.token, progress=min(self.done, 0.999), now=utcnow(),
+                        lease_seconds=self.settings.lease_seconds,
+                    )
+            except Exception as exc:  # a missed beat is not fatal: the lease has slack
+                log.warning("chunk %s: heartbeat failed: %r", self.claim.id, exc)
+                continue
+            if not alive:
+                self.halt = True
+                return
+
+
+def _maybe_inject_fault(settings: Settings, claim: ClaimedChunk) -> None:
+    """Test hook (BETASCOPE_FAULT_INJECT): while that file exists, the first chunk of
+    every sweep whose name contains the file's text fails inside the engine."""
+    path = settings.fault_inject
+    if path is None or claim.seq != 0 or not path.exists():
+        return
+    needle = path.read_text(encoding="utf-8").strip()
+    if needle and needle in claim.sweep_name:
+        raise RuntimeError(f"injected fault (BETASCOPE_FAULT_INJECT) in chunk {claim.id}")

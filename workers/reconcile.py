@@ -1,0 +1,76 @@
+"""The reconciler: re-enqueue chunks whose lease expired or whose message was lost.
+
+Runs as a thread in the API process (both modes). A lease expires when its
+worker died or stalled; the chunk is queued again, or failed once it has used
+up its attempts. A queued chunk that was never sent (broker down when the
+sweep was created) or sent long ago is sent again; duplicates are harmless,
+since only one claimant can win a chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from api.db.base import utcnow
+from api.db.chunks import (
+    expire_leases_without_commit,
+    mark_unsent_without_commit,
+    stale_queued_without_commit,
+)
+from api.db.session import get_database
+from api.settings import Settings
+from workers.dispatch import Dispatcher
+
+log = logging.getLogger("betascope.reconciler")
+
+
+def reconcile_once(
+    *, settings: Settings, dispatcher: Dispatcher, requeue_after: float | None = None
+) -> list[int]:
+    """One pass; returns the chunk ids sent."""
+    db = get_database(settings.database_url)
+    after = settings.requeue_after_seconds if requeue_after is None else requeue_after
+    with db.session() as session:
+        now = utcnow()
+        ids = expire_leases_without_commit(session, now=now, max_attempts=settings.max_attempts)
+        ids += stale_queued_without_commit(session, now=now, older_than=after)
+    if not ids:
+        return []
+    log.info("re-enqueueing %d chunks: %s", len(ids), ids[:20])
+    unsent = dispatcher.enqueue(ids)
+    if unsent:
+        with db.session() as session:
+            mark_unsent_without_commit(session, unsent)
+    return [i for i in ids if i not in set(unsent)]
+
+
+class Reconciler:
+    """Calls reconcile_once every reconcile_seconds until stopped."""
+
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, *, first_requeue_after: float
+                 | None = None):
+        self.settings, self.dispatcher = settings, dispatcher
+        self.first_requeue_after = first_requeue_after
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="betascope-reconciler",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        after = self.first_requeue_after
+        while not self._stop.is_set():
+            try:
+                reconcile_once(settings=self.settings, dispatcher=self.dispatcher,
+                               requeue_after=after)
+                after = None
+            except Exception as exc:  # the database may be briefly down; try again later
+                log.warning("reconcile pass failed: %r", exc)
+            self._stop.wait(self.settings.reconcile_seconds)

@@ -1,0 +1,35 @@
+"""The Celery task: payload = chunk id only; the task re-fetches everything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.settings import get_settings
+from workers.celery_app import TASK_NAME, app
+from workers.chunks import process_chunk
+from workers.errors import TRANSIENT
+
+
+def enqueue_chunk(chunk_id: int, countdown: float = 0.0) -> None:
+    """Send a chunk (again) from inside a worker, e.g. after a failed attempt."""
+    settings = get_settings()
+    app.send_task(TASK_NAME, args=[chunk_id], queue=settings.queue,
+                  countdown=countdown or None)
+
+
+@app.task(
+    name=TASK_NAME,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,  # only lost database/broker connections are retried here
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=10,
+)
+def run_chunk(self: Any, chunk_id: int) -> str:
+    """Claim, compute and store one chunk (idempotent: a second run is a no-op)."""
+    # the task id survives retries, so a retry may re-claim its own lease at once
+    return process_chunk(int(chunk_id), token=self.request.id, settings=get_settings(),
+                         enqueue=enqueue_chunk)
