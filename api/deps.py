@@ -1,0 +1,69 @@
+"""Typed dependencies: settings, a database session, the sweep (404 once), auth."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, status
+from sqlalchemy.orm import Session
+
+from api.db.models import Sweep
+from api.db.session import Database
+from api.settings import Settings
+from workers.dispatch import Dispatcher
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+def get_session(db: DatabaseDep) -> Iterator[Session]:
+    """One transaction per request: committed after the handler, rolled back on error."""
+    with db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def valid_sweep_id(
+    sweep_id: Annotated[int, Path(ge=1, description="sweep id")], session: SessionDep
+) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"sweep {sweep_id} not found")
+    return sweep
+
+
+SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]
+
+
+def require_token(request: Request, settings: SettingsDep) -> None:
+    """Mutating requests need `Authorization: Bearer <token>` when a token is configured."""
+    expected = settings.token()
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="missing or wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authorized = Depends(require_token)

@@ -1,0 +1,41 @@
+"""Phase maps and boundaries, computed by experiments.analysis from stored results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import SessionDep, SweepDep
+from api.schemas import Boundary, PhaseMap
+from api.services import results
+from api.services.sweeps import stored_spec
+
+router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["analysis"])
+Metric = Literal["outcome", "diverged_frac", "converged_frac", "final_rel", "div_step"]
+
+
+@router.get("/phase-map", response_model=PhaseMap)
+def phase_map(
+    sweep: SweepDep,
+    session: SessionDep,
+    metric: Metric = "outcome",
+    batch_size: Annotated[int | None, Query(description="default: the first on the grid")] = None,
+    clip: Annotated[str | None, Query(description="none or mode:threshold")] = None,
+    lr: float | None = None,
+) -> PhaseMap:
+    """One (batch size, clip, lr) slice as a (beta1, beta2) heatmap; z rows run over beta2."""
+    spec = stored_spec(sweep)
+    chosen = {"batch_size": batch_size, "clip": clip, "lr": lr}
+    try:
+        pm = results.phase_map(session, sweep, spec, metric=metric, chosen=chosen)
+    except KeyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
+            from None
+    return PhaseMap.model_validate(pm)
+
+
+@router.get("/boundary", response_model=Boundary)
+def boundary(sweep: SweepDep, session: SessionDep) -> Boundary:
+    """beta2*(beta1) for every slice, beta2* against batch size with its scaling fit."""
+    return Boundary.model_validate(results.boundary(session, sweep, stored_spec(sweep)))

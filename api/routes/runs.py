@@ -1,0 +1,62 @@
+"""A sweep's runs: filtered pages in grid order, and one run with its loss curve."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from api.deps import SessionDep, SweepDep
+from api.schemas import RunDetail, RunPage
+from api.services import results
+from api.services.sweeps import stored_spec
+
+router = APIRouter(prefix="/sweeps/{sweep_id}/runs", tags=["runs"])
+Outcome = Literal["converged", "not_converged", "diverged"]
+
+
+@router.get("", response_model=RunPage)
+def list_runs(
+    sweep: SweepDep,
+    session: SessionDep,
+    beta1: float | None = None,
+    beta2: float | None = None,
+    batch_size: int | None = None,
+    clip: Annotated[str | None, Query(description="none or mode:threshold")] = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    outcome: Outcome | None = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> RunPage:
+    """Runs with results, in grid order, filtered by axis values and outcome."""
+    spec = stored_spec(sweep)
+    given = {"beta1": beta1, "beta2": beta2, "batch_size": batch_size, "clip": clip, "lr": lr,
+             "seed": seed}
+    try:
+        filters = results.axis_filters(spec, given)
+    except KeyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
+            from None
+    if cursor is not None and not cursor.isdigit():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor: malformed")
+    items, after = results.list_runs(
+        session, sweep, spec, filters=filters, outcome=outcome,
+        cursor=int(cursor) if cursor is not None else None, limit=limit,
+    )
+    return RunPage.model_validate(
+        {"items": items, "next_cursor": str(after) if after is not None else None}
+    )
+
+
+@router.get("/{run_key}", response_model=RunDetail)
+def get_run(
+    sweep: SweepDep, session: SessionDep,
+    run_key: Annotated[str, Path(min_length=64, max_length=64, pattern="^[0-9a-f]+$")],
+) -> RunDetail:
+    """One run of the sweep with its loss curve (full objective at checkpoints)."""
+    detail = results.run_detail(session, sweep, stored_spec(sweep), run_key)
+    if detail is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            detail=f"run {run_key} of sweep {sweep.id} has no result (yet)")
+    return RunDetail.model_validate(detail)

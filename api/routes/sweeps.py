@@ -1,0 +1,134 @@
+"""Sweeps: create, list, read, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.db.chunks import mark_unsent_without_commit
+from api.db.models import Sweep
+from api.deps import Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
+from api.routes.body import spec_body_openapi, spec_document
+from api.schemas import SweepOut, SweepPage, SweepSummary
+from api.services import sweeps as service
+from experiments.spec import RunCapError, SpecError, parse_spec
+from workers.dispatch import Dispatcher
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut,
+             dependencies=[Authorized], openapi_extra=spec_body_openapi())
+def create_sweep(
+    doc: Annotated[Any, Depends(spec_document)], session: SessionDep, settings: SettingsDep,
+    dispatcher: DispatcherDep,
+) -> SweepOut:
+    """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
+    try:
+        spec = parse_spec(doc, max_runs=settings.max_runs)
+    except RunCapError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
+    except SpecError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+            {"loc": ["body", *_loc(field)], "field": field, "msg": msg, "type": "spec"}
+            for field, msg in exc.errors
+        ]) from None
+    sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
+    session.commit()  # workers must never see chunks of an uncommitted sweep
+    _enqueue(session, dispatcher, chunk_ids)
+    return sweep_out(session, sweep)
+
+
+def _loc(field: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for piece in field.replace("[", ".[").split("."):
+        if piece.startswith("[") and piece.endswith("]") and piece[1:-1].isdigit():
+            parts.append(int(piece[1:-1]))
+        elif piece:
+            parts.append(piece)
+    return parts
+
+
+def _enqueue(session: Session, dispatcher: Dispatcher, chunk_ids: list[int]) -> None:
+    unsent = dispatcher.enqueue(chunk_ids)
+    if unsent:  # broker down: the reconciler sends them once it is back
+        mark_unsent_without_commit(session, unsent)
+        session.commit()
+
+
+@router.get("", response_model=SweepPage)
+def list_sweeps(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> SweepPage:
+    """List sweeps, newest first, one page at a time."""
+    stmt = select(Sweep).order_by(Sweep.id.desc()).limit(limit + 1)
+    if cursor:
+        if not cursor.isdigit():
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor: malformed")
+        stmt = stmt.where(Sweep.id < int(cursor))
+    sweeps = list(session.scalars(stmt))
+    page = sweeps[:limit]
+    stats = service.sweep_stats(session, page)
+    items = [SweepSummary(**_summary(s, stats[s.id])) for s in page]
+    return SweepPage(items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None)
+
+
+@router.get("/{sweep_id}", response_model=SweepOut)
+def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
+    """One sweep: status, counts, progress in [0, 1], timestamps, errors and spec."""
+    return sweep_out(session, sweep)
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized])
+def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
+    """Cancel a queued or running sweep; workers stop at their next step block."""
+    session.refresh(sweep, with_for_update=True)
+    try:
+        service.cancel_sweep(session=session, sweep=sweep)
+    except service.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return sweep_out(session, sweep)
+
+
+@router.post("/{sweep_id}/retry", response_model=SweepOut, dependencies=[Authorized])
+def retry_sweep(sweep: SweepDep, session: SessionDep, dispatcher: DispatcherDep) -> SweepOut:
+    """Run a failed (or canceled) sweep's unfinished chunks again."""
+    session.refresh(sweep, with_for_update=True)
+    try:
+        chunk_ids = service.retry_sweep(session=session, sweep=sweep)
+    except service.Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    session.commit()
+    _enqueue(session, dispatcher, chunk_ids)
+    return sweep_out(session, sweep)
+
+
+@router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT,
+               dependencies=[Authorized], response_class=Response)
+def delete_sweep(sweep: SweepDep, session: SessionDep) -> Response:
+    """Delete a sweep; run results stay while another sweep uses them."""
+    session.refresh(sweep, with_for_update=True)
+    service.delete_sweep(session=session, sweep=sweep)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _summary(sweep: Sweep, st: service.SweepStats) -> dict[str, Any]:
+    return {
+        "id": sweep.id, "name": sweep.name, "status": sweep.status, "kernel": sweep.kernel,
+        "total_runs": sweep.total_runs, "done_runs": st.done_runs,
+        "failed_runs": st.failed_runs, "cached_runs": sweep.cached_runs,
+        "progress": st.progress, "created_at": sweep.created_at,
+        "started_at": sweep.started_at, "finished_at": sweep.finished_at,
+    }
+
+
+def sweep_out(session: Session, sweep: Sweep) -> SweepOut:
+    st = service.sweep_stats(session, [sweep], errors=True)[sweep.id]
+    return SweepOut(**_summary(sweep, st), engine_version=sweep.engine_version,
+                    n_chunks=sweep.n_chunks, chunks=st.chunks, errors=st.errors,
+                    spec=sweep.spec)
