@@ -115,6 +115,259 @@ def presets(
         typer.echo(f"{name:24s} {spec.total_runs():>8d} runs  {doc['name']}")
 
 
+# --- the service: serve, worker, submit, export, db ------------------------------------------
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+UrlOption = Annotated[str, typer.Option("--url", envvar="BETASCOPE_URL",
+                                        help="betascope server (env BETASCOPE_URL)")]
+TokenOption = Annotated[str | None, typer.Option("--token", envvar="BETASCOPE_API_TOKEN",
+                                                 help="bearer token (env BETASCOPE_API_TOKEN)")]
+
+
+def _service_settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _fail(f"invalid BETASCOPE_* configuration: {exc}")
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (BETASCOPE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (BETASCOPE_PORT)")] = None,
+) -> None:
+    """Serve the API and pages; upgrades the database first. Runs chunks in-process
+    unless BETASCOPE_BROKER_URL names a broker (then `betascope worker`s run them)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.db.migrate import upgrade
+
+    settings = _service_settings(host=host, port=port)
+    _logging()
+    upgrade(settings.database_url)
+    mode = "in-process executor" if settings.embedded else f"broker {settings.broker_url}"
+    typer.echo(f"betascope on http://{settings.host}:{settings.port} ({mode}, "
+               f"database {settings.database_url.split('@')[-1]})")
+    uvicorn.run(create_app(settings.model_copy(update={"auto_upgrade": False})),
+                host=settings.host, port=settings.port, log_level="info")
+
+
+def _gpu_count() -> int:
+    """GPUs present, asked of nvidia-smi: CUDA must not be initialised before a fork."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+@app.command()
+def worker(
+    pool: Annotated[str | None, typer.Option(help="prefork | solo | threads (default: solo "
+                                                  "on a GPU, prefork on CPU)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="processes (CPU default: cores)")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Start a Celery worker for BETASCOPE_BROKER_URL. With several GPUs it starts one
+    solo-pool process per GPU; on CPU a prefork pool with one torch thread per process."""
+    import os
+    import socket
+    import subprocess
+
+    settings = _service_settings()
+    if settings.broker_url is None:
+        _fail("BETASCOPE_BROKER_URL is not set: a worker needs a broker "
+              "(without one, `betascope serve` runs chunks in-process)")
+    wants_gpu = settings.device != "cpu"
+    gpus = _gpu_count() if wants_gpu and "CUDA_VISIBLE_DEVICES" not in os.environ else 0
+    if gpus > 1 and pool is None:
+        procs = []
+        for i in range(gpus):
+            env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(i))
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "worker", "--pool", "solo",
+                 "--loglevel", loglevel], env=env))
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            for p in procs:
+                p.terminate()
+            codes = [p.wait() for p in procs]
+        raise typer.Exit(code=max(codes))
+    on_gpu = gpus > 0 or (wants_gpu and os.environ.get("CUDA_VISIBLE_DEVICES", "") != "")
+    if on_gpu:
+        pool, concurrency = pool or "solo", 1
+    else:
+        pool = pool or "prefork"
+        concurrency = concurrency or (1 if pool == "solo" else os.cpu_count() or 1)
+        if pool == "prefork":  # processes, not threads, share the cores
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from workers.celery_app import app as celery_app
+
+    name = f"betascope-{os.getpid()}@{socket.gethostname()}"
+    celery_app.worker_main([
+        "worker", f"--pool={pool}", f"--concurrency={concurrency}", "-Q", settings.queue,
+        f"--loglevel={loglevel}", "-n", name, "--without-gossip", "--without-mingle",
+    ])
+
+
+def _client(url: str, token: str | None) -> Any:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120)
+
+
+def _api_error(resp: Any) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        return f"HTTP {resp.status_code}: {resp.text[:500]}"
+    if isinstance(detail, list):
+        return "; ".join(f"{e.get('field') or '.'.join(map(str, e.get('loc', [])))}: "
+                         f"{e.get('msg')}" for e in detail)
+    return f"HTTP {resp.status_code}: {detail}"
+
+
+@app.command()
+def submit(
+    spec: Annotated[Path | None, typer.Argument(help="sweep spec, YAML or JSON")] = None,
+    preset: Annotated[str | None, typer.Option(help="submit a built-in preset")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until the sweep ends")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Submit a sweep to a betascope server; with --wait, follow it with a progress bar."""
+    import httpx
+    import yaml
+
+    if preset is not None:
+        from experiments.presets import preset as get_preset
+
+        try:
+            doc = get_preset(preset)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+    elif spec is not None:
+        try:
+            doc = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            _fail(f"cannot read {spec}: {exc}")
+    else:
+        _fail("give a SPEC file or --preset NAME")
+    try:
+        with _client(url, token) as client:
+            resp = client.post("/api/v1/sweeps", json=doc)
+            if resp.status_code != 201:
+                _fail(_api_error(resp))
+            sweep = resp.json()
+            typer.echo(f"sweep {sweep['id']}: {sweep['total_runs']} runs, "
+                       f"{sweep['cached_runs']} cached, {sweep['status']}")
+            if wait:
+                sweep = _follow(client, sweep)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc}")
+    if wait and sweep["status"] != "done":
+        for err in sweep.get("errors", []):
+            typer.echo(f"chunk {err['seq']}: {err['last_error']}", err=True)
+        raise typer.Exit(code=1)
+
+
+def _follow(client: Any, sweep: dict[str, Any]) -> dict[str, Any]:
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task(f"sweep {sweep['id']}", total=1.0, status=sweep["status"])
+        while True:
+            bar.update(task, completed=sweep["progress"], status=sweep["status"])
+            if sweep["status"] in ("done", "failed", "canceled"):
+                break
+            time.sleep(0.5)
+            resp = client.get(f"/api/v1/sweeps/{sweep['id']}")
+            if resp.status_code != 200:
+                _fail(_api_error(resp))
+            sweep = resp.json()
+    typer.echo(f"sweep {sweep['id']}: {sweep['status']}, {sweep['done_runs']} of "
+               f"{sweep['total_runs']} runs done")
+    return sweep
+
+
+@app.command("export")
+def export_(
+    sweep_id: Annotated[int, typer.Argument(help="sweep id")],
+    out: Annotated[Path, typer.Option(help="CSV file to write")],
+    level: Annotated[str, typer.Option(help="runs | cells")] = "runs",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Download a sweep's results as CSV (one row per run, or per cell)."""
+    import httpx
+
+    if level not in ("runs", "cells"):
+        _fail("--level: must be runs or cells")
+    try:
+        with _client(url, token) as client, client.stream(
+            "GET", f"/api/v1/sweeps/{sweep_id}/export.csv", params={"level": level}
+        ) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                _fail(_api_error(resp))
+            with out.open("wb") as fh:
+                for block in resp.iter_bytes():
+                    fh.write(block)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc}")
+    typer.echo(f"wrote {out}")
+
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Upgrade the database at BETASCOPE_DATABASE_URL to the latest schema."""
+    from api.db.migrate import current, upgrade
+
+    settings = _service_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at revision {current(settings.database_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision."""
+    from api.db.migrate import current, head
+
+    settings = _service_settings()
+    typer.echo(f"{current(settings.database_url)} (latest: {head()})")
+
+
 def main() -> None:  # pragma: no cover
     app()
 
