@@ -1,0 +1,189 @@
+"""Sweeps over REST: creation and validation, listing, 404/409/401/413, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.api.helpers import all_runs, get, spec, submit, wait_status
+
+pytestmark = pytest.mark.services
+
+
+def test_create_returns_201_and_the_sweep(client: Any) -> None:
+    doc = spec("create test")
+    created = submit(client, doc)
+    assert created["status"] in ("queued", "running")
+    assert created["total_runs"] == 2 * 4 * 2 * 2
+    assert created["cached_runs"] == 0
+    assert created["n_chunks"] == 2  # 32 runs in chunks of 16
+    assert created["spec"]["name"] == "create test"
+    assert created["spec"]["grid"]["batch_size"] == [1, 4]
+    done = wait_status(client, created["id"], "done")
+    assert done["done_runs"] == done["total_runs"] and done["progress"] == 1.0
+    assert done["started_at"] and done["finished_at"] and done["failed_runs"] == 0
+
+
+def test_list_is_newest_first_and_paginated(client: Any) -> None:
+    ids = [submit(client, spec(f"list {i}", steps=20))["id"] for i in range(3)]
+    page = client.get("/api/v1/sweeps", params={"limit": 2}).json()
+    assert [s["id"] for s in page["items"]] == ids[::-1][:2]
+    rest = client.get("/api/v1/sweeps", params={"limit": 2, "cursor": page["next_cursor"]})
+    assert rest.json()["items"][0]["id"] == ids[0]
+    assert {"progress", "done_runs", "cached_runs", "status"} <= set(page["items"][0])
+    for sweep_id in ids:
+        wait_status(client, sweep_id, "done")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"grid": {"beta1": [0.0, 1.0], "beta2": [0.5]}}, "grid.beta1"),
+        ({"grid": {"beta1": [0.0], "beta2": [0.5], "batch_size": [40]}}, "grid.batch_size"),
+        ({"steps": 0}, "steps"),
+        ({"optimizer": {"lr": -1.0}}, "optimizer.lr"),
+        ({"problem": {"kind": "nope"}}, "problem"),
+        ({"colour": "blue"}, "colour"),
+        ({"grid": {"beta1": [], "beta2": [0.5]}}, "grid.beta1"),
+    ],
+)
+def test_invalid_spec_is_422_naming_the_field(client: Any, change: dict, field: str) -> None:
+    doc = {**spec(), **change}
+    resp = client.post("/api/v1/sweeps", json=doc)
+    assert resp.status_code == 422, resp.text
+    fields = [e["field"] for e in resp.json()["detail"]]
+    assert any(f.startswith(field) for f in fields), fields
+    assert all(e["loc"][0] == "body" and e["msg"] for e in resp.json()["detail"])
+
+
+def test_grid_over_the_cap_is_413(client: Any) -> None:
+    doc = spec(beta1={"start": 0.0, "stop": 0.9, "num": 100},
+               beta2={"start": 0.0, "stop": 0.9, "num": 100}, seed=[0, 1, 2])
+    resp = client.post("/api/v1/sweeps", json=doc)
+    assert resp.status_code == 413
+    assert "cap" in resp.json()["detail"]
+
+
+def test_request_body_over_the_limit_is_413(client: Any) -> None:
+    doc = spec(seed=list(range(20000)))  # ~110 kB of JSON, limit is 64 KiB in tests
+    resp = client.post("/api/v1/sweeps", content=json.dumps(doc),
+                       headers={"content-type": "application/json"})
+    assert resp.status_code == 413
+    chunked = client.post("/api/v1/sweeps", content=iter([json.dumps(doc).encode()]),
+                          headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+
+
+def test_bad_json_wrong_type_and_yaml(client: Any) -> None:
+    bad = client.post("/api/v1/sweeps", content=b'{"name": ',
+                      headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["detail"]
+    form = client.post("/api/v1/sweeps", data={"name": "x"})
+    assert form.status_code == 415 and "application/json" in form.json()["detail"]
+    empty = client.post("/api/v1/sweeps", content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 400
+    not_a_mapping = client.post("/api/v1/sweeps", json=[1, 2])
+    assert not_a_mapping.status_code == 422
+    import yaml
+
+    as_yaml = client.post("/api/v1/sweeps", content=yaml.safe_dump(spec("yaml", steps=20)),
+                          headers={"content-type": "application/yaml"})
+    assert as_yaml.status_code == 201, as_yaml.text
+    wait_status(client, as_yaml.json()["id"], "done")
+
+
+def test_unknown_sweep_is_404_everywhere(client: Any) -> None:
+    for method, path in [
+        ("get", ""), ("post", "/cancel"), ("post", "/retry"), ("delete", ""), ("get", "/runs"),
+        ("get", "/phase-map"), ("get", "/boundary"), ("get", "/export.csv"),
+        ("get", "/runs/" + "0" * 64),
+    ]:
+        resp = getattr(client, method)(f"/api/v1/sweeps/987654{path}")
+        assert resp.status_code == 404, (method, path, resp.status_code)
+        assert "not found" in resp.json()["detail"]
+
+
+def test_cancel_and_retry_conflict_when_state_does_not_fit(client: Any) -> None:
+    sweep = submit(client, spec("conflicts", steps=20))
+    wait_status(client, sweep["id"], "done")
+    for action in ("cancel", "retry"):
+        resp = client.post(f"/api/v1/sweeps/{sweep['id']}/{action}")
+        assert resp.status_code == 409, resp.text
+        assert "done" in resp.json()["detail"]
+
+
+def test_mutations_need_the_token_when_one_is_set(make_client: Any) -> None:
+    client = make_client(api_token="s3cret")
+    doc = spec("auth", steps=20)
+    assert client.post("/api/v1/sweeps", json=doc).status_code == 401
+    wrong = client.post("/api/v1/sweeps", json=doc, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    ok = client.post("/api/v1/sweeps", json=doc, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 201
+    sweep_id = ok.json()["id"]
+    assert client.get(f"/api/v1/sweeps/{sweep_id}").status_code == 200  # reads stay open
+    assert client.delete(f"/api/v1/sweeps/{sweep_id}").status_code == 401
+    assert client.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code in (401,)
+    wait_status(client, sweep_id, "done")
+    assert client.delete(f"/api/v1/sweeps/{sweep_id}",
+                         headers={"Authorization": "Bearer s3cret"}).status_code == 204
+
+
+def test_delete_keeps_runs_that_another_sweep_uses(client: Any, backend: Any) -> None:
+    small = spec("shared small", steps=30)
+    big = json.loads(json.dumps(small))
+    big["name"] = "shared big"
+    big["grid"]["seed"] = [0, 1, 2]  # a superset of small's grid
+    a = submit(client, small)
+    wait_status(client, a["id"], "done")
+    b = submit(client, big)
+    assert b["cached_runs"] == a["total_runs"]
+    wait_status(client, b["id"], "done")
+    before = {r["run_key"]: r for r in all_runs(client, a["id"])}
+
+    assert client.delete(f"/api/v1/sweeps/{b['id']}").status_code == 204
+    assert client.get(f"/api/v1/sweeps/{b['id']}").status_code == 404
+    after = {r["run_key"]: r for r in all_runs(client, a["id"])}
+    assert after == before  # every shared result is still there, unchanged
+
+    own = set(before)
+    assert _run_rows(backend, own) == len(own)
+    assert client.delete(f"/api/v1/sweeps/{a['id']}").status_code == 204
+    assert _run_rows(backend, own) == 0  # no sweep uses them any more
+
+
+def _run_rows(backend: Any, keys: set[str]) -> int:
+    from sqlalchemy import func, select
+
+    from api.db.models import Run
+    from api.db.session import get_database
+
+    with get_database(backend.settings["database_url"]).session(read_only=True) as s:
+        return s.scalar(select(func.count()).select_from(Run).where(Run.run_key.in_(keys)))
+
+
+def test_presets_health_and_readiness(client: Any) -> None:
+    presets = client.get("/api/v1/presets").json()
+    names = {p["name"] for p in presets}
+    assert "zhang2022-batch" in names
+    assert all(p["total_runs"] > 0 and p["spec"]["grid"] for p in presets)
+    assert client.get("/api/v1/healthz").json()["status"] == "ok"
+    ready = client.get("/api/v1/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+
+
+def test_openapi_documents_every_endpoint(client: Any) -> None:
+    doc = client.get("/openapi.json").json()
+    ops = [op for path in doc["paths"].values() for op in path.values()]
+    assert len(ops) >= 12
+    assert all(op.get("description") or op.get("summary") for op in ops)
+    assert client.get("/docs").status_code == 200
+
+
+def test_progress_fields_while_running(client: Any) -> None:
+    sweep = submit(client, spec("fields", steps=20))
+    s = get(client, sweep["id"])
+    assert 0.0 <= s["progress"] <= 1.0 and s["total_runs"] == 32
+    wait_status(client, sweep["id"], "done")
