@@ -12,12 +12,15 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+
+from api.routes.validate import router as validate_router
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATIC = WEB / "static"
@@ -32,7 +35,10 @@ CSP = (
 )
 _CACHE = "public, max-age=86400, immutable"  # URLs carry a content hash (?v=...)
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
+# POST /api/v1/sweeps/validate, which the new-sweep page calls; wired in here because
+# create_app includes this router (it may move to the /api/v1 list in api/app.py).
+router.include_router(validate_router)
 # autoescape everywhere: sweep names and every other user text are escaped in HTML
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True)
@@ -67,25 +73,25 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def sweeps_page(request: Request) -> HTMLResponse:
     """The sweeps list, newest first."""
     return _page(request, "sweeps.html", title="Sweeps")
 
 
-@router.get("/sweeps/new", response_class=HTMLResponse)
+@router.get("/sweeps/new", response_class=HTMLResponse, include_in_schema=False)
 def new_sweep_page(request: Request) -> HTMLResponse:
     """Pick a preset or start blank; edit the spec as YAML or JSON; submit."""
     return _page(request, "new.html", title="New sweep", presets=_presets_json())
 
 
-@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
-def sweep_page(request: Request, sweep_id: str) -> HTMLResponse:
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, include_in_schema=False)
+def sweep_page(request: Request, sweep_id: Annotated[int, PathParam(ge=1)]) -> HTMLResponse:
     """One sweep: progress, phase diagrams, boundaries, loss curves, downloads."""
     return _page(request, "sweep.html", title="Sweep", sweep_id=sweep_id)
 
 
-@router.get("/compare", response_class=HTMLResponse)
+@router.get("/compare", response_class=HTMLResponse, include_in_schema=False)
 def compare_page(
     request: Request, a: str = Query(default=""), b: str = Query(default="")
 ) -> HTMLResponse:
@@ -93,7 +99,7 @@ def compare_page(
     return _page(request, "compare.html", title="Compare sweeps", a=a, b=b)
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", include_in_schema=False)
 def static_file(name: str) -> Response:
     """Page scripts and styles, and plotly.js from the installed plotly package."""
     if name == "plotly.min.js":
