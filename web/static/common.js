@@ -15,36 +15,43 @@ class ApiError extends Error {
   static describe(status, body) {
     if (body && typeof body.detail === "string") return body.detail;
     if (body && Array.isArray(body.detail)) {
-      return body.detail.map((e) => (e.loc ? e.loc.join(".") + ": " : "") + e.msg).join("; ");
+      return body.detail.map((e) => {
+        const loc = Array.isArray(e.loc) ? e.loc.join(".") : e.loc;
+        return (loc ? loc + ": " : "") + e.msg;
+      }).join("; ");
     }
     return "HTTP " + status;
   }
 }
 betascope.ApiError = ApiError;
 
+let memoryToken = "";
+
 function token() {
   try {
-    return localStorage.getItem("betascope-token") || "";
+    return localStorage.getItem("betascope-token") || memoryToken;
   } catch (_) {
-    return "";
+    return memoryToken;
   }
 }
 
 // JSON request to /api/v1; mutating requests carry the saved bearer token.
-betascope.api = async function api(path, { method = "GET", body, signal } = {}) {
+// `text` with `contentType` sends a body as it is (a spec as YAML, say).
+betascope.api = async function api(path, { method = "GET", body, text, contentType, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (text !== undefined) headers["Content-Type"] = contentType || "text/plain";
   if (method !== "GET" && token()) headers.Authorization = "Bearer " + token();
   const resp = await fetch(API + path, {
-    method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, signal, body: text !== undefined ? text : body === undefined ? undefined : JSON.stringify(body),
   });
   let data = null;
-  const text = await resp.text();
-  if (text) {
+  const reply = await resp.text();
+  if (reply) {
     try {
-      data = JSON.parse(text);
+      data = JSON.parse(reply);
     } catch (_) {
-      data = { detail: text };
+      data = { detail: reply };
     }
   }
   if (resp.status === 401 || resp.status === 403) showTokenBar();
@@ -130,7 +137,7 @@ betascope.badge = function badge(node, status) {
 };
 
 betascope.problemLabel = function problemLabel(spec) {
-  const p = (spec && spec.problem) || {};
+  const p = (spec && spec.problem) || { kind: "…" };
   const extra = Object.entries(p)
     .filter(([k]) => k !== "kind")
     .map(([k, v]) => k + "=" + v)
@@ -148,6 +155,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!save) return;
   save.addEventListener("click", () => {
     const v = document.getElementById("token-input").value.trim();
+    memoryToken = v;
     try {
       localStorage.setItem("betascope-token", v);
     } catch (_) { /* private mode: the token lasts for this page only */ }

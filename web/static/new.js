@@ -26,6 +26,10 @@
   const state = { seq: 0, doc: null, docText: null, errors: [], timer: null };
   const page = (betascope.newPage = { state });
 
+  function mediaType() {
+    return format() === "json" ? "application/json" : "application/yaml";
+  }
+
   function format() {
     return document.querySelector('input[name="format"]:checked').value;
   }
@@ -198,7 +202,11 @@
     const body = err.body || {};
     const raw = Array.isArray(body.errors) ? body.errors : Array.isArray(body.detail) ? body.detail
       : body.detail && Array.isArray(body.detail.errors) ? body.detail.errors : null;
-    if (!raw) return [{ path: "", msg: err.message }];
+    if (!raw) {
+      // a syntax error names a line, not a field: "... line 3, column 5" (YAML or JSON)
+      const m = /line (\d+)/.exec(err.message);
+      return [{ path: "", msg: err.message, line: m ? Math.max(0, Number(m[1]) - 1) : 0 }];
+    }
     return raw.map((e) => {
       let path = e.field !== undefined ? e.field : e.path !== undefined ? e.path : e.loc;
       if (Array.isArray(path)) {
@@ -233,13 +241,13 @@
     $("submit").disabled = true;
     let result, errors = [];
     try {
-      result = await api("/sweeps/validate", { method: "POST", body: { text: src } });
+      result = await api("/sweeps/validate", { method: "POST", text: src, contentType: mediaType() });
     } catch (err) {
       if (!err.status) errors = [{ path: "", msg: "Cannot reach the server: " + err.message }];
       else errors = fieldErrors(err);
     }
     if (seq !== state.seq) return; // a newer edit is being checked
-    state.errors = errors.map((e) => Object.assign(e, { line: e.path ? lineOf(src, e.path) : 0 }));
+    state.errors = errors.map((e) => Object.assign(e, { line: e.path ? lineOf(src, e.path) : e.line || 0 }));
     if (result) {
       state.doc = result.document || result.spec;
       state.docText = src;
@@ -308,11 +316,11 @@
     if (!state.doc) return;
     $("submit").disabled = true;
     try {
-      const created = await api("/sweeps", { method: "POST", body: state.doc });
+      const created = await api("/sweeps", { method: "POST", text: text.value, contentType: mediaType() });
       window.location.href = "/sweeps/" + encodeURIComponent(created.id);
     } catch (err) {
       if (err.status === 422 || err.status === 413) {
-        state.errors = fieldErrors(err).map((e) => Object.assign(e, { line: lineOf(text.value, e.path) }));
+        state.errors = fieldErrors(err).map((e) => Object.assign(e, { line: e.path ? lineOf(text.value, e.path) : e.line || 0 }));
         paint();
       }
       $("submit-error").textContent = "Not submitted: " + err.message;

@@ -145,7 +145,7 @@
 
   async function drawMap(div, pm, c, opts) {
     const sl = pm.slice;
-    const star = c.showStar ? starFor(sl.batch_size, sl.clip, sl.lr) : null;
+    const star = c.showStar ? pm.beta2_star || starFor(sl.batch_size, sl.clip, sl.lr) : null;
     const extra = opts.extra || {};
     const fig = maps.figure(pm, Object.assign({ mode: c.axes, extra, star, showSqrt: c.showSqrt }, opts));
     fig.layout.uirevision = c.axes.x + c.axes.y + "|" + sl.clip + "|" + sl.lr + (opts.small ? "|" + sl.batch_size : "");

@@ -7,6 +7,17 @@
   const PAGE = 25;
   const POLL_MS = 2000;
   const state = { offset: 0, cursors: [null], index: 0, picked: new Set(), timer: null };
+  // A spec never changes: its problem is fetched once per sweep when the list lacks it.
+  const problems = new Map();
+
+  async function fillProblems(items) {
+    const missing = items.filter((s) => !s.spec && !s.problem && !problems.has(s.id));
+    await Promise.all(missing.map(async (s) => {
+      try {
+        problems.set(s.id, (await api(`/sweeps/${encodeURIComponent(s.id)}`)).spec);
+      } catch (_) { /* deleted meanwhile: the row shows no problem */ }
+    }));
+  }
 
   function row(s) {
     const name = (s.spec && s.spec.name) || s.name || "sweep " + s.id;
@@ -30,7 +41,7 @@
     return el("tr", { "data-id": String(s.id) },
       el("td", { class: "pick" }, pick),
       el("td", { class: "name" }, el("a", { href: "/sweeps/" + encodeURIComponent(s.id) }, name)),
-      el("td", { class: "small" }, betascope.problemLabel(s.spec || { problem: { kind: s.problem } })),
+      el("td", { class: "small problem" }, betascope.problemLabel(s.spec || (s.problem ? { problem: s.problem } : problems.get(s.id)))),
       el("td", {}, status),
       el("td", {}, el("div", { class: "progress-cell" }, wrap, label)),
       el("td", { class: "num" }, runs.join(""), extra.length ? el("div", { class: "muted small" }, extra.join(", ")) : null),
@@ -53,13 +64,16 @@
     const items = Array.isArray(data) ? data : data.items || data.sweeps || [];
     const next = Array.isArray(data) ? null : data.next_cursor || null;
     const total = Array.isArray(data) ? null : data.total;
+    await fillProblems(items);
     const body = clear($("sweeps-body"));
     if (!items.length) {
       body.append(el("tr", { class: "placeholder" }, el("td", { colspan: "7", class: "muted" },
         "No sweeps yet. ", el("a", { href: "/sweeps/new" }, "Submit one"), " from a preset or your own spec.")));
     }
     for (const s of items) body.append(row(s));
-    const hasNext = next ? true : total !== null && total !== undefined ? state.offset + items.length < total : items.length === PAGE;
+    const cursored = !Array.isArray(data) && "next_cursor" in data;
+    const hasNext = cursored ? next !== null : total !== null && total !== undefined
+      ? state.offset + items.length < total : items.length === PAGE;
     if (next) state.cursors[state.index + 1] = next;
     $("next").disabled = !hasNext;
     $("prev").disabled = state.index === 0;
