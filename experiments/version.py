@@ -6,7 +6,7 @@ string: the compiled kernel agrees with the eager one to about 1e-13, not bit
 for bit, and betascope never mixes the two under one key.
 """
 
-ENGINE_VERSION = "betascope-engine/1"
+ENGINE_VERSION = "betascope-engine/2"
 KERNELS = ("eager", "compiled")
 
 
