@@ -1,0 +1,96 @@
+"""The service commands as a user runs them: serve, submit --wait, export, db upgrade."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.helpers import spec
+from tests.services import ROOT, env_for, wait_for
+
+pytestmark = pytest.mark.services
+
+
+def _betascope(*args: str, env: dict[str, str], timeout: float = 180
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`betascope serve` on a free port, on the embedded default (SQLite, in-process)."""
+    tmp = tmp_path_factory.mktemp("serve")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = env_for({"database_url": f"sqlite:///{tmp}/serve.db", "port": port,
+                   "chunk_runs": 8, "heartbeat_seconds": 0.2})
+    log = (tmp / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/v1/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None  # died: stop waiting, fail below
+
+    wait_for(up, 60, "betascope serve to answer")
+    assert proc.poll() is None, (tmp / "serve.log").read_text()
+    yield url, env
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def test_submit_wait_and_export(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    url, env = server
+    doc = spec("cli submit", steps=100)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(doc))
+    done = _betascope("submit", str(path), "--wait", "--url", url, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sweep 1: 32 runs, 0 cached" in done.stdout and "done, 32 of 32 runs" in done.stdout
+
+    out = tmp_path / "runs.csv"
+    exported = _betascope("export", "1", "--out", str(out), "--url", url, env=env)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.reader(out.open()))
+    assert rows[0][:3] == ["run_key", "beta1", "beta2"] and len(rows) == 33
+    cells = tmp_path / "cells.csv"
+    assert _betascope("export", "1", "--out", str(cells), "--level", "cells", "--url", url,
+                      env=env).returncode == 0
+    assert len(list(csv.reader(cells.open()))) == 17
+
+    again = _betascope("submit", str(path), "--url", url, env=env)
+    assert again.returncode == 0 and "32 cached, done" in again.stdout
+
+
+def test_submit_reports_field_errors(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    url, env = server
+    bad = spec()
+    bad["grid"]["beta2"] = [1.5]
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(bad))
+    result = _betascope("submit", str(path), "--url", url, env=env)
+    assert result.returncode == 2 and "grid.beta2" in result.stderr
+    missing = _betascope("export", "999", "--out", str(tmp_path / "x.csv"), "--url", url, env=env)
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_db_upgrade_and_worker_without_broker(tmp_path: Path) -> None:
+    env = env_for({"database_url": f"sqlite:///{tmp_path}/up.db"})
+    result = _betascope("db", "upgrade", env=env)
+    assert result.returncode == 0 and "20261122_initial" in result.stdout
+    worker = _betascope("worker", env=env)
+    assert worker.returncode == 2 and "BETASCOPE_BROKER_URL" in worker.stderr

@@ -1,0 +1,187 @@
+"""One chunk's life without a broker: lease, idempotent writes, failures, the
+reconciler, cancellation, and non-finite results."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from api.db.base import utcnow
+from api.db.chunks import claim_chunk_without_commit
+from api.db.codec import join_float
+from api.db.models import Chunk, Run, Sweep
+from api.db.session import get_database
+from api.services.sweeps import cancel_sweep, create_sweep
+from api.settings import Settings
+from experiments.spec import parse_spec
+from tests.services import FAST
+from workers.chunks import process_chunk
+from workers.reconcile import reconcile_once
+
+
+def _doc(steps: int = 50, **grid: Any) -> dict[str, Any]:
+    g = {"beta1": [0.0, 0.9], "beta2": [0.5, 0.99], "seed": [0, 1]}
+    g.update(grid)
+    return {"name": "chunk test", "problem": {"kind": "zhang2022", "n": 20},
+            "optimizer": {"lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False},
+            "steps": steps, "grid": g}
+
+
+def _settings(url: str, **kw: Any) -> Settings:
+    return Settings(**{**FAST, "database_url": url, "chunk_runs": 100, **kw})
+
+
+def _create(settings: Settings, doc: dict[str, Any]) -> tuple[int, list[int]]:
+    with get_database(settings.database_url).session() as s:
+        sweep, ids = create_sweep(session=s, spec=parse_spec(doc), settings=settings)
+        return sweep.id, ids
+
+
+def _chunk(settings: Settings, chunk_id: int) -> Chunk:
+    with get_database(settings.database_url).session(read_only=True) as s:
+        return s.get(Chunk, chunk_id)
+
+
+def _sweep(settings: Settings, sweep_id: int) -> Sweep:
+    with get_database(settings.database_url).session(read_only=True) as s:
+        return s.get(Sweep, sweep_id)
+
+
+def _results(settings: Settings) -> dict[str, tuple]:
+    with get_database(settings.database_url).session(read_only=True) as s:
+        return {r.run_key: (r.outcome, r.final_loss, r.final_loss_kind, r.final_rel, r.curve)
+                for r in s.scalars(select(Run))}
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, float]] = []
+
+    def __call__(self, chunk_id: int, countdown: float = 0.0) -> None:
+        self.calls.append((chunk_id, countdown))
+
+    def enqueue(self, ids: Any, countdown: float = 0.0) -> list[int]:
+        self.calls += [(i, countdown) for i in ids]
+        return []
+
+
+def test_a_chunk_run_twice_leaves_one_identical_result_per_run(db_url: str) -> None:
+    settings = _settings(db_url)
+    sweep_id, (chunk_id,) = _create(settings, _doc())
+    assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "done"
+    first = _results(settings)
+    assert _sweep(settings, sweep_id).status == "done"
+    # the message is delivered again (say the ack was lost): the chunk is done, so skip
+    assert process_chunk(chunk_id, token="b", settings=settings, enqueue=Sent()) == "skipped"
+    # and if it really runs twice (lease expired under a slow worker) the upsert keeps one row
+    with get_database(db_url).session() as s:
+        s.execute(update(Chunk).where(Chunk.id == chunk_id).values(status="queued"))
+    assert process_chunk(chunk_id, token="c", settings=settings, enqueue=Sent()) == "done"
+    assert _results(settings) == first and len(first) == 8
+
+
+def test_the_lease_is_exclusive_until_it_expires(db_url: str) -> None:
+    settings = _settings(db_url)
+    _, (chunk_id,) = _create(settings, _doc())
+    db = get_database(db_url)
+    now = utcnow()
+    kw = {"chunk_id": chunk_id, "lease_seconds": 10, "max_attempts": 3}
+    with db.session() as s:
+        assert claim_chunk_without_commit(s, token="a", now=now, **kw) is not None
+    with db.session() as s:
+        assert claim_chunk_without_commit(s, token="b", now=now, **kw) is None
+    with db.session() as s:  # the same task, retried after a lost connection
+        again = claim_chunk_without_commit(s, token="a", now=now, **kw)
+        assert again is not None and again.attempts == 1
+    later = now + timedelta(seconds=11)
+    with db.session() as s:
+        taken = claim_chunk_without_commit(s, token="b", now=later, **kw)
+        assert taken is not None and taken.attempts == 2 and len(taken.flat_index) == 8
+
+
+def test_engine_errors_use_up_attempts_then_fail(db_url: str, tmp_path: Path) -> None:
+    fault = tmp_path / "fault"
+    fault.write_text("chunk test")
+    settings = _settings(db_url, fault_inject=str(fault))
+    sweep_id, (chunk_id,) = _create(settings, _doc())
+    sent = Sent()
+    assert process_chunk(chunk_id, token="a", settings=settings, enqueue=sent) == "retry"
+    assert sent.calls == [(chunk_id, settings.retry_backoff_seconds)]
+    chunk = _chunk(settings, chunk_id)
+    assert chunk.status == "queued" and "injected fault" in chunk.last_error
+    assert process_chunk(chunk_id, token="b", settings=settings, enqueue=sent) == "failed"
+    chunk = _chunk(settings, chunk_id)
+    assert chunk.status == "failed" and chunk.attempts == 2 and len(sent.calls) == 1
+    assert chunk.last_error.startswith("attempt 2: RuntimeError: injected fault")
+    assert _sweep(settings, sweep_id).status == "failed"
+
+
+def test_reconciler_requeues_expired_leases_and_unsent_chunks(db_url: str) -> None:
+    settings = _settings(db_url, chunk_runs=2)
+    _, ids = _create(settings, _doc())
+    db = get_database(db_url)
+    past = utcnow() - timedelta(seconds=60)
+    with db.session() as s:
+        claim_chunk_without_commit(s, chunk_id=ids[0], token="dead", now=past, lease_seconds=1,
+                                   max_attempts=2)
+        s.execute(update(Chunk).where(Chunk.id == ids[1]).values(enqueued_at=None))
+        claim_chunk_without_commit(s, chunk_id=ids[2], token="dead", now=past, lease_seconds=1,
+                                   max_attempts=2)
+        s.execute(update(Chunk).where(Chunk.id == ids[2]).values(attempts=2))
+    sent = Sent()
+    assert sorted(reconcile_once(settings=settings, dispatcher=sent)) == [ids[0], ids[1]]
+    assert _chunk(settings, ids[0]).status == "queued"
+    lost = _chunk(settings, ids[2])
+    assert lost.status == "failed" and "lease expired" in lost.last_error
+    assert reconcile_once(settings=settings, dispatcher=sent) == []  # nothing twice
+
+
+def test_cancel_stops_a_chunk_between_step_blocks(db_url: str) -> None:
+    settings = _settings(db_url)
+    sweep_id, (chunk_id,) = _create(settings, _doc(steps=3_000_000, seed=[0]))
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(
+        process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent())))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while _chunk(settings, chunk_id).progress == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with get_database(db_url).session() as s:
+        cancel_sweep(session=s, sweep=s.get(Sweep, sweep_id))
+    t0 = time.monotonic()
+    thread.join(timeout=30)
+    assert outcome == ["canceled"] and time.monotonic() - t0 < 10
+    assert _chunk(settings, chunk_id).status == "canceled"
+    assert all(outcome is None for outcome, *_ in _results(settings).values())  # none stored
+
+
+def test_diverging_runs_store_non_finite_values(db_url: str) -> None:
+    settings = _settings(db_url)
+    doc = {"name": "blow up", "problem": {"kind": "lstsq", "n_samples": 8, "block_dim": 2},
+           "optimizer": {"lr": 1e300, "schedule": "constant"}, "steps": 40,
+           "grid": {"beta1": [0.0], "beta2": [0.0, 0.5], "batch_size": [8]}}
+    _, (chunk_id,) = _create(settings, doc)
+    assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "done"
+    with get_database(db_url).session(read_only=True) as s:
+        runs = list(s.scalars(select(Run)))
+        assert s.scalar(select(func.count()).select_from(Run)) == 2
+    for r in runs:
+        assert r.outcome == "diverged"
+        loss = join_float(r.final_loss, r.final_loss_kind)
+        assert not math.isfinite(loss) and r.final_loss is None and r.final_loss_kind
+        assert any(isinstance(v, str) for v in r.curve)
+
+
+def test_worker_with_other_engine_keys_fails_the_chunk_at_once(db_url: str) -> None:
+    settings = _settings(db_url)
+    sweep_id, (chunk_id,) = _create(settings, _doc())
+    with get_database(db_url).session() as s:  # as if created by another engine version
+        s.execute(update(Sweep).where(Sweep.id == sweep_id).values(kernel="compiled"))
+    assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "failed"
+    assert "engine version differs" in _chunk(settings, chunk_id).last_error
