@@ -17,7 +17,9 @@ import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -171,15 +173,46 @@ class Log1m(_Strict):
         return sorted(float(1.0 - v) for v in q)
 
 
-_Axis = list[float] | Linspace
-_Beta2Axis = list[float] | Linspace | Log1m
+def _axis_form(v: Any) -> str:
+    """Which form a grid axis is written in, judged by its shape.
+
+    Tried blindly, a union reports every form's complaint (a mistyped
+    {start, stop, num} also read "Input should be a valid list"); picking the
+    form first leaves the one error that is meant. The tags are the names that
+    _path leaves out of field paths.
+    """
+    if isinstance(v, dict):
+        return "Log1m" if "log1m" in v else "Linspace"
+    if isinstance(v, Linspace | Log1m):
+        return type(v).__name__
+    return "list[float]"
+
+
+_Axis = Annotated[
+    Annotated[list[float], Tag("list[float]")] | Annotated[Linspace, Tag("Linspace")],
+    Discriminator(
+        _axis_form,
+        custom_error_type="axis_form",
+        custom_error_message="must be a list or {start, stop, num}; {log1m, num} is for beta2",
+    ),
+]
+_Beta2Axis = Annotated[
+    Annotated[list[float], Tag("list[float]")]
+    | Annotated[Linspace, Tag("Linspace")]
+    | Annotated[Log1m, Tag("Log1m")],
+    Discriminator(_axis_form),
+]
+
+
+def _no_clipping() -> list[ClipSpec]:
+    return [ClipNone(mode="none")]
 
 
 class GridSpec(_Strict):
     beta1: _Axis
     beta2: _Beta2Axis
     batch_size: list[int] = Field(default_factory=lambda: [1])
-    clip: list[ClipSpec] = Field(default_factory=lambda: [ClipNone(mode="none")])
+    clip: list[ClipSpec] = Field(default_factory=_no_clipping)
     lr: list[float] | None = None
     seed: list[int] = Field(default_factory=lambda: [0])
 
@@ -243,12 +276,12 @@ AXES = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
 class SweepSpec(_Strict):
     name: str = Field("untitled sweep", min_length=1, max_length=200)
     problem: ProblemSpec
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
     sampling: Literal["with_replacement", "reshuffle"] = "with_replacement"
     steps: int = Field(ge=1, le=10_000_000)
     dtype: Literal["float64", "float32"] = "float64"
     grid: GridSpec
-    criteria: Criteria = Field(default_factory=Criteria)
+    criteria: Criteria = Field(default_factory=lambda: Criteria.model_validate({}))
 
     @model_validator(mode="after")
     def _batch_fits_problem(self) -> SweepSpec:
@@ -374,8 +407,18 @@ def load_spec_text(text: str, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError([("", f"not valid YAML or JSON: {exc}")]) from None
+        raise SpecError([("", f"not valid YAML or JSON: {_yaml_problem(exc)}")]) from None
     return parse_spec(data, max_runs=max_runs)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's complaint on one line, with where it found it (its str() spans
+    several lines of context, which a CLI error or a 422 cannot show)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
 # --- run keys -------------------------------------------------------------------------------
