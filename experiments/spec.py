@@ -37,10 +37,23 @@ class _Strict(BaseModel):
 # --- problems -------------------------------------------------------------------------------
 
 
+def _off_optimum(x0: float, x_star: float) -> float:
+    # rel(x) = (f(x) - f*) / (f(x0) - f*) is 0/0 for a run that starts at x*,
+    # and the outcome rules would call every such run diverged.
+    if x0 == x_star:
+        raise ValueError(f"must differ from x* = {x_star} (outcomes are relative to f(x0) - f*)")
+    return x0
+
+
 class Zhang2022Spec(_Strict):
     kind: Literal["zhang2022"]
     n: int = Field(20, ge=3, le=100_000)
     x0: float = Field(-0.5, allow_inf_nan=False)
+
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return _off_optimum(v, -2.0)
 
 
 class Reddi2018Spec(_Strict):
@@ -48,12 +61,22 @@ class Reddi2018Spec(_Strict):
     C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
     x0: float = Field(0.0, ge=-1.0, le=1.0)
 
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return _off_optimum(v, -1.0)
+
 
 class Reddi2018StochasticSpec(_Strict):
     kind: Literal["reddi2018_stochastic"]
     C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
     delta: float = Field(0.1, gt=0.0, allow_inf_nan=False)
     x0: float = Field(0.0, ge=-1.0, le=1.0)
+
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return _off_optimum(v, -1.0)
 
     @model_validator(mode="after")
     def _probability(self) -> Reddi2018StochasticSpec:

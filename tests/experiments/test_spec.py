@@ -185,6 +185,20 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
         "criteria.diverge_rel",
         "converge_rel",
     ),
+    # rel = (f - f*) / (f(x0) - f*) is undefined for a run that starts at x*
+    ("zhang-x0-at-optimum", (("problem.x0", -2.0),), "problem.x0", "x*"),
+    (
+        "reddi-x0-at-optimum",
+        (("problem", {"kind": "reddi2018", "x0": -1.0}), ("grid.batch_size", [1])),
+        "problem.x0",
+        "x*",
+    ),
+    (
+        "reddi-stochastic-x0-at-optimum",
+        (("problem", {"kind": "reddi2018_stochastic", "x0": -1.0}),),
+        "problem.x0",
+        "x*",
+    ),
     ("zhang-n-small", (("problem.n", 2),), "problem.n", "greater than or equal to 3"),
     (
         "reddi-C-small",
