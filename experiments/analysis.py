@@ -175,11 +175,13 @@ def _num(v: float) -> float | None:
 def beta2_star(spec: SweepSpec, c: Cells, sl: dict[str, int]) -> list[float | None]:
     """For each beta1: the smallest grid beta2 whose cell and every cell above it
     in that beta1 column is converged by majority; None if none."""
-    beta2 = spec.axis_values()["beta2"]
+    # "Above" means larger beta2, whatever order the spec lists the axis in.
+    order = np.argsort(np.asarray(spec.axis_values()["beta2"], dtype=np.float64), kind="stable")
+    beta2 = [float(spec.axis_values()["beta2"][i]) for i in order]
     out: list[float | None] = []
     outcome = c.outcome[:, :, sl["batch_size"], sl["clip"], sl["lr"]]
     for col in outcome:
-        ok = col == CONVERGED
+        ok = col[order] == CONVERGED
         if not ok[-1]:
             out.append(None)
             continue
