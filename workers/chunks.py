@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,7 @@ def process_chunk(
         return _failed(db, claim, token, exc, settings, enqueue)
     finally:
         beat.stop()
+    t0 = time.perf_counter()
     rows = result_rows(spec=spec, runs=runs, keys=claim.run_keys, result=result, now=utcnow())
     try:
         with db.session() as session:
@@ -85,7 +87,8 @@ def process_chunk(
         raise
     except Exception as exc:
         return _failed(db, claim, token, exc, settings, enqueue)
-    log.info("chunk %s: stored %s results", chunk_id, len(rows))
+    log.info("chunk %s: stored %d results in %.3f s", chunk_id, len(rows),
+             time.perf_counter() - t0)
     return "done"
 
 
