@@ -92,6 +92,7 @@ def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
         service.cancel_sweep(session=session, sweep=sweep)
     except service.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    session.commit()  # before the response: a client that saw 200 may rely on it
     return sweep_out(session, sweep)
 
 
@@ -114,6 +115,7 @@ def delete_sweep(sweep: SweepDep, session: SessionDep) -> Response:
     """Delete a sweep; run results stay while another sweep uses them."""
     session.refresh(sweep, with_for_update=True)
     service.delete_sweep(session=session, sweep=sweep)
+    session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
