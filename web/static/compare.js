@@ -66,6 +66,7 @@
         + "<br>B: " + (vb === null ? "no results" : LABELS[vb]);
     }));
     $("diff-count").textContent = "· " + differ + " of " + both + " cells differ";
+    await betascope.plotlyReady;
     const base = maps.figure(pa, { mode, showSqrt: true });
     base.traces[0] = Object.assign({}, base.traces[0], {
       z, text, zmin: -2, zmax: 2,
@@ -75,7 +76,7 @@
     });
     await Plotly.react($("diff"), base.traces, base.layout, base.config);
     for (const [w, pm] of [["a", pa], ["b", pb]]) {
-      const f = maps.figure(pm, { mode, small: true, showSqrt: false, showscale: w === "b",
+      const f = maps.figure(pm, { mode, small: true, showSqrt: false, showscale: false,
         title: "batch " + pm.slice.batch_size + " · clip " + pm.slice.clip + " · lr " + pm.slice.lr });
       await Plotly.react($("map-" + w), f.traces, f.layout, f.config);
     }

@@ -3,6 +3,11 @@
 "use strict";
 
 (function () {
+  // Pages load plotly.js last, so their data is on the way while it compiles;
+  // anything that draws waits for this.
+  betascope.plotlyReady = window.Plotly ? Promise.resolve()
+    : new Promise((resolve) => document.addEventListener("DOMContentLoaded", () => resolve(), { once: true }));
+
   const OUTCOMES = ["converged", "not_converged", "diverged"];
   const OUTCOME_LABELS = ["converged", "not converged", "diverged"];
   const COLOURS = ["#2e7d32", "#f9a825", "#c62828"];
@@ -38,17 +43,19 @@
     const base = { zeroline: false, showgrid: false, ticks: "outside", automargin: true, linecolor: "#9ca3af", mirror: true };
     if (mode !== "log1m") return Object.assign(base, { title: { text: sym }, range: [lo, hi] });
     // reversed: u = log10(1 - beta) falls as beta grows
-    // ticks at 0, 0.9, 0.99, ... (and 0.5, 0.95, ... when there is room)
+    // ticks where 1 - beta is 1, 5 or 2 times a power of ten (0.9, 0.95, 0.98, 0.99, ...),
+    // thinned to the 1s and 5s, then to the 1s, when there are too many
     const top = Math.min(lo, hi), bottom = Math.max(lo, hi);
     const ticks = [];
     for (let k = 0; k <= 12; k++) {
-      for (const [u, label] of [[-k, k === 0 ? "0" : "0." + "9".repeat(k)],
-                                [-k - Math.log10(2), "0." + "9".repeat(k) + "5"]]) {
-        if (u >= top && u <= bottom) ticks.push([u, label]);
+      const nines = "0." + "9".repeat(k);
+      for (const [u, label, rank] of [[-k, k === 0 ? "0" : nines, 0], [-k - Math.log10(2), nines + "5", 1],
+                                      [-k - Math.log10(5), nines + "8", 2]]) {
+        if (u >= top && u <= bottom) ticks.push([u, label, rank]);
       }
     }
-    const major = ticks.filter((t) => !t[1].endsWith("5") || t[1] === "0.5");
-    const use = ticks.length <= 9 ? ticks : major;
+    let use = ticks;
+    for (const keep of [1, 0]) if (use.length > 9) use = ticks.filter((t) => t[2] <= keep);
     return Object.assign(base, {
       title: { text: sym + "  (spaced by log(1 − " + sym + "))" },
       range: [Math.max(lo, hi), Math.min(lo, hi)], tickvals: use.map((t) => t[0]), ticktext: use.map((t) => t[1]),

@@ -151,6 +151,7 @@
     fig.layout.uirevision = c.axes.x + c.axes.y + "|" + sl.clip + "|" + sl.lr + (opts.small ? "|" + sl.batch_size : "");
     const sel = state.selected;
     if (sel && JSON.stringify(sel.sl) === JSON.stringify(sl)) fig.layout.shapes = [outline(fig.traces[0], sel.row, sel.col)];
+    await betascope.plotlyReady;
     await Plotly.react(div, fig.traces, fig.layout, fig.config);
     div.dataset.slice = JSON.stringify(sl);
     if (!div.dataset.bound) {
@@ -303,30 +304,43 @@
     drawScaling();
   }
 
-  function drawScaling() {
+  async function drawScaling() {
+    await betascope.plotlyReady;
     const c = controls();
     const rows = (state.boundary && state.boundary.by_batch) || [];
     const mine = rows.filter((r) => String(r.clip) === c.clip && Number(r.lr) === Number(c.lr));
-    const withData = mine.filter((r) => r.beta2_star.some((v) => v !== null && v < 1));
+    const withData = mine.filter((r) => r.beta2_star.some((v) => v !== null));
     const n = withData.length;
-    const traces = withData.map((r, i) => {
-      const colour = viridis(n > 1 ? i / (n - 1) : 0.5);
+    const b1s = mine.map((r) => r.beta1);
+    const lo = Math.min(...b1s), hi = Math.max(...b1s);
+    const shade = (b1) => viridis(hi > lo ? (b1 - lo) / (hi - lo) : 0.5);
+    const fy = maps.coord("log1m");
+    const traces = withData.map((r) => {
       const fit = r.fit;
       const slope = fit ? " · slope " + fit.slope.toFixed(2) + (fit.stderr !== null && fit.stderr !== undefined ? " ± " + fit.stderr.toFixed(2) : "") : "";
       return {
         type: "scatter", mode: "lines+markers", x: r.batch_size,
-        y: r.beta2_star.map((v) => (v === null ? null : 1 - v)), name: "β1 = " + fmtNum(r.beta1) + slope,
-        line: { color: colour, width: 1.8 }, marker: { color: colour, size: 7 }, connectgaps: false,
+        y: r.beta2_star.map((v) => (v === null ? null : fy(v))), name: "β1 = " + fmtNum(r.beta1) + slope,
+        line: { color: shade(r.beta1), width: 1.8 }, marker: { color: shade(r.beta1), size: 7 }, connectgaps: false,
         customdata: r.beta2_star,
         hovertemplate: "β1 = " + r.beta1 + "<br>batch %{x}<br>β2* = %{customdata}" + slope + "<extra></extra>",
       };
     });
+    if (n > 14) { // too many for a legend: a colour bar for beta1 instead
+      traces.push({
+        type: "scatter", mode: "markers", x: [null], y: [null], hoverinfo: "skip", showlegend: false,
+        marker: { color: [lo], cmin: lo, cmax: hi, colorscale: "Viridis", showscale: true,
+                  colorbar: { title: { text: "β1", side: "right" }, thickness: 14, outlinewidth: 0 } },
+      });
+    }
+    const stars = withData.flatMap((r) => r.beta2_star.filter((v) => v !== null));
+    const yaxis = stars.length ? maps.axis("beta2", Array.from(new Set(stars)).sort((a, b) => a - b), "log1m") : {};
     const layout = {
-      font: maps.FONT, margin: { l: 70, r: 16, t: 10, b: 50 },
-      xaxis: { type: "log", title: { text: "batch size" }, tickvals: (state.available || {}).batch_size, ticks: "outside" },
-      yaxis: { type: "log", title: { text: "1 − β2*  (smaller: β2* closer to 1)" }, ticks: "outside", dtick: "D2", exponentformat: "power" },
+      font: maps.FONT, margin: { l: 70, r: 16, t: 10, b: 50 }, height: n ? 380 : 120,
+      xaxis: { type: "log", title: { text: "batch size" }, tickvals: (state.available || {}).batch_size, ticks: "outside", zeroline: false, visible: n > 0 },
+      yaxis: Object.assign(yaxis, { title: { text: "β2*  (spaced by log(1 − β2))" }, showgrid: true, gridcolor: "#eef0f3", visible: n > 0 }),
       showlegend: n <= 14, legend: { x: 1.02, y: 1 }, hovermode: "closest",
-      annotations: n ? [] : [{ text: "no β1 column has a converged region yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }],
+      annotations: n ? [] : [{ text: "no β1 column converges from some β2 upward yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }],
     };
     Plotly.react($("scaling"), traces, layout, maps.CONFIG);
     const table = clear($("fits"));
