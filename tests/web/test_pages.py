@@ -123,6 +123,11 @@ def test_map_is_the_exact_grid_and_follows_the_batch_size(
     first = z_of(web)
     assert len(first) == rows and all(len(r) == cols for r in first)
     assert page.evaluate("document.getElementById('map').data[0].zsmooth") is False
+    # the hover lists every value of a cell, gathered from all metrics of the slice
+    until(page, "document.getElementById('map').data[0].text[0][0].includes('median final rel')")
+    hover = page.evaluate("document.getElementById('map').data[0].text[0][0]")
+    for part in ("β1 = ", "β2 = ", "majority:", "diverged:", "converged:", "median div step"):
+        assert part in hover
     title = page.text_content("#map-title")
     assert "batch size 1" in title
     page.select_option("#batch_size", "2")
@@ -250,3 +255,22 @@ def test_sweeps_list_is_newest_first_and_pages(web: Watched, server: Server) -> 
     older = page.eval_on_selector_all("#sweeps-body tr", "rs => rs.map(r => Number(r.dataset.id))")
     assert older and max(older) < min(rows)
     assert page.is_enabled("#prev")
+
+
+def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
+    sweep_id = server.create(small_zhang("long sweep to cancel", steps=2_000_000))
+    page = web.page
+    web.goto(f"/sweeps/{sweep_id}")
+    page.locator("#cancel").wait_for(state="visible")
+    assert page.locator("#retry").is_hidden()
+    page.click("#cancel")
+    until(page, "document.getElementById('status').textContent === 'canceled'")
+    assert page.locator("#cancel").is_hidden()
+    page.locator("#retry").wait_for(state="visible")
+    web.shot("sweep-canceled")
+    page.click("#retry")
+    until(page, "['queued', 'running'].includes(document.getElementById('status').textContent)")
+    page.locator("#cancel").wait_for(state="visible")
+    page.click("#cancel")  # leave no long sweep running for the tests after this one
+    until(page, "document.getElementById('status').textContent === 'canceled'")
+    assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"

@@ -139,7 +139,7 @@
       $("multiples").hidden = true;
       $("multiples-legend").hidden = true;
       await drawMap($("map"), pm, c, {});
-      enrichHover(c, pm);
+      enrichHover($("map"), c, pm);
     }
   }
 
@@ -182,18 +182,24 @@
     return { type: "rect", xref: "x", yref: "y", x0, x1, y0, y1, line: { color: "#111827", width: 3 } };
   }
 
-  // The hover lists every value of a cell: fetch the other metrics of this slice.
-  async function enrichHover(c, pm) {
+  // The hover lists every value of a cell: fetch the other metrics of the slice. A
+  // finished sweep's maps come from the server's cache; while a large sweep runs each
+  // map is a fresh aggregation, so its hover waits until it is done.
+  const ENRICH_RUNNING_MAX = 50000;
+
+  async function enrichHover(div, c, pm, opts = {}) {
+    const s = state.sweep;
+    if (s && betascope.isActive(s.status) && s.total_runs > ENRICH_RUNNING_MAX) return;
     const others = Object.keys(maps.METRICS).filter((m) => m !== c.metric);
+    const sl = pm.slice;
     try {
-      const got = await Promise.all(others.map((m) => phaseMap(m, c.batch_size, c.clip, c.lr)));
+      const got = await Promise.all(others.map((m) => phaseMap(m, sl.batch_size, sl.clip, sl.lr)));
       const now = controls();
-      if (now.metric !== c.metric || now.batch_size !== c.batch_size || now.clip !== c.clip
-          || now.lr !== c.lr || now.view !== "single") return;
+      if (now.metric !== c.metric || now.clip !== c.clip || now.lr !== c.lr || now.view !== c.view
+          || (c.view === "single" && now.batch_size !== c.batch_size)) return;
       const extra = {};
       others.forEach((m, i) => (extra[m] = got[i]));
-      state.extra = extra;
-      await drawMap($("map"), pm, c, { extra });
+      await drawMap(div, pm, c, Object.assign({}, opts, { extra }));
     } catch (_) { /* the hover keeps the one metric it has */ }
   }
 
@@ -214,9 +220,11 @@
     // outcome colours get one legend above the maps, so every small map has the same size
     const legend = $("multiples-legend");
     legend.hidden = c.metric !== "outcome";
-    await Promise.all(pms.map((pm, i) => drawMap(divs[i], pm, c, {
+    const opts = pms.map((pm, i) => ({
       small: true, title: "batch size " + batches[i], showscale: c.metric !== "outcome" && i === pms.length - 1,
-    })));
+    }));
+    await Promise.all(pms.map((pm, i) => drawMap(divs[i], pm, c, opts[i])));
+    pms.forEach((pm, i) => enrichHover(divs[i], c, pm, opts[i]));
   }
 
   // --- a cell's runs and their loss curves ------------------------------------------------------
