@@ -37,7 +37,7 @@
   // --- a small YAML emitter for plain JSON data (the server parses; we only print) ---
 
   const PLAIN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-  const RESERVED = /^(true|false|yes|no|on|off|null|y|n)$/i;
+  const RESERVED = /^(true|false|yes|no|on|off|null|~)$/i; // what PyYAML would not read as a string
 
   function scalar(v) {
     if (v === null) return "null";
