@@ -46,6 +46,9 @@ def process_chunk(
     stopping: Callable[[], bool] = lambda: False,
 ) -> str:
     """Run one chunk; returns done, skipped, canceled, released, retry, failed or lost."""
+    # torch loads before the claim: importing it can outlast a short lease
+    from experiments.engine import Canceled, run_chunk
+
     db = get_database(settings.database_url)
     with db.session() as session:
         claim = claim_chunk_without_commit(
@@ -58,11 +61,9 @@ def process_chunk(
     log.info("chunk %s (sweep %s, seq %s, attempt %s): %s runs", chunk_id, claim.sweep_id,
              claim.seq, claim.attempts, len(claim.flat_index))
     beat = Heartbeat(db, claim, token, settings, stopping)
+    beat.start()  # from the claim on: rebuilding a huge chunk's keys takes a while too
     try:
-        from experiments.engine import Canceled, run_chunk
-
         spec, runs = _rebuild(claim)
-        beat.start()
         result = run_chunk(spec, runs, device=settings.device, kernel=claim.kernel,
                            progress=beat.progress, should_stop=beat.should_stop)
     except TRANSIENT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import experiments.engine  # noqa: F401  (load torch at worker start, not in a chunk's lease)
 from api.settings import get_settings
 from workers.celery_app import TASK_NAME, app
 from workers.chunks import process_chunk
