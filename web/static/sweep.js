@@ -321,7 +321,7 @@
     const n = withData.length;
     const b1s = mine.map((r) => r.beta1);
     const lo = Math.min(...b1s), hi = Math.max(...b1s);
-    const shade = (b1) => viridis(hi > lo ? (b1 - lo) / (hi - lo) : 0.5);
+    const shade = (b1) => viridis(0.85 * (hi > lo ? (b1 - lo) / (hi - lo) : 0.5)); // no pale yellow on white
     const fy = maps.coord("log1m");
     const traces = withData.map((r) => {
       const fit = r.fit;
@@ -337,7 +337,8 @@
     if (n > 14) { // too many for a legend: a colour bar for beta1 instead
       traces.push({
         type: "scatter", mode: "markers", x: [null], y: [null], hoverinfo: "skip", showlegend: false,
-        marker: { color: [lo], cmin: lo, cmax: hi, colorscale: "Viridis", showscale: true,
+        marker: { color: [lo], cmin: lo, cmax: hi, showscale: true,
+                  colorscale: [0, 0.25, 0.5, 0.75, 1].map((t) => [t, viridis(0.85 * t)]),
                   colorbar: { title: { text: "β1", side: "right" }, thickness: 14, outlinewidth: 0 } },
       });
     }
