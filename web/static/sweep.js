@@ -12,7 +12,7 @@
   const state = {
     sweep: null, available: null, boundary: null, version: -1,
     cache: new Map(), // "metric|batch|clip|lr" -> phase-map response
-    drawn: false, selected: null,
+    drawn: false, selected: null, gen: 0,
   };
   const page = (betascope.sweepPage = { state });
 
@@ -111,9 +111,13 @@
 
   // --- the phase map ------------------------------------------------------------------------
 
+  // Every render has a generation; anything still drawing for an older one (a slow
+  // response, a hover enrichment) gives way, so stale data never overwrites new.
   async function render() {
     const c = controls();
+    c.gen = ++state.gen;
     const pm = await phaseMap(c.metric, c.batch_size, c.clip, c.lr);
+    if (c.gen !== state.gen) return;
     state.available = pm.available;
     if (!state.scaled) { // first map: pick each axis' scale from its spacing, once
       state.scaled = true;
@@ -152,6 +156,7 @@
     const sel = state.selected;
     if (sel && JSON.stringify(sel.sl) === JSON.stringify(sl)) fig.layout.shapes = [outline(fig.traces[0], sel.row, sel.col)];
     await betascope.plotlyReady;
+    if (c.gen !== state.gen) return;
     await Plotly.react(div, fig.traces, fig.layout, fig.config);
     div.dataset.slice = JSON.stringify(sl);
     if (!div.dataset.bound) {
@@ -194,9 +199,7 @@
     const sl = pm.slice;
     try {
       const got = await Promise.all(others.map((m) => phaseMap(m, sl.batch_size, sl.clip, sl.lr)));
-      const now = controls();
-      if (now.metric !== c.metric || now.clip !== c.clip || now.lr !== c.lr || now.view !== c.view
-          || (c.view === "single" && now.batch_size !== c.batch_size)) return;
+      if (c.gen !== state.gen) return;
       const extra = {};
       others.forEach((m, i) => (extra[m] = got[i]));
       await drawMap(div, pm, c, Object.assign({}, opts, { extra }));
@@ -207,6 +210,7 @@
     const box = $("multiples");
     const batches = first.available.batch_size;
     const pms = await Promise.all(batches.map((b) => phaseMap(c.metric, b, c.clip, c.lr)));
+    if (c.gen !== state.gen) return;
     const divs = batches.map((b, i) => {
       let d = box.children[i];
       if (!d || d.dataset.batch !== String(b)) {
