@@ -44,10 +44,6 @@ async def spec_document(request: Request) -> Any:
 
 def spec_body_openapi() -> dict[str, Any]:
     """The request body for /docs (the route reads it itself, to accept YAML too)."""
-    from experiments.spec import SweepSpec
-
-    schema = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
     return {
         "requestBody": {
             "required": True,

@@ -17,9 +17,9 @@ from tests.api.helpers import all_runs, get, same_float, spec, submit, wait_stat
 
 pytestmark = pytest.mark.services
 
-# 32 runs in two chunks of 16; 20000 steps keep each chunk busy for a few seconds,
+# 32 runs in two chunks of 16; 10000 steps keep each chunk busy for a few seconds,
 # long enough to watch its progress move.
-LIFE = spec("lifecycle", steps=20000)
+LIFE = spec("lifecycle", steps=10000)
 
 
 @lru_cache(maxsize=4)
