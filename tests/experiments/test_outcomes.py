@@ -15,7 +15,6 @@ F0, F_STAR = 1.0, -1.0  # rel = (f + 1) / 2
 # (id, curve of f at CKPTS, x finite at the end, outcome, div_step)
 CURVES = [
     ("converged", [1.0, 0.0, -0.9, -0.95], True, CONVERGED, -1),
-    ("converged-at-the-threshold", [1.0, 0.0, -0.9, -0.9], True, CONVERGED, -1),  # rel = 0.05
     ("not-converged", [1.0, 0.5, 0.0, -0.5], True, NOT_CONVERGED, -1),
     ("final-rel-over-diverge-rel", [1.0, 5.0, 25.0, 25.0], True, DIVERGED, 100),
     # a finite excursion above diverge_rel that comes back is not divergence
@@ -51,8 +50,9 @@ def test_outcome_rules_on_hand_made_curves() -> None:
         assert (int(o.code[i]), int(o.div_step[i])) == (code, div), name
     np.testing.assert_array_equal(o.final_loss, curves[:, -1])
     np.testing.assert_allclose(o.final_rel, (curves[:, -1] - F_STAR) / (F0 - F_STAR))
-    assert o.labels[0] == "converged" and o.labels[2] == "not_converged"
-    assert o.labels[3] == "diverged"
+    labels = dict(zip([c[0] for c in CURVES], o.labels, strict=True))
+    assert labels["converged"] == "converged" and labels["not-converged"] == "not_converged"
+    assert labels["nan-midway"] == "diverged"
 
 
 def test_rel_without_a_known_optimum_is_f_over_f0() -> None:
@@ -61,6 +61,14 @@ def test_rel_without_a_known_optimum_is_f_over_f0() -> None:
     )
     np.testing.assert_allclose(o.final_rel, [0.04, 11.0])
     assert o.code.tolist() == [CONVERGED, DIVERGED]
+
+
+def test_thresholds_are_inclusive() -> None:
+    # With f* unknown and f(x0) = 1, rel is f itself: the thresholds exactly.
+    ends = [0.05, np.nextafter(0.05, 1.0), 10.0, np.nextafter(10.0, 11.0)]
+    curves = np.array([[1.0, 1.0, 1.0, f] for f in ends])
+    o = _classify(curves, np.array([True] * 4), f_star=None)
+    assert o.code.tolist() == [CONVERGED, NOT_CONVERGED, NOT_CONVERGED, DIVERGED]
 
 
 def test_clip_fraction_and_gap_pass_through() -> None:
