@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -341,7 +342,9 @@ class SweepSpec(_Strict):
         return tuple(len(values[a]) for a in AXES)
 
     def total_runs(self) -> int:
-        return int(np.prod(self.axis_sizes(), dtype=np.int64))
+        # exact integers: an int64 product of six axes can wrap to a small number
+        # (2**16 values on four axes is 2**64, i.e. 0) and slip under the run cap
+        return math.prod(self.axis_sizes())
 
 
 class SpecError(ValueError):
