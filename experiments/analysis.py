@@ -119,7 +119,10 @@ def slice_index(spec: SweepSpec, **chosen: Any) -> dict[str, int]:
         if want is None:
             out[axis] = 0
             continue
-        key = _normalise(axis, want)
+        try:
+            key = _normalise(axis, want)
+        except (ValueError, OverflowError):  # "global_norm:abc", a batch size of 1e400
+            key = None
         if key not in labels[axis]:
             raise KeyError(f"{axis}: {want!r} is not on the grid (have {labels[axis]})")
         out[axis] = labels[axis].index(key)
