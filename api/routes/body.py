@@ -6,13 +6,18 @@ import json
 from typing import Any
 
 from fastapi import HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 JSON_TYPES = {"application/json", ""}
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
+# A spec nests four levels deep (grid.clip[0].mode). Anything far deeper is a mistake
+# or an attack, and would otherwise end in a RecursionError, a 500.
+MAX_DEPTH = 32
+TOO_DEEP = f"body nests deeper than {MAX_DEPTH} levels: a spec needs far fewer"
 
 
 async def spec_document(request: Request) -> Any:
-    """Read the body (async: I/O only) and parse it by its content type."""
+    """Read the body (async: I/O only) and parse it, off the event loop, by content type."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in JSON_TYPES | YAML_TYPES:
         raise HTTPException(
@@ -21,25 +26,72 @@ async def spec_document(request: Request) -> Any:
                    "or application/yaml",
         )
     raw = await request.body()
+    # a megabyte of YAML takes seconds to parse; every other request must not wait for it
+    return await run_in_threadpool(parse_body, raw, yaml=ctype in YAML_TYPES)
+
+
+def parse_body(raw: bytes, *, yaml: bool) -> Any:
+    """The document in `raw` (UTF-8 JSON, or YAML); HTTP 400 naming what is wrong."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise _bad(f"body is not UTF-8 (byte {exc.start})") from None
     if not text.strip():
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is empty: send a spec")
-    if ctype in JSON_TYPES:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                detail=f"body is not valid JSON: {exc}") from None
+        raise _bad("body is empty: send a spec")
+    if yaml:
+        return _parse_yaml(text)
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise _bad(TOO_DEEP) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
+        raise _bad(f"body is not valid JSON: {exc}") from None
+    if _deeper_than(doc, MAX_DEPTH):
+        raise _bad(TOO_DEEP)
+    return doc
+
+
+def _parse_yaml(text: str) -> Any:
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that stops composing past MAX_DEPTH: fails fast, before the
+        scanner's cost, which grows with the square of the depth, adds up."""
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.depth >= MAX_DEPTH:
+                raise _bad(TOO_DEEP)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            detail=f"body is not valid YAML: {exc}") from None
+        # aliases (a "billion laughs" body) build shared references, not copies
+        return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise _bad(TOO_DEEP) from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: 2001-02-30
+        raise _bad(f"body is not valid YAML: {exc}") from None
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict)
+                                                   else node))
+    return False
+
+
+def _bad(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=detail)
 
 
 def spec_body_openapi() -> dict[str, Any]:
