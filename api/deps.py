@@ -41,8 +41,14 @@ def get_session(db: DatabaseDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# Ids are a 32-bit integer column on Postgres; a larger one would be a database error.
+MAX_ID = 2**31 - 1
+# Cursors are ids or grid positions the service issued: plain digits, never huge.
+CURSOR = r"^[0-9]{1,18}$"
+
+
 def valid_sweep_id(
-    sweep_id: Annotated[int, Path(ge=1, description="sweep id")], session: SessionDep
+    sweep_id: Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")], session: SessionDep
 ) -> Sweep:
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:

@@ -4,15 +4,50 @@ strings "NaN", "Infinity" and "-Infinity", since JSON has no such numbers."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 Status = Literal["queued", "running", "done", "failed", "canceled"]
+# A float that may be non-finite (a diverged run's loss); the schema says how it is sent.
+Real = Annotated[float, WithJsonSchema({"anyOf": [
+    {"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]},
+]})]
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+class FieldError(BaseModel):
+    """One bad field or parameter: where (`loc`), and what is wrong with it."""
+
+    model_config = ConfigDict(extra="allow")
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Every error body: a message, or one entry per bad field (spec errors, parameters)."""
+
+    detail: str | list[FieldError]
+
+
+_MEANING = {
+    400: "The body is not UTF-8, is empty, nests too deeply, or is not valid JSON or YAML",
+    401: "Missing or wrong bearer token (when BETASCOPE_API_TOKEN is set)",
+    404: "No such sweep (or run)",
+    409: "The sweep's status does not allow this",
+    413: "Body over BETASCOPE_MAX_BODY_BYTES, or grid over BETASCOPE_MAX_RUNS",
+    415: "The body is neither application/json nor application/yaml",
+    422: "A field or parameter is invalid; the message names it",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for these error status codes, all with a Problem body."""
+    return {code: {"model": Problem, "description": _MEANING[code]} for code in codes}
 
 
 class ChunkError(_Out):
@@ -64,9 +99,9 @@ class RunOut(_Out):
     seed: int
     steps: int
     outcome: str
-    final_loss: float | None
-    final_rel: float | None
-    final_gap: float | None
+    final_loss: Real | None
+    final_rel: Real | None
+    final_gap: Real | None
     div_step: int | None
     clip_fraction: float | None
     computed_at: datetime | None
@@ -74,7 +109,7 @@ class RunOut(_Out):
 
 class Curve(_Out):
     steps: list[int]
-    loss: list[float]
+    loss: list[Real]
 
 
 class RunDetail(RunOut):
@@ -94,7 +129,7 @@ class Axis(_Out):
 class PhaseMap(_Out):
     x: Axis
     y: Axis
-    z: list[list[float | None]]
+    z: list[list[Real | None]]
     metric: str
     outcomes: list[str] | None
     slice: dict[str, Any]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import SessionDep, SweepDep
-from api.schemas import Boundary, PhaseMap
+from api.schemas import Boundary, PhaseMap, errors
 from api.services import results
 from api.services.sweeps import stored_spec
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["analysis"])
 Metric = Literal["outcome", "diverged_frac", "converged_frac", "final_rel", "div_step"]
 
 
-@router.get("/phase-map", response_model=PhaseMap)
+@router.get("/phase-map", response_model=PhaseMap, responses=errors(404, 422))
 def phase_map(
     sweep: SweepDep,
     session: SessionDep,
@@ -35,7 +35,7 @@ def phase_map(
     return PhaseMap.model_validate(pm)
 
 
-@router.get("/boundary", response_model=Boundary)
+@router.get("/boundary", response_model=Boundary, responses=errors(404, 422))
 def boundary(sweep: SweepDep, session: SessionDep) -> Boundary:
     """beta2*(beta1) for every slice, beta2* against batch size with its scaling fit."""
     return Boundary.model_validate(results.boundary(session, sweep, stored_spec(sweep)))

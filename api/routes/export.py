@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import DatabaseDep, SweepDep
+from api.schemas import errors
 from api.services.results import export_csv
 from api.services.sweeps import stored_spec
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["export"])
 
 
 @router.get("/export.csv", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)})
 def export(
     sweep: SweepDep, db: DatabaseDep, level: Literal["runs", "cells"] = "runs"
 ) -> StreamingResponse:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from api.deps import SessionDep, SweepDep
-from api.schemas import RunDetail, RunPage
+from api.deps import CURSOR, SessionDep, SweepDep
+from api.schemas import RunDetail, RunPage, errors
 from api.services import results
 from api.services.sweeps import stored_spec
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/sweeps/{sweep_id}/runs", tags=["runs"])
 Outcome = Literal["converged", "not_converged", "diverged"]
 
 
-@router.get("", response_model=RunPage)
+@router.get("", response_model=RunPage, responses=errors(404, 422))
 def list_runs(
     sweep: SweepDep,
     session: SessionDep,
@@ -26,7 +26,8 @@ def list_runs(
     lr: float | None = None,
     seed: int | None = None,
     outcome: Outcome | None = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR,
+                                        description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RunPage:
     """Runs with results, in grid order, filtered by axis values and outcome."""
@@ -38,8 +39,6 @@ def list_runs(
     except KeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
             from None
-    if cursor is not None and not cursor.isdigit():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor: malformed")
     items, after = results.list_runs(
         session, sweep, spec, filters=filters, outcome=outcome,
         cursor=int(cursor) if cursor is not None else None, limit=limit,
@@ -49,7 +48,7 @@ def list_runs(
     )
 
 
-@router.get("/{run_key}", response_model=RunDetail)
+@router.get("/{run_key}", response_model=RunDetail, responses=errors(404, 422))
 def get_run(
     sweep: SweepDep, session: SessionDep,
     run_key: Annotated[str, Path(min_length=64, max_length=64, pattern="^[0-9a-f]+$")],

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
-from api.deps import Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
+from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
 from api.routes.body import spec_body_openapi, spec_document
-from api.schemas import SweepOut, SweepPage, SweepSummary
+from api.schemas import SweepOut, SweepPage, SweepSummary, errors
 from api.services import sweeps as service
 from experiments.spec import RunCapError, SpecError, parse_spec
 from workers.dispatch import Dispatcher
@@ -21,7 +21,8 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut,
-             dependencies=[Authorized], openapi_extra=spec_body_openapi())
+             dependencies=[Authorized], openapi_extra=spec_body_openapi(),
+             responses=errors(400, 401, 413, 415, 422))
 def create_sweep(
     doc: Annotated[Any, Depends(spec_document)], session: SessionDep, settings: SettingsDep,
     dispatcher: DispatcherDep,
@@ -59,17 +60,16 @@ def _enqueue(session: Session, dispatcher: Dispatcher, chunk_ids: list[int]) -> 
         session.commit()
 
 
-@router.get("", response_model=SweepPage)
+@router.get("", response_model=SweepPage, responses=errors(422))
 def list_sweeps(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR,
+                                        description="next_cursor of the previous page")] = None,
 ) -> SweepPage:
     """List sweeps, newest first, one page at a time."""
     stmt = select(Sweep).order_by(Sweep.id.desc()).limit(limit + 1)
-    if cursor:
-        if not cursor.isdigit():
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor: malformed")
+    if cursor is not None:
         stmt = stmt.where(Sweep.id < int(cursor))
     sweeps = list(session.scalars(stmt))
     page = sweeps[:limit]
@@ -78,13 +78,14 @@ def list_sweeps(
     return SweepPage(items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None)
 
 
-@router.get("/{sweep_id}", response_model=SweepOut)
+@router.get("/{sweep_id}", response_model=SweepOut, responses=errors(404, 422))
 def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
     """One sweep: status, counts, progress in [0, 1], timestamps, errors and spec."""
     return sweep_out(session, sweep)
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized])
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized],
+             responses=errors(401, 404, 409, 422))
 def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
     """Cancel a queued or running sweep; workers stop at their next step block."""
     session.refresh(sweep, with_for_update=True)
@@ -96,7 +97,8 @@ def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
     return sweep_out(session, sweep)
 
 
-@router.post("/{sweep_id}/retry", response_model=SweepOut, dependencies=[Authorized])
+@router.post("/{sweep_id}/retry", response_model=SweepOut, dependencies=[Authorized],
+             responses=errors(401, 404, 409, 422))
 def retry_sweep(sweep: SweepDep, session: SessionDep, dispatcher: DispatcherDep) -> SweepOut:
     """Run a failed (or canceled) sweep's unfinished chunks again."""
     session.refresh(sweep, with_for_update=True)
@@ -110,7 +112,8 @@ def retry_sweep(sweep: SweepDep, session: SessionDep, dispatcher: DispatcherDep)
 
 
 @router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT,
-               dependencies=[Authorized], response_class=Response)
+               dependencies=[Authorized], response_class=Response,
+               responses=errors(401, 404, 422))
 def delete_sweep(sweep: SweepDep, session: SessionDep) -> Response:
     """Delete a sweep; run results stay while another sweep uses them."""
     session.refresh(sweep, with_for_update=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import SettingsDep
 from api.routes.body import spec_body_openapi, spec_document
+from api.schemas import errors
 from experiments.spec import AXES, RunCapError, SpecError, parse_spec
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
@@ -22,9 +23,11 @@ class SpecCheck(BaseModel):
     document: Any  # the body as parsed (YAML or JSON), so a page can show it in either
 
 
-@router.post("/validate", response_model=SpecCheck, openapi_extra=spec_body_openapi())
+@router.post("/validate", response_model=SpecCheck, openapi_extra=spec_body_openapi(),
+             responses=errors(400, 413, 415, 422))
 def validate_spec(doc: Annotated[Any, Depends(spec_document)], settings: SettingsDep) -> SpecCheck:
-    """Validate a spec (JSON or YAML) as POST /sweeps would: run count, or 422/413 errors."""
+    """Validate a spec (JSON or YAML) as POST /sweeps would: run count, or 422/413 errors.
+    Read-only (it stores nothing), so it needs no token."""
     try:
         spec = parse_spec(doc, max_runs=settings.max_runs)
     except RunCapError as exc:
