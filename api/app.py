@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
+import sqlalchemy.exc
+from fastapi import APIRouter, FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.db.session import get_database
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = get_database(settings.database_url)
     app.state.dispatcher = dispatcher
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for error in DATABASE_DOWN:
+        app.add_exception_handler(error, _database_down)
 
     from api.routes import analysis, export, meta, runs, sweeps
 
@@ -69,6 +73,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     return app
+
+
+# The database is unreachable or too busy (refused, dropped, pool exhausted): the
+# request may well succeed in a moment, so 503 with Retry-After, not a bare 500.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError,
+)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": f"database unavailable ({type(exc).__name__}); try again shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+    )
 
 
 class BodyLimit:
