@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings, get_settings
 
+CONNECT_TIMEOUT = 10  # seconds to establish a Postgres connection
 _lock = threading.Lock()
 _databases: dict[str, Database] = {}
 
@@ -53,7 +54,12 @@ class Database:
 
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # libpq waits forever for a server that accepts the connection and never
+        # answers (frozen host, half-open path); give up, so callers can answer 503
+        # and retry. A connect_timeout in the URL wins.
+        given = "connect_timeout" in make_url(url).query
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                             connect_args={} if given else {"connect_timeout": CONNECT_TIMEOUT})
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
