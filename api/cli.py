@@ -158,9 +158,12 @@ def serve(
     settings = _service_settings(host=host, port=port)
     _logging()
     upgrade(settings.database_url)
-    mode = "in-process executor" if settings.embedded else f"broker {settings.broker_url}"
+    from api.settings import redact_url
+
+    mode = ("in-process executor" if settings.broker_url is None
+            else f"broker {redact_url(settings.broker_url)}")
     typer.echo(f"betascope on http://{settings.host}:{settings.port} ({mode}, "
-               f"database {settings.database_url.split('@')[-1]})")
+               f"database {redact_url(settings.database_url)})")
     uvicorn.run(create_app(settings.model_copy(update={"auto_upgrade": False})),
                 host=settings.host, port=settings.port, log_level="info")
 

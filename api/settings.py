@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,6 +112,15 @@ class Settings(BaseSettings):
 
     def token(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token is not None else None
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, fit for a log or a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
 
 
 @lru_cache(maxsize=1)
