@@ -323,6 +323,20 @@ class SweepSpec(_Strict):
                 raise ValueError(f"grid.batch_size: {b} exceeds the problem's {limit} samples")
         return self
 
+    @model_validator(mode="after")
+    def _betas_fit_dtype(self) -> SweepSpec:
+        # A beta2 of 1 - 1e-9 is below 1 in float64 but 1.0 in float32: v would
+        # never move off zero and the run would blow up for a reason the grid hides.
+        if self.dtype == "float32":
+            values = self.axis_values()
+            for axis in ("beta1", "beta2"):
+                for v in values[axis]:
+                    if np.float32(v) >= 1.0:
+                        raise ValueError(
+                            f"grid.{axis}: {v!r} rounds to 1.0 in float32; use dtype float64"
+                        )
+        return self
+
     def axis_values(self) -> dict[str, list[Any]]:
         """Every axis as an explicit list, in grid order (beta axes ascending as given)."""
         g = self.grid

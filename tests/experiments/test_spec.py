@@ -126,6 +126,13 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
         "[0, 1)",
     ),
     ("log1m-for-beta1", (("grid.beta1", {"log1m": [0.01, 1.0], "num": 4}),), "grid.beta1", "beta2"),
+    # below 1 in float64, exactly 1.0 in float32
+    (
+        "beta2-rounds-to-one-in-float32",
+        (("dtype", "float32"), ("grid.beta2", {"log1m": [1e-9, 1e-3], "num": 3})),
+        "grid.beta2",
+        "float32",
+    ),
     ("unknown-top-key", (("stpes", 10),), "stpes", "not permitted"),
     ("unknown-problem-key", (("problem.nn", 10),), "problem.nn", "not permitted"),
     ("unknown-optimizer-key", (("optimizer.betas", [0.9]),), "optimizer.betas", "not permitted"),
@@ -300,6 +307,12 @@ def test_log1m_axis_is_ascending_with_one_minus_beta_log_spaced() -> None:
 def test_linspace_axis_matches_numpy() -> None:
     spec = parse_spec(_with(("grid.beta1", {"start": 0.0, "stop": 0.99, "num": 25})))
     assert spec.axis_values()["beta1"] == np.linspace(0.0, 0.99, 25).tolist()
+
+
+def test_beta_close_to_one_is_fine_in_float64_and_representable_float32() -> None:
+    near = {"log1m": [1e-9, 1e-3], "num": 3}
+    assert parse_spec(_with(("grid.beta2", near))).axis_values()["beta2"][-1] == 1 - 1e-9
+    parse_spec(_with(("dtype", "float32"), ("grid.beta2", [0.999999])))
 
 
 def test_grid_lr_overrides_optimizer_lr() -> None:
