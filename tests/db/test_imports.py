@@ -1,0 +1,30 @@
+"""Workers import the data layer; it must not drag in FastAPI or torch (DESIGN section 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.services import ROOT
+
+
+def _loaded_after(*modules: str) -> set[str]:
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(' '.join(m for m in ('fastapi', 'torch', 'starlette') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.split())
+
+
+def test_settings_and_db_import_neither_fastapi_nor_torch() -> None:
+    assert (
+        _loaded_after("api.settings", "api.db", "api.db.chunks", "api.db.bulk", "api.db.migrate")
+        == set()
+    )
+
+
+def test_the_api_does_not_import_torch_until_a_chunk_runs() -> None:
+    assert "torch" not in _loaded_after("api.app", "workers.dispatch", "workers.reconcile")
