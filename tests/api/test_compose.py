@@ -55,7 +55,7 @@ def test_gpu_reservation_and_volumes() -> None:
     worker = compose["services"]["worker"]
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
-    assert device["count"] == 1 and worker["environment"]["BETASCOPE_DEVICE"] == "cuda"
+    assert device["count"] == "all" and worker["environment"]["BETASCOPE_DEVICE"] == "cuda"
     assert compose["services"]["worker-cpu"]["profiles"] == ["cpu"]
     assert "pgdata:/var/lib/postgresql/data" in compose["services"]["postgres"]["volumes"]
     assert set(compose["volumes"]) == {"pgdata", "redisdata"}
