@@ -20,6 +20,11 @@ class Dispatcher(Protocol):
         """None when ready, else what is wrong."""
         ...
 
+    def broker_id(self) -> str | None:
+        """Which broker instance is up (it changes when the broker restarts and may
+        have lost its queued messages); None when unknown or unreachable."""
+        ...
+
     def start(self) -> None: ...
 
     def shutdown(self) -> None: ...
@@ -58,6 +63,18 @@ class CeleryDispatcher:
         except Exception as exc:
             return f"broker unreachable: {exc}"
         return None
+
+    def broker_id(self) -> str | None:
+        """Redis's run_id, new at every server start; None for other brokers (RabbitMQ
+        keeps Celery's durable queues across restarts) or when unreachable."""
+        if not (self.settings.broker_url or "").startswith(("redis://", "rediss://")):
+            return None
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+                return str(conn.default_channel.client.info("server")["run_id"])
+        except Exception:
+            return None
 
     def start(self) -> None:
         pass

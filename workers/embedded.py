@@ -80,6 +80,9 @@ class EmbeddedExecutor:
     def check(self) -> str | None:
         return "executor stopped" if self._stopping.is_set() else None
 
+    def broker_id(self) -> str | None:
+        return None
+
     def start(self) -> None:
         pass
 

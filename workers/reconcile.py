@@ -4,7 +4,10 @@ Runs as a thread in the API process (both modes). A lease expires when its
 worker died or stalled; the chunk is queued again, or failed once it has used
 up its attempts. A queued chunk that was never sent (broker down when the
 sweep was created) or sent long ago is sent again; duplicates are harmless,
-since only one claimant can win a chunk.
+since only one claimant can win a chunk. When the broker restarted (a new
+Redis run_id), every queued chunk is sent again at once: a broker that keeps
+nothing on disk lost their messages, and waiting requeue_after_seconds for
+them would stall every sweep for minutes.
 """
 
 from __future__ import annotations
@@ -66,7 +69,13 @@ class Reconciler:
 
     def _loop(self) -> None:
         after = self.first_requeue_after
+        broker = self.dispatcher.broker_id()
         while not self._stop.is_set():
+            now = self.dispatcher.broker_id()
+            if now is not None and broker is not None and now != broker:
+                log.warning("the broker restarted: sending every queued chunk again")
+                after = 0.0
+            broker = now or broker
             try:
                 reconcile_once(settings=self.settings, dispatcher=self.dispatcher,
                                requeue_after=after)
