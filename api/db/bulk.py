@@ -14,12 +14,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert, text
+from sqlalchemy import JSON, BigInteger, Double, Integer, String, Table, Text, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 COPY_MIN_ROWS = 200
+SQLITE_BATCH = 5000
+_PLAIN = (Integer, BigInteger, Double, String, Text)
 _stage_ids = itertools.count()
 Rows = Sequence[Sequence[Any]]
 
@@ -30,6 +32,8 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Ro
         return
     if _is_postgres(session) and len(rows) >= COPY_MIN_ROWS:
         _copy(session, table.name, table, columns, rows)
+    elif _plain_sqlite(session, table, columns):
+        session.connection().exec_driver_sql(_sqlite_insert(table, columns), list(rows))
     else:
         session.execute(insert(table), _dicts(columns, rows))
 
@@ -76,6 +80,18 @@ def _merge(
         new = {row[0] for row in result} if returning else set()
         session.execute(text(f"DROP TABLE {stage}"))
         return new
+    if returning and not update and _plain_sqlite(session, table, columns) and len(keys) == 1:
+        # sqlite3's executemany cannot return rows: ask which keys exist, then insert
+        at = columns.index(keys[0])
+        wanted = [row[at] for row in rows]
+        existing: set[Any] = set()
+        for lo in range(0, len(wanted), SQLITE_BATCH):
+            existing.update(session.scalars(
+                select(table.c[keys[0]]).where(table.c[keys[0]].in_(wanted[lo:lo + SQLITE_BATCH]))
+            ))
+        sql = _sqlite_insert(table, columns).replace("INSERT", "INSERT OR IGNORE", 1)
+        session.connection().exec_driver_sql(sql, list(rows))
+        return set(wanted) - existing
     stmt = (pg_insert if postgres else sqlite_insert)(table)
     if update:
         stmt = stmt.on_conflict_do_update(
@@ -88,6 +104,20 @@ def _merge(
         return set(session.scalars(stmt, _dicts(columns, rows)))
     session.execute(stmt, _dicts(columns, rows))
     return set()
+
+
+def _plain_sqlite(session: Session, table: Table, columns: Sequence[str]) -> bool:
+    """SQLite, and every column a plain number or string that sqlite3 binds as is
+    (no JSON, no datetimes): then the driver's executemany skips SQLAlchemy's
+    per-row processing, several times faster for 10^5 rows."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    return all(type(table.c[c].type) in _PLAIN for c in columns)
+
+
+def _sqlite_insert(table: Table, columns: Sequence[str]) -> str:
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
 
 
 def _dicts(columns: Sequence[str], rows: Rows) -> list[dict[str, Any]]:
