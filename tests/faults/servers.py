@@ -82,8 +82,8 @@ class ThrowawayPostgres:
         )
 
     def start(self) -> None:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
-        opts += " -c fsync=off -c max_connections=200"
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1"
+        opts += f" -c unix_socket_directories={self.root} -c fsync=off -c max_connections=200"
         self._ctl("-o", opts, "-l", str(self.root / "log"), "start")
         _wait_port(self.port, up=True)
 
