@@ -324,6 +324,18 @@ class SweepSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _distinct_axis_values(self) -> SweepSpec:
+        # A repeated value would make two grid points one run (one run_key): the
+        # sweep would count a run twice and store it once.
+        for axis, values in self.axis_values().items():
+            seen = [
+                canonical_json(v.model_dump(mode="json")) if axis == "clip" else v for v in values
+            ]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"grid.{axis}: values must be distinct")
+        return self
+
+    @model_validator(mode="after")
     def _betas_fit_dtype(self) -> SweepSpec:
         # A beta2 of 1 - 1e-9 is below 1 in float64 but 1.0 in float32: v would
         # never move off zero and the run would blow up for a reason the grid hides.

@@ -84,6 +84,13 @@ DELETE = object()
 
 # (id, changes, field the single error must name, words its message must contain)
 BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
+    ("beta1-repeated", (("grid.beta1", [0.1, 0.1]),), "grid.beta1", "distinct"),
+    (
+        "clip-repeated",
+        (("grid.clip", [{"mode": "value", "threshold": 1.0}] * 2),),
+        "grid.clip",
+        "distinct",
+    ),
     ("beta1-one", (("grid.beta1", [0.0, 1.0]),), "grid.beta1", "[0, 1)"),
     ("beta1-negative", (("grid.beta1", [-0.1]),), "grid.beta1", "[0, 1)"),
     ("beta2-nan", (("grid.beta2", [float("nan")]),), "grid.beta2", "[0, 1)"),
