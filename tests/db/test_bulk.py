@@ -97,13 +97,3 @@ def test_a_100k_run_sweep_is_created_in_seconds(db_url: str) -> None:
     with db.session(read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(Run)) == 0
 
-
-def test_repeated_axis_values_share_one_run(db_url: str) -> None:
-    doc = {"name": "dupes", "problem": {"kind": "zhang2022", "n": 20}, "steps": 10,
-           "grid": {"beta1": [0.5, 0.5], "beta2": [0.9], "seed": [0, 0, 1]}}
-    settings = Settings(database_url=db_url, chunk_runs=1)
-    with get_database(db_url).session() as s:
-        sweep, chunk_ids = create_sweep(session=s, spec=parse_spec(doc), settings=settings)
-        assert sweep.total_runs == 6 and len(chunk_ids) == 2  # two distinct runs
-        chunks = list(s.scalars(select(Chunk).order_by(Chunk.seq)))
-        assert [c.n_runs for c in chunks] == [4, 2] and [c.n_compute for c in chunks] == [1, 1]
