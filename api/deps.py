@@ -32,9 +32,11 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-def get_session(db: DatabaseDep) -> Iterator[Session]:
-    """One transaction per request: committed after the handler, rolled back on error."""
-    with db.session() as session:
+def get_session(request: Request, db: DatabaseDep) -> Iterator[Session]:
+    """One transaction per request: committed after the handler, rolled back on error.
+    GETs read in a deferred transaction: on SQLite a writing one takes the database's
+    write lock, and every page view and status poll would queue behind each other."""
+    with db.session(read_only=request.method in ("GET", "HEAD")) as session:
         yield session
 
 

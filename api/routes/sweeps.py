@@ -133,7 +133,12 @@ def _summary(sweep: Sweep, st: service.SweepStats) -> dict[str, Any]:
 
 
 def sweep_out(session: Session, sweep: Sweep) -> SweepOut:
+    """The sweep as answered. Ends the transaction: FastAPI serializes the response in
+    a worker thread, and a request must not hold its connection (on SQLite, the write
+    lock) while it waits for one; under load every worker would be waiting for it."""
     st = service.sweep_stats(session, [sweep], errors=True)[sweep.id]
-    return SweepOut(**_summary(sweep, st), engine_version=sweep.engine_version,
-                    n_chunks=sweep.n_chunks, chunks=st.chunks, errors=st.errors,
-                    spec=sweep.spec)
+    out = SweepOut(**_summary(sweep, st), engine_version=sweep.engine_version,
+                   n_chunks=sweep.n_chunks, chunks=st.chunks, errors=st.errors,
+                   spec=sweep.spec)
+    session.commit()
+    return out
