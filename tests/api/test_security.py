@@ -15,6 +15,7 @@ import pytest
 
 from tests.api.helpers import spec, submit, wait_status
 from tests.api.live import LiveServer
+from tests.api.test_bad_input import newest
 from tests.conftest import need
 from tests.services import FAST, REDIS_URL, SESSION_TAG, pg_schema_url, postgres_ok, redis_ok
 
@@ -69,8 +70,9 @@ def _denied(client: Any, method: str, path: str, **kw: Any) -> None:
 def test_token_guards_every_mutation_and_reads_stay_open(make_client: Any) -> None:
     client = make_client(api_token=TOKEN)
     doc = spec("token guard", steps=20000)  # long enough to be cancelable
+    before = newest(client)
     _denied(client, "POST", "/api/v1/sweeps", json=doc)
-    assert client.get("/api/v1/sweeps").json()["items"] == []  # nothing was created
+    assert newest(client) == before  # nothing was created
 
     created = client.post("/api/v1/sweeps", json=doc, headers=RIGHT)
     assert created.status_code == 201, created.text
