@@ -70,7 +70,8 @@ class Case:
     n_clips: int = 2
     beta1: tuple[float, float] = (0.0, 0.95)
     log10_one_minus_beta2: tuple[float, float] = (-4.0, -0.3)
-    fixed: dict[str, list[float]] = field(default_factory=dict)  # axes not drawn
+    # axes not drawn: config i takes values[i] (axis values must be distinct)
+    fixed: dict[str, list[float]] = field(default_factory=dict)
 
 
 # Clipped rows run each configuration under two thresholds on lstsq (several
@@ -98,7 +99,13 @@ TORCH_CASES: list[Case] = [
     _torch("lstsq", "global_norm", kind="adamw", weight_decay=0.2, eps=1e-6),
     # Edge cases against the same reference: beta2 a hair below 1, and an eps
     # far below every sqrt(v).
-    Case("torch-beta2-near-1-lstsq", "lstsq", "torch", n_configs=2, fixed={"beta2": [0.999999]}),
+    Case(
+        "torch-beta2-near-1-lstsq",
+        "lstsq",
+        "torch",
+        n_configs=2,
+        fixed={"beta2": [0.999999, 0.9999995]},
+    ),
     Case(
         "torch-beta2-near-1-zhang2022",
         "zhang2022",
@@ -167,7 +174,7 @@ def spec_document(case: Case) -> dict[str, Any]:
         "lr": _log_uniform(rng, lo, hi, n),
     }
     for name, values in case.fixed.items():
-        axes[name] = list(values) * n
+        axes[name] = list(values)[:n]
     return {
         "name": case.id,
         "problem": problem,
