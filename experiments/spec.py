@@ -493,7 +493,49 @@ def _run_prefix(spec: SweepSpec, kernel: str) -> dict[str, Any]:
 
 
 def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]:
-    """sha256 of the canonical JSON of everything that determines each run's result."""
+    """sha256 of the canonical JSON of everything that determines each run's result.
+
+    The document is canonical_json(dict(prefix, beta1=..., ..., seed=...)); it is
+    assembled from a template (the fixed parts dumped once, each run's values by
+    repr, as json.dumps writes them) because one json.dumps per run made keys
+    the slowest part of creating a large sweep. tests/experiments pins the two
+    to the same bytes.
+    """
+    varying = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
+    marks = {name: f"@@{name}@@" for name in varying}
+    template = canonical_json(dict(_run_prefix(spec, kernel), **marks))
+    pieces: list[str] = []
+    order: list[str] = []
+    rest = template
+    while True:
+        hits = [(rest.find(f'"{m}"'), name) for name, m in marks.items() if f'"{m}"' in rest]
+        if not hits:
+            break
+        at, name = min(hits)
+        pieces.append(rest[:at])
+        order.append(name)
+        rest = rest[at + len(marks[name]) + 2 :]
+    pieces.append(rest)
+    clips = [canonical_json(c.model_dump(mode="json")) for c in spec.axis_values()["clip"]]
+    columns = {
+        "beta1": [repr(v) for v in table.beta1.tolist()],
+        "beta2": [repr(v) for v in table.beta2.tolist()],
+        "batch_size": [repr(v) for v in table.batch_size.tolist()],
+        "clip": [clips[i] for i in table.clip_index.tolist()],
+        "lr": [repr(v) for v in table.lr.tolist()],
+        "seed": [repr(v) for v in table.seed.tolist()],
+    }
+    ordered = [columns[name] for name in order]
+    sha = hashlib.sha256
+    keys = []
+    for values in zip(*ordered, strict=True):
+        doc = pieces[0] + "".join(v + p for v, p in zip(values, pieces[1:], strict=True))
+        keys.append(sha(doc.encode()).hexdigest())
+    return keys
+
+
+def run_key_reference(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]:
+    """run_keys written the plain way: one canonical json.dumps per run."""
     prefix = _run_prefix(spec, kernel)
     clips = [c.model_dump(mode="json") for c in spec.axis_values()["clip"]]
     keys = []

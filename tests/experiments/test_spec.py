@@ -18,6 +18,7 @@ from experiments.spec import (
     SpecError,
     load_spec_text,
     parse_spec,
+    run_key_reference,
     run_keys,
 )
 
@@ -455,3 +456,16 @@ def test_run_key_changes_with_the_kernel_and_the_engine_version(
     assert _key_of(BASE) != eager
     with pytest.raises(ValueError, match="kernel"):
         _key_of(BASE, kernel="jit")
+
+
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("preset_name", sorted(PRESETS))
+def test_templated_run_keys_hash_the_same_bytes_as_json_dumps(
+    preset_name: str, kernel: str
+) -> None:
+    # run_keys builds the canonical document from a template for speed; any
+    # drift from one json.dumps per run would silently split the result cache.
+    doc = PRESETS[preset_name]
+    spec = parse_spec({**doc, "grid": {**doc["grid"], "lr": [0.1, 3e-4]}})
+    runs = all_runs(spec)
+    assert run_keys(spec, runs, kernel=kernel) == run_key_reference(spec, runs, kernel=kernel)
