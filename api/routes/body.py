@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+
+from api.deps import SettingsDep
+from experiments.spec import RunCapError, SpecError, SweepSpec, parse_spec
 
 JSON_TYPES = {"application/json", ""}
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
@@ -28,6 +31,35 @@ async def spec_document(request: Request) -> Any:
     raw = await request.body()
     # a megabyte of YAML takes seconds to parse; every other request must not wait for it
     return await run_in_threadpool(parse_body, raw, yaml=ctype in YAML_TYPES)
+
+
+SpecDocument = Annotated[Any, Depends(spec_document)]
+
+
+def valid_spec(doc: SpecDocument, settings: SettingsDep) -> SweepSpec:
+    """The body as a validated spec: 422 listing each bad field, 413 over the run cap."""
+    try:
+        return parse_spec(doc, max_runs=settings.max_runs)
+    except RunCapError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
+    except SpecError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
+            {"loc": ["body", *_loc(field)], "field": field, "msg": msg, "type": "spec"}
+            for field, msg in exc.errors
+        ]) from None
+
+
+SpecDep = Annotated[SweepSpec, Depends(valid_spec)]
+
+
+def _loc(field: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for piece in field.replace("[", ".[").split("."):
+        if piece.startswith("[") and piece.endswith("]") and piece[1:-1].isdigit():
+            parts.append(int(piece[1:-1]))
+        elif piece:
+            parts.append(piece)
+    return parts
 
 
 def parse_body(raw: bytes, *, yaml: bool) -> Any:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
 from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
-from api.routes.body import spec_body_openapi, spec_document
+from api.routes.body import SpecDep, spec_body_openapi
 from api.schemas import SweepOut, SweepPage, SweepSummary, errors
 from api.services import sweeps as service
-from experiments.spec import RunCapError, SpecError, parse_spec
 from workers.dispatch import Dispatcher
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -24,33 +23,13 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
              dependencies=[Authorized], openapi_extra=spec_body_openapi(),
              responses=errors(400, 401, 413, 415, 422))
 def create_sweep(
-    doc: Annotated[Any, Depends(spec_document)], session: SessionDep, settings: SettingsDep,
-    dispatcher: DispatcherDep,
+    spec: SpecDep, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
 ) -> SweepOut:
     """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
-    try:
-        spec = parse_spec(doc, max_runs=settings.max_runs)
-    except RunCapError as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
-    except SpecError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
-            {"loc": ["body", *_loc(field)], "field": field, "msg": msg, "type": "spec"}
-            for field, msg in exc.errors
-        ]) from None
     sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
     session.commit()  # workers must never see chunks of an uncommitted sweep
     _enqueue(session, dispatcher, chunk_ids)
     return sweep_out(session, sweep)
-
-
-def _loc(field: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in field.replace("[", ".[").split("."):
-        if piece.startswith("[") and piece.endswith("]") and piece[1:-1].isdigit():
-            parts.append(int(piece[1:-1]))
-        elif piece:
-            parts.append(piece)
-    return parts
 
 
 def _enqueue(session: Session, dispatcher: Dispatcher, chunk_ids: list[int]) -> None:
