@@ -212,6 +212,16 @@ class Stack:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.logs()}") from None
 
+    def wait_mid_sweep(self, sweep_id: int, timeout: float = 180) -> None:
+        """Until one chunk is done and the next is running: the moment to break something."""
+
+        def mid_sweep() -> bool:
+            chunks = self.chunks(sweep_id)
+            return any(c["status"] == "done" for c in chunks) and any(
+                c["status"] == "running" and c["progress"] > 0 for c in chunks)
+
+        self.wait(mid_sweep, timeout, "one chunk done and the next one running", interval=0.05)
+
     def wait_finished(self, sweep_id: int, timeout: float) -> dict[str, Any]:
         def finished() -> dict[str, Any] | None:
             s = get(self.client, sweep_id)

@@ -55,12 +55,7 @@ def test_a_database_outage_is_503_and_loses_nothing(make_stack: Callable[..., St
     sweep_id = sweep["id"]
     assert sweep["n_chunks"] == 4
 
-    def mid_sweep() -> bool:
-        chunks = stack.chunks(sweep_id)
-        return any(c["status"] == "done" for c in chunks) and any(
-            c["status"] == "running" and c["progress"] > 0 for c in chunks)
-
-    stack.wait(mid_sweep, 180, "one chunk done and the next one running", interval=0.05)
+    stack.wait_mid_sweep(sweep_id)
     assert stack.pg is not None
     stack.pg.stop()
     down_at = time.monotonic()
