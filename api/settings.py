@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         600.0, ge=0, description="re-send a queued chunk no worker took within this time"
     )
     max_attempts: int = Field(3, ge=1, le=100, description="engine failures before a chunk fails")
+    max_worker_losses: int = Field(
+        20, ge=1, le=1000,
+        description="workers lost under a chunk (lease expired) before it fails",
+    )
     retry_backoff_seconds: float = Field(
         2.0, ge=0, description="first retry delay after an engine failure (doubles)"
     )

@@ -35,6 +35,7 @@ FAST = {
     "reconcile_seconds": 0.5,
     "requeue_after_seconds": 120.0,
     "max_attempts": 2,
+    "max_worker_losses": 2,
     "retry_backoff_seconds": 0.1,
     "max_body_bytes": 65536,
     "max_runs": 20000,

@@ -53,7 +53,7 @@ def process_chunk(
     with db.session() as session:
         claim = claim_chunk_without_commit(
             session, chunk_id=chunk_id, token=token, now=utcnow(),
-            lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
+            lease_seconds=settings.lease_seconds, max_worker_losses=settings.max_worker_losses,
         )
     if claim is None:
         log.info("chunk %s: not claimable (done, canceled, or leased elsewhere)", chunk_id)

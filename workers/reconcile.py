@@ -36,7 +36,8 @@ def reconcile_once(
     after = settings.requeue_after_seconds if requeue_after is None else requeue_after
     with db.session() as session:
         now = utcnow()
-        ids = expire_leases_without_commit(session, now=now, max_attempts=settings.max_attempts)
+        ids = expire_leases_without_commit(
+            session, now=now, max_worker_losses=settings.max_worker_losses)
         ids += stale_queued_without_commit(session, now=now, older_than=after)
     if not ids:
         return []

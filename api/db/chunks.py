@@ -38,10 +38,11 @@ class ClaimedChunk:
 
 def claim_chunk_without_commit(
     session: Session, *, chunk_id: int, token: str, now: datetime, lease_seconds: float,
-    max_attempts: int,
+    max_worker_losses: int,
 ) -> ClaimedChunk | None:
     """Take the chunk if it is queued, its lease expired, or this token holds it."""
-    expired = and_(Chunk.lease_expires_at < now, Chunk.attempts < max_attempts)
+    expired = and_(Chunk.lease_expires_at < now,
+                   Chunk.attempts - Chunk.failures < max_worker_losses)
     claimed = session.execute(
         update(Chunk)
         .where(
@@ -130,13 +131,15 @@ def fail_attempt_without_commit(
     'lost' (this worker no longer holds the chunk; leave it alone)."""
     lock_sweep_without_commit(session, sweep_id)
     chunk = session.execute(
-        select(Chunk.status, Chunk.lease_token, Chunk.attempts).where(Chunk.id == chunk_id)
+        select(Chunk.status, Chunk.lease_token, Chunk.failures).where(Chunk.id == chunk_id)
     ).one_or_none()
     if chunk is None or chunk.status != "running" or chunk.lease_token != token:
         return "lost"
     error = error[:ERROR_CHARS]
-    common = {"lease_token": None, "lease_expires_at": None, "last_error": error}
-    if permanent or chunk.attempts >= max_attempts:
+    failures = chunk.failures + 1
+    common = {"lease_token": None, "lease_expires_at": None, "last_error": error,
+              "failures": failures}
+    if permanent or failures >= max_attempts:
         session.execute(update(Chunk).where(Chunk.id == chunk_id)
                         .values(status="failed", finished_at=now, **common))
         refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
@@ -188,19 +191,21 @@ def refresh_sweep_status_without_commit(
 
 
 def expire_leases_without_commit(
-    session: Session, *, now: datetime, max_attempts: int
+    session: Session, *, now: datetime, max_worker_losses: int
 ) -> list[int]:
     """Chunks whose lease ran out: back to queued (returned, to be enqueued), or
-    failed once they have used up their attempts (the worker keeps dying)."""
+    failed once max_worker_losses workers were lost under them (a chunk that
+    keeps killing its worker, e.g. out of memory). Lost workers are counted apart
+    from engine errors: pre-empted hosts must not fail a healthy chunk."""
     rows = session.execute(
-        select(Chunk.id, Chunk.sweep_id, Chunk.attempts)
+        select(Chunk.id, Chunk.sweep_id, Chunk.attempts, Chunk.failures)
         .where(Chunk.status == "running", Chunk.lease_expires_at < now)
     ).all()
     requeued = []
-    for chunk_id, sweep_id, attempts in rows:
+    for chunk_id, sweep_id, attempts, failures in rows:
         still_expired = (Chunk.id == chunk_id, Chunk.status == "running",
                          Chunk.lease_expires_at < now)
-        if attempts >= max_attempts:
+        if attempts - failures >= max_worker_losses:
             lock_sweep_without_commit(session, sweep_id)
             done = session.execute(update(Chunk).where(*still_expired).values(
                 status="failed", finished_at=now, lease_token=None, lease_expires_at=None,

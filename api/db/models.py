@@ -112,7 +112,9 @@ class Chunk(Base):
     n_runs: Mapped[int] = mapped_column(Integer)
     n_compute: Mapped[int] = mapped_column(Integer)
     progress: Mapped[float] = mapped_column(Double)
-    attempts: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer)  # claims, whatever ended them
+    # engine errors among those attempts; the rest were lost workers or releases
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -86,7 +86,7 @@ def create_sweep(
         returned = session.execute(
             insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
             [{"sweep_id": sweep.id, "seq": s, "status": "queued", "n_runs": int(n_runs[s]),
-              "n_compute": int(n_compute[s]), "progress": 0.0, "attempts": 0,
+              "n_compute": int(n_compute[s]), "progress": 0.0, "attempts": 0, "failures": 0,
               "enqueued_at": now} for s in range(n_chunks)],
         )
         chunk_ids = [row[0] for row in returned]
@@ -152,8 +152,8 @@ def retry_sweep(*, session: Session, sweep: Sweep) -> list[int]:
         raise Conflict("no failed or canceled chunks to retry")
     session.execute(
         update(Chunk).where(Chunk.id.in_(ids)).values(
-            status="queued", attempts=0, progress=0.0, lease_token=None, lease_expires_at=None,
-            enqueued_at=now, finished_at=None,
+            status="queued", attempts=0, failures=0, progress=0.0, lease_token=None,
+            lease_expires_at=None, enqueued_at=now, finished_at=None,
         )
     )
     sweep.status, sweep.finished_at = "queued", None

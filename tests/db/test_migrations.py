@@ -32,7 +32,7 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)
-    assert current(empty_url) == head() == "20261122_initial"
+    assert current(empty_url) == head() == "20261122_chunk_failures"
     assert _diff(empty_url) == []
     assert _tables(empty_url) == {"sweep", "run", "chunk", "sweep_run"}
 
@@ -42,6 +42,19 @@ def test_migrations_revert_and_reapply(empty_url: str) -> None:
     downgrade(empty_url, "base")
     assert _tables(empty_url) == set()
     assert current(empty_url) is None
+    upgrade(empty_url)
+    assert _diff(empty_url) == []
+
+
+def test_chunk_failures_migration_reverts_to_the_initial_schema(empty_url: str) -> None:
+    upgrade(empty_url)
+    downgrade(empty_url, "20261122_initial")
+    engine = create_engine(empty_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("chunk")}
+    finally:
+        engine.dispose()
+    assert "failures" not in columns and "attempts" in columns
     upgrade(empty_url)
     assert _diff(empty_url) == []
 

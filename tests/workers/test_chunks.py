@@ -91,7 +91,7 @@ def test_the_lease_is_exclusive_until_it_expires(db_url: str) -> None:
     _, (chunk_id,) = _create(settings, _doc())
     db = get_database(db_url)
     now = utcnow()
-    kw = {"chunk_id": chunk_id, "lease_seconds": 10, "max_attempts": 3}
+    kw = {"chunk_id": chunk_id, "lease_seconds": 10, "max_worker_losses": 3}
     with db.session() as s:
         assert claim_chunk_without_commit(s, token="a", now=now, **kw) is not None
     with db.session() as s:
@@ -129,10 +129,10 @@ def test_reconciler_requeues_expired_leases_and_unsent_chunks(db_url: str) -> No
     past = utcnow() - timedelta(seconds=60)
     with db.session() as s:
         claim_chunk_without_commit(s, chunk_id=ids[0], token="dead", now=past, lease_seconds=1,
-                                   max_attempts=2)
+                                   max_worker_losses=2)
         s.execute(update(Chunk).where(Chunk.id == ids[1]).values(enqueued_at=None))
         claim_chunk_without_commit(s, chunk_id=ids[2], token="dead", now=past, lease_seconds=1,
-                                   max_attempts=2)
+                                   max_worker_losses=2)
         s.execute(update(Chunk).where(Chunk.id == ids[2]).values(attempts=2))
     sent = Sent()
     assert sorted(reconcile_once(settings=settings, dispatcher=sent)) == [ids[0], ids[1]]
@@ -185,3 +185,23 @@ def test_worker_with_other_engine_keys_fails_the_chunk_at_once(db_url: str) -> N
         s.execute(update(Sweep).where(Sweep.id == sweep_id).values(kernel="compiled"))
     assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "failed"
     assert "engine version differs" in _chunk(settings, chunk_id).last_error
+
+
+def test_lost_workers_do_not_use_up_engine_attempts(db_url: str) -> None:
+    # pre-empted hosts kill workers through no fault of the chunk: only
+    # max_worker_losses (not max_attempts, for engine errors) may fail it
+    settings = _settings(db_url, chunk_runs=2, max_attempts=2, max_worker_losses=4)
+    _, ids = _create(settings, _doc())
+    db = get_database(db_url)
+    for loss in range(1, 5):
+        past = utcnow() - timedelta(seconds=60)
+        with db.session() as s:
+            claim = claim_chunk_without_commit(s, chunk_id=ids[0], token=f"dead-{loss}",
+                                               now=past, lease_seconds=1, max_worker_losses=4)
+            assert claim is not None and claim.attempts == loss
+        reconcile_once(settings=settings, dispatcher=Sent())
+        chunk = _chunk(settings, ids[0])
+        if loss < 4:
+            assert chunk.status == "queued", (loss, chunk.last_error)
+    assert chunk.status == "failed" and "lease expired on attempt 4" in chunk.last_error
+    assert chunk.failures == 0
