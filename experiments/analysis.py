@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from experiments.outcomes import CONVERGED, DIVERGED, NOT_CONVERGED, OUTCOMES
-from experiments.spec import AXES, SweepSpec, clip_label
+from experiments.spec import SweepSpec, clip_label
 
 SLICE_AXES = ("batch_size", "clip", "lr")
 METRICS = ("outcome", "diverged_frac", "converged_frac", "final_rel", "div_step")
@@ -276,6 +276,3 @@ def scaling_fit(batches: list[int], stars: list[float | None]) -> dict[str, Any]
 def sqrt_curve(beta2: list[float]) -> dict[str, list[float]]:
     """The theory overlay beta1 = sqrt(beta2): convergence needs beta1 < sqrt(beta2)."""
     return {"beta2": [float(b) for b in beta2], "beta1": [float(np.sqrt(b)) for b in beta2]}
-
-
-AXIS_NAMES = AXES

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.spec import AXES, SweepSpec, clip_label, run_keys
+from experiments.spec import AXES, SweepSpec
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,6 @@ def all_runs(spec: SweepSpec) -> RunTable:
     return runs_at(spec, np.arange(spec.total_runs(), dtype=np.int64))
 
 
-def keys_of(spec: SweepSpec, table: RunTable, *, kernel: str = "eager") -> list[str]:
-    return run_keys(spec, table, kernel=kernel)
-
-
 def clip_columns(spec: SweepSpec, table: RunTable) -> tuple[list[str], list[float | None]]:
     """(clip_mode, clip_threshold) per run, as the CSV and the database store them."""
     clips = spec.axis_values()["clip"]
@@ -80,7 +76,3 @@ def clip_columns(spec: SweepSpec, table: RunTable) -> tuple[list[str], list[floa
     thresholds = [getattr(c, "threshold", None) for c in clips]
     idx = table.clip_index.tolist()
     return [modes[i] for i in idx], [thresholds[i] for i in idx]
-
-
-def clip_labels(spec: SweepSpec) -> list[str]:
-    return [clip_label(c) for c in spec.axis_values()["clip"]]

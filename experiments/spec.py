@@ -498,8 +498,8 @@ def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]
     The document is canonical_json(dict(prefix, beta1=..., ..., seed=...)); it is
     assembled from a template (the fixed parts dumped once, each run's values by
     repr, as json.dumps writes them) because one json.dumps per run made keys
-    the slowest part of creating a large sweep. tests/experiments pins the two
-    to the same bytes.
+    the slowest part of creating a large sweep. tests/experiments pins it to
+    one plain json.dumps per run.
     """
     varying = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
     marks = {name: f"@@{name}@@" for name in varying}
@@ -531,23 +531,4 @@ def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]
     for values in zip(*ordered, strict=True):
         doc = pieces[0] + "".join(v + p for v, p in zip(values, pieces[1:], strict=True))
         keys.append(sha(doc.encode()).hexdigest())
-    return keys
-
-
-def run_key_reference(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]:
-    """run_keys written the plain way: one canonical json.dumps per run."""
-    prefix = _run_prefix(spec, kernel)
-    clips = [c.model_dump(mode="json") for c in spec.axis_values()["clip"]]
-    keys = []
-    for b1, b2, bs, ci, lr, seed in zip(
-        table.beta1.tolist(),
-        table.beta2.tolist(),
-        table.batch_size.tolist(),
-        table.clip_index.tolist(),
-        table.lr.tolist(),
-        table.seed.tolist(),
-        strict=True,
-    ):
-        doc = dict(prefix, beta1=b1, beta2=b2, batch_size=bs, clip=clips[ci], lr=lr, seed=seed)
-        keys.append(hashlib.sha256(canonical_json(doc).encode()).hexdigest())
     return keys

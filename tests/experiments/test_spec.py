@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import Any
 
@@ -16,9 +17,10 @@ from experiments.spec import (
     DEFAULT_MAX_RUNS,
     RunCapError,
     SpecError,
+    _run_prefix,
+    canonical_json,
     load_spec_text,
     parse_spec,
-    run_key_reference,
     run_keys,
 )
 
@@ -469,3 +471,22 @@ def test_templated_run_keys_hash_the_same_bytes_as_json_dumps(
     spec = parse_spec({**doc, "grid": {**doc["grid"], "lr": [0.1, 3e-4]}})
     runs = all_runs(spec)
     assert run_keys(spec, runs, kernel=kernel) == run_key_reference(spec, runs, kernel=kernel)
+
+
+def run_key_reference(spec: Any, table: Any, *, kernel: str = "eager") -> list[str]:
+    """run_keys written the plain way, as the reference: one canonical json.dumps per run."""
+    prefix = _run_prefix(spec, kernel)
+    clips = [c.model_dump(mode="json") for c in spec.axis_values()["clip"]]
+    keys = []
+    for b1, b2, bs, ci, lr, seed in zip(
+        table.beta1.tolist(),
+        table.beta2.tolist(),
+        table.batch_size.tolist(),
+        table.clip_index.tolist(),
+        table.lr.tolist(),
+        table.seed.tolist(),
+        strict=True,
+    ):
+        doc = dict(prefix, beta1=b1, beta2=b2, batch_size=bs, clip=clips[ci], lr=lr, seed=seed)
+        keys.append(hashlib.sha256(canonical_json(doc).encode()).hexdigest())
+    return keys
