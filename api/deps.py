@@ -53,7 +53,7 @@ def valid_sweep_id(
     sweep_id: Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")], session: SessionDep
 ) -> Sweep:
     sweep = session.get(Sweep, sweep_id)
-    if sweep is None:
+    if sweep is None or sweep.hidden:  # a hidden sweep was deleted; others still read it
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"sweep {sweep_id} not found")
     return sweep
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Status = Literal["queued", "running", "done", "failed", "canceled"]
 # A float that may be non-finite (a diverged run's loss); the schema says how it is sent.
@@ -68,6 +68,10 @@ class SweepSummary(_Out):
     failed_runs: int
     cached_runs: int
     progress: float
+    runs_per_second: float | None = Field(
+        None, description="runs done per second of wall time since the sweep started")
+    eta_seconds: float | None = Field(
+        None, description="remaining runs at that rate; null until the first results")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -114,6 +118,8 @@ class Curve(_Out):
 
 class RunDetail(RunOut):
     curve: Curve
+    final_x: list[Real] | None = Field(
+        None, description="the final iterate, for problems of dimension 8 or less")
 
 
 class RunPage(_Out):

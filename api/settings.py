@@ -28,8 +28,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="when set, mutating requests need 'Authorization: Bearer <token>'"
     )
-    max_runs: int = Field(2_000_000, ge=1, description="largest grid a sweep may hold")
-    chunk_runs: int = Field(10_000, ge=1, le=10_000_000, description="runs per chunk (task)")
+    max_runs: int = Field(10_000_000, ge=1, description="largest grid a sweep may hold")
+    chunk_runs: int = Field(
+        50_000, ge=1, le=10_000_000,
+        description="most runs per chunk (task); sweeps get about 16 chunks, fewer runs each "
+                    "when small, and every chunk holds whole cells (all seeds of a point)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N, where workers compute")
     kernel: Literal["eager", "compiled"] = Field(
         "eager", description="engine kernel; part of every run_key"

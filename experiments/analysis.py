@@ -48,39 +48,63 @@ class Cells:
     div_step: np.ndarray  # median over the diverged seeds, nan if none
 
 
+@dataclass(frozen=True)
+class CellStats:
+    """What a phase map needs of each cell, computed from whole cells' runs:
+    outcome counts [n, 3] (converged, not converged, diverged) and the medians
+    over seeds. Counts merge by addition; medians are exact because a cell's
+    runs (its seeds, the last axis) are never split between two chunks."""
+
+    counts: np.ndarray  # int64 [n, 3]
+    final_rel: np.ndarray  # float64 [n], median over seeds (nan values left out)
+    div_step: np.ndarray  # float64 [n], median over the diverged seeds, nan if none
+
+
+def cell_stats(cell: np.ndarray, frame: ResultFrame, size: int) -> CellStats:
+    """Aggregate runs over seeds into `size` cells; `cell` is each run's cell index."""
+    counts = np.stack(
+        [np.bincount(cell, weights=(frame.code == c), minlength=size)
+         for c in (CONVERGED, NOT_CONVERGED, DIVERGED)],
+        axis=1,
+    ).astype(np.int64)
+    return CellStats(
+        counts=counts,
+        final_rel=_group_median(cell, frame.final_rel, size),
+        div_step=_group_median(cell, frame.div_step, size),
+    )
+
+
 def cells(spec: SweepSpec, frame: ResultFrame) -> Cells:
-    """Aggregate runs over seeds. Majority ties break toward the worse outcome
+    """Aggregate runs over seeds (see cells_from_stats)."""
+    shape = spec.axis_sizes()[:5]
+    flat = np.ravel_multi_index(tuple(frame.grid[:, i] for i in range(5)), shape)
+    return cells_from_stats(spec, cell_stats(flat, frame, int(np.prod(shape))))
+
+
+def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
+    """Cells from per-cell aggregates. Majority ties break toward the worse outcome
     (diverged over not converged over converged): a boundary claimed converged
     should be so for most seeds."""
     shape = spec.axis_sizes()[:5]
-    flat = np.ravel_multi_index(tuple(frame.grid[:, i] for i in range(5)), shape)
-    size = int(np.prod(shape))
-    n = np.bincount(flat, minlength=size).astype(np.float64)
-    counts = [
-        np.bincount(flat, weights=(frame.code == c).astype(np.float64), minlength=size)
-        for c in (CONVERGED, NOT_CONVERGED, DIVERGED)
-    ]
+    counts = stats.counts.astype(np.float64)
+    n = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = [c / n for c in counts]
-    stacked = np.stack(counts, axis=1)
+        frac = counts / n[:, None]
     # argmax takes the first maximum; scanning worst-first makes ties pessimistic
-    worst_first = stacked[:, ::-1]
-    majority = (2 - np.argmax(worst_first, axis=1)).astype(np.int8)
+    majority = (2 - np.argmax(counts[:, ::-1], axis=1)).astype(np.int8)
     majority[n == 0] = -1
-    med_rel = _group_median(flat, frame.final_rel, size)
-    med_div = _group_median(flat, frame.div_step, size)
 
     def shaped(a: np.ndarray) -> np.ndarray:
         return a.reshape(shape)
 
     return Cells(
         n_runs=shaped(n.astype(np.int64)),
-        converged_frac=shaped(frac[0]),
-        not_converged_frac=shaped(frac[1]),
-        diverged_frac=shaped(frac[2]),
+        converged_frac=shaped(frac[:, 0]),
+        not_converged_frac=shaped(frac[:, 1]),
+        diverged_frac=shaped(frac[:, 2]),
         outcome=shaped(majority),
-        final_rel=shaped(med_rel),
-        div_step=shaped(med_div),
+        final_rel=shaped(stats.final_rel),
+        div_step=shaped(stats.div_step),
     )
 
 

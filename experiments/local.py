@@ -100,4 +100,5 @@ def run_local(
     outcomes = Outcomes.gather([(rows, r.outcomes) for rows, r in parts], len(runs))
     steps = parts[0][1].curve_steps
     curves = np.concatenate([r.curves for _, r in parts], axis=0)
-    return LocalResult(spec, runs, run_keys(spec, runs, kernel=kernel), outcomes, steps, curves)
+    keys = run_keys(spec, runs, kernel=kernel).astype(str).tolist()
+    return LocalResult(spec, runs, keys, outcomes, steps, curves)

@@ -28,7 +28,7 @@ from pydantic import (
 
 from experiments.version import engine_version
 
-DEFAULT_MAX_RUNS = 2_000_000
+DEFAULT_MAX_RUNS = 10_000_000
 
 
 class _Strict(BaseModel):
@@ -492,43 +492,58 @@ def _run_prefix(spec: SweepSpec, kernel: str) -> dict[str, Any]:
     }
 
 
-def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> list[str]:
-    """sha256 of the canonical JSON of everything that determines each run's result.
+def program_digest(spec: SweepSpec, kernel: str = "eager") -> bytes:
+    """sha256 of everything a sweep's runs share: problem, optimizer (but lr),
+    sampling, steps, dtype, criteria and the engine's version."""
+    return hashlib.sha256(canonical_json(_run_prefix(spec, kernel)).encode()).digest()
 
-    The document is canonical_json(dict(prefix, beta1=..., ..., seed=...)); it is
-    assembled from a template (the fixed parts dumped once, each run's values by
-    repr, as json.dumps writes them) because one json.dumps per run made keys
-    the slowest part of creating a large sweep. tests/experiments pins it to
-    one plain json.dumps per run.
+
+def axis_value_json(axis: str, value: Any) -> str:
+    """An axis value as canonical JSON (a clip as its document, numbers as json.dumps)."""
+    if axis == "clip":
+        return canonical_json(value.model_dump(mode="json"))
+    return canonical_json(value)
+
+
+def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
+    """Per axis, each value's two 64-bit hash lanes: uint64 [n_values, 2], the first
+    16 bytes of sha256(canonical_json([axis, value])) read little-endian."""
+    out = {}
+    for axis, values in spec.axis_values().items():
+        digests = b"".join(
+            hashlib.sha256(f'["{axis}",{axis_value_json(axis, v)}]'.encode()).digest()[:16]
+            for v in values
+        )
+        out[axis] = np.frombuffer(digests, dtype="<u8").reshape(len(values), 2)
+    return out
+
+
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+
+
+def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> np.ndarray:
+    """Every run's run_key (numpy 'S64' hex strings), computed without a hash per run.
+
+    run_key = hex(first 16 bytes of program_digest) + hex(lane0) + hex(lane1) (each
+    lane big-endian), where lane_j is the sum modulo 2**64 over the axes of the run's
+    value's axis_hashes lane j. The program digest covers everything the runs share;
+    the sum identifies the run's axis values (a collision needs two 128-bit sums of
+    independent sha256 values to agree) and, being a sum of per-axis terms, can be
+    inverted by a meet-in-the-middle search (experiments.keys.find_run).
     """
-    varying = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
-    marks = {name: f"@@{name}@@" for name in varying}
-    template = canonical_json(dict(_run_prefix(spec, kernel), **marks))
-    pieces: list[str] = []
-    order: list[str] = []
-    rest = template
-    while True:
-        hits = [(rest.find(f'"{m}"'), name) for name, m in marks.items() if f'"{m}"' in rest]
-        if not hits:
-            break
-        at, name = min(hits)
-        pieces.append(rest[:at])
-        order.append(name)
-        rest = rest[at + len(marks[name]) + 2 :]
-    pieces.append(rest)
-    clips = [canonical_json(c.model_dump(mode="json")) for c in spec.axis_values()["clip"]]
-    columns = {
-        "beta1": [repr(v) for v in table.beta1.tolist()],
-        "beta2": [repr(v) for v in table.beta2.tolist()],
-        "batch_size": [repr(v) for v in table.batch_size.tolist()],
-        "clip": [clips[i] for i in table.clip_index.tolist()],
-        "lr": [repr(v) for v in table.lr.tolist()],
-        "seed": [repr(v) for v in table.seed.tolist()],
-    }
-    ordered = [columns[name] for name in order]
-    sha = hashlib.sha256
-    keys = []
-    for values in zip(*ordered, strict=True):
-        doc = pieces[0] + "".join(v + p for v, p in zip(values, pieces[1:], strict=True))
-        keys.append(sha(doc.encode()).hexdigest())
-    return keys
+    lanes = run_lanes(spec, table)
+    prefix = np.frombuffer(program_digest(spec, kernel)[:16], dtype=np.uint8)
+    n = lanes.shape[0]
+    raw = np.empty((n, 32), dtype=np.uint8)
+    raw[:, :16] = prefix
+    raw[:, 16:] = lanes.astype(">u8").view(np.uint8).reshape(n, 16)
+    return np.ascontiguousarray(_HEX[raw]).view("S64").reshape(n)
+
+
+def run_lanes(spec: SweepSpec, table: Any) -> np.ndarray:
+    """The two hash lanes of each run of a RunTable: uint64 [R, 2]."""
+    hashes = axis_hashes(spec)
+    lanes = np.zeros((len(table), 2), dtype=np.uint64)
+    for i, axis in enumerate(AXES):
+        lanes += hashes[axis][table.grid_index[:, i]]
+    return lanes

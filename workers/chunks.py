@@ -1,9 +1,9 @@
 """One chunk, start to finish: claim, compute, store. The same code runs in a
 Celery worker and in the API's in-process executor.
 
-    claim (lease)  ->  run_chunk with a heartbeat  ->  one transaction: upsert
-                                                       results, chunk done,
-                                                       sweep status
+    claim (lease)  ->  run_chunk with a heartbeat  ->  one transaction: the
+                                                       chunk's columnar results,
+                                                       chunk done, sweep status
 Transient database errors propagate, so the caller retries the whole chunk
 with the same token (it may re-claim its own lease at once). Engine errors use
 up an attempt: the chunk is queued again with backoff, and fails for good
@@ -13,15 +13,12 @@ after `max_attempts`, with its last error visible through the API.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from api.db.base import utcnow
-from api.db.bulk import upsert
 from api.db.chunks import (
     ClaimedChunk,
     claim_chunk_without_commit,
@@ -31,11 +28,10 @@ from api.db.chunks import (
     lock_sweep_without_commit,
     release_chunk_without_commit,
 )
-from api.db.models import Run
 from api.db.session import Database, get_database
 from api.settings import Settings
 from workers.errors import TRANSIENT, EngineMismatch
-from workers.results import COLUMNS, RESULT_COLUMNS, result_rows
+from workers.results import encode_chunk, plan_chunk
 
 log = logging.getLogger("betascope.worker")
 Enqueue = Callable[[int, float], None]  # (chunk_id, countdown seconds)
@@ -58,14 +54,17 @@ def process_chunk(
     if claim is None:
         log.info("chunk %s: not claimable (done, canceled, or leased elsewhere)", chunk_id)
         return "skipped"
-    log.info("chunk %s (sweep %s, seq %s, attempt %s): %s runs", chunk_id, claim.sweep_id,
-             claim.seq, claim.attempts, len(claim.flat_index))
+    log.info("chunk %s (sweep %s, seq %s, attempt %s): runs [%s, %s)", chunk_id,
+             claim.sweep_id, claim.seq, claim.attempts, claim.lo, claim.hi)
     beat = Heartbeat(db, claim, token, settings, stopping)
-    beat.start()  # from the claim on: rebuilding a huge chunk's keys takes a while too
+    beat.start()
     try:
-        spec, runs = _rebuild(claim)
-        result = run_chunk(spec, runs, device=settings.device, kernel=claim.kernel,
-                           progress=beat.progress, should_stop=beat.should_stop)
+        plan = plan_chunk(db, claim)
+        result = None
+        if len(plan.compute):
+            result = run_chunk(plan.spec, plan.runs, device=settings.device,
+                               kernel=claim.kernel, progress=beat.progress,
+                               should_stop=beat.should_stop)
     except TRANSIENT:
         raise
     except Exception as exc:
@@ -76,36 +75,21 @@ def process_chunk(
     finally:
         beat.stop()
     t0 = time.perf_counter()
-    rows = result_rows(spec=spec, runs=runs, keys=claim.run_keys, result=result, now=utcnow())
     try:
+        runs_data, cells_data = encode_chunk(plan, result)
         with db.session() as session:
             if lock_sweep_without_commit(session, claim.sweep_id) is None:
                 return "lost"  # the sweep was deleted meanwhile: store nothing
-            upsert(session, Run.__table__, COLUMNS, rows, update=RESULT_COLUMNS)
             finish_chunk_without_commit(session, chunk_id=chunk_id, sweep_id=claim.sweep_id,
-                                        now=utcnow())
+                                        now=utcnow(), runs_data=runs_data,
+                                        cells_data=cells_data, n_compute=len(plan.compute))
     except TRANSIENT:
         raise
     except Exception as exc:
         return _failed(db, claim, token, exc, settings, enqueue)
-    log.info("chunk %s: stored %d results in %.3f s", chunk_id, len(rows),
-             time.perf_counter() - t0)
+    log.info("chunk %s: stored %d results (%d bytes) in %.3f s", chunk_id, len(plan.compute),
+             len(runs_data) + len(cells_data), time.perf_counter() - t0)
     return "done"
-
-
-def _rebuild(claim: ClaimedChunk) -> tuple[Any, Any]:
-    """The chunk's runs from the stored spec; the keys must match what was stored."""
-    from experiments.runs import runs_at
-    from experiments.spec import parse_spec, run_keys
-
-    spec = parse_spec(claim.spec, max_runs=sys.maxsize)
-    runs = runs_at(spec, claim.flat_index)
-    if run_keys(spec, runs, kernel=claim.kernel) != claim.run_keys:
-        raise EngineMismatch(
-            "this worker computes different run keys than the service stored: "
-            "its engine version differs; upgrade the worker"
-        )
-    return spec, runs
 
 
 def _stopped(db: Database, claim: ClaimedChunk, token: str, stopping: Callable[[], bool]) -> str:

@@ -1,43 +1,88 @@
-"""A chunk's engine output as `run` rows, ready for one upsert keyed by run_key."""
+"""A chunk's plan (which runs to compute, which to read from the source sweep)
+and its engine output as the two columnar records that are stored."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from api.db.codec import encode_curve, split_floats
-from experiments.runs import RunTable, clip_columns
+from api.db import columnar
+from api.db.chunks import ClaimedChunk
+from api.db.session import Database
+from api.db.store import Stored, gather, spec_of
+from experiments.analysis import ResultFrame, cell_stats
+from experiments.reuse import axis_maps, map_runs
+from experiments.runs import RunTable, runs_at
 from experiments.spec import SweepSpec
+from experiments.version import engine_version
+from workers.errors import EngineMismatch
 
-RESULT_COLUMNS = (
-    "outcome", "final_loss", "final_loss_kind", "final_rel", "final_rel_kind", "final_gap",
-    "final_gap_kind", "div_step", "clip_fraction", "curve_steps", "curve", "computed_at",
-)
-COLUMNS = (
-    "run_key", "beta1", "beta2", "batch_size", "clip_mode", "clip_threshold", "lr", "seed",
-    "steps", *RESULT_COLUMNS,
-)
+CELL_INPUTS = ("outcome", "final_rel", "div_step")
 
 
-def result_rows(
-    *, spec: SweepSpec, runs: RunTable, keys: list[str], result: Any, now: datetime
-) -> list[tuple[Any, ...]]:
-    """One tuple per run, in COLUMNS order; non-finite floats become (NULL, kind)."""
-    o = result.outcomes
-    modes, thresholds = clip_columns(spec, runs)
-    loss, loss_kind = split_floats(o.final_loss)
-    rel, rel_kind = split_floats(o.final_rel)
-    gap, gap_kind = split_floats(o.final_gap)
-    div = [d if d >= 0 else None for d in o.div_step.tolist()]
-    steps = result.curve_steps.tolist()
-    curves = result.curves.tolist()
-    for i in np.flatnonzero(~np.isfinite(result.curves).all(axis=1)).tolist():
-        curves[i] = encode_curve(curves[i])
-    return list(zip(
-        keys, runs.beta1.tolist(), runs.beta2.tolist(), runs.batch_size.tolist(), modes,
-        thresholds, runs.lr.tolist(), runs.seed.tolist(), [spec.steps] * len(keys), o.labels,
-        loss, loss_kind, rel, rel_kind, gap, gap_kind, div, o.clip_fraction.tolist(),
-        [steps] * len(keys), curves, [now] * len(keys), strict=True,
-    ))
+@dataclass(frozen=True)
+class ChunkPlan:
+    spec: SweepSpec
+    lo: int
+    hi: int
+    compute: np.ndarray  # flat indices this chunk computes (ascending)
+    runs: RunTable  # those runs
+    reused: np.ndarray  # flat indices read from the source sweep
+    reused_inputs: dict[str, np.ndarray]  # their CELL_INPUTS columns
+
+
+def plan_chunk(db: Database, claim: ClaimedChunk) -> ChunkPlan:
+    """The chunk's runs; those its sweep shares with its source are read, not computed."""
+    if engine_version(claim.kernel) != claim.engine_version:
+        raise EngineMismatch(
+            f"engine version differs: this worker runs {engine_version(claim.kernel)}, the "
+            f"sweep was created for {claim.engine_version}; upgrade the worker"
+        )
+    spec = spec_of(claim.sweep_id, claim.created_at, claim.spec)
+    flat = np.arange(claim.lo, claim.hi, dtype=np.int64)
+    reused = np.zeros(0, dtype=np.int64)
+    inputs: dict[str, np.ndarray] = {}
+    if claim.source_id is not None:
+        with db.session(read_only=True) as session:
+            source = Stored.load(session, claim.source_id)
+            maps = axis_maps(spec, source.spec) if source is not None else None
+            if source is not None and maps is not None:
+                inside, src_flat = map_runs(spec, source.spec, maps, flat)
+                found, inputs = gather(session, source, src_flat[inside], CELL_INPUTS)
+                reused = flat[inside][found]
+                inputs = {k: v[found] for k, v in inputs.items()}
+    compute = np.setdiff1d(flat, reused, assume_unique=True)
+    return ChunkPlan(spec, claim.lo, claim.hi, compute, runs_at(spec, compute), reused, inputs)
+
+
+def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
+    """(runs record, cells record) of a computed chunk."""
+    n = len(plan.compute)
+    cols: dict[str, np.ndarray]
+    if result is not None:
+        o = result.outcomes
+        cols = {"outcome": o.code, "final_loss": o.final_loss, "final_rel": o.final_rel,
+                "final_gap": o.final_gap, "div_step": o.div_step,
+                "clip_fraction": o.clip_fraction, columnar.CURVE: result.curves}
+        if result.x_final.shape[1] <= columnar.FINAL_X_MAX_DIM:
+            cols[columnar.FINAL_X] = result.x_final
+    else:
+        cols = {name: np.zeros(0) for name, _ in columnar.RESULT_FIELDS}
+        cols[columnar.CURVE] = np.zeros((0, 0), dtype=np.float32)
+    partial = n != plan.hi - plan.lo
+    runs_data = columnar.encode_runs(cols, offset=(plan.compute - plan.lo) if partial else None)
+    # the cells of the range, from computed and reused runs together
+    flat = np.concatenate([plan.compute, plan.reused])
+    code = np.concatenate([cols["outcome"], plan.reused_inputs.get("outcome", np.zeros(0))])
+    rel = np.concatenate([cols["final_rel"], plan.reused_inputs.get("final_rel", np.zeros(0))])
+    div = np.concatenate([cols["div_step"], plan.reused_inputs.get("div_step", np.zeros(0))])
+    per_cell = plan.spec.axis_sizes()[-1]
+    frame = ResultFrame(
+        grid=np.zeros((len(flat), 0), dtype=np.int64), code=code.astype(np.int8),
+        final_rel=rel.astype(np.float64),
+        div_step=np.where(div >= 0, div, np.nan).astype(np.float64),
+    )
+    stats = cell_stats((flat - plan.lo) // per_cell, frame, (plan.hi - plan.lo) // per_cell)
+    return runs_data, columnar.encode_cells(stats)

@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from api.db.models import Chunk, Sweep, SweepRun
+from api.db.models import Chunk, Sweep
 
 ERROR_CHARS = 4000
 
 
 @dataclass(frozen=True)
 class ClaimedChunk:
-    """What a worker needs to compute a chunk: the sweep's spec and the chunk's runs."""
+    """What a worker needs to compute a chunk: the sweep's spec and the chunk's range."""
 
     id: int
     sweep_id: int
@@ -32,8 +32,11 @@ class ClaimedChunk:
     sweep_name: str
     spec: dict[str, Any]
     kernel: str
-    flat_index: list[int]  # one grid point per distinct run, ascending
-    run_keys: list[str]
+    engine_version: str
+    created_at: datetime
+    lo: int  # flat grid indices [lo, hi)
+    hi: int
+    source_id: int | None
 
 
 def claim_chunk_without_commit(
@@ -65,7 +68,8 @@ def claim_chunk_without_commit(
     if claimed.rowcount != 1:
         return None
     chunk = session.execute(
-        select(Chunk.sweep_id, Chunk.seq, Chunk.attempts).where(Chunk.id == chunk_id)
+        select(Chunk.sweep_id, Chunk.seq, Chunk.attempts, Chunk.lo, Chunk.hi)
+        .where(Chunk.id == chunk_id)
     ).one()
     session.execute(
         update(Sweep)
@@ -73,21 +77,14 @@ def claim_chunk_without_commit(
         .values(status="running", started_at=func.coalesce(Sweep.started_at, now))
     )
     sweep = session.execute(
-        select(Sweep.name, Sweep.spec, Sweep.kernel).where(Sweep.id == chunk.sweep_id)
+        select(Sweep.name, Sweep.spec, Sweep.kernel, Sweep.engine_version, Sweep.created_at,
+               Sweep.source_id)
+        .where(Sweep.id == chunk.sweep_id)
     ).one()
-    rows = session.execute(
-        select(SweepRun.flat_index, SweepRun.run_key)
-        .where(SweepRun.sweep_id == chunk.sweep_id, SweepRun.chunk_id == chunk_id)
-        .order_by(SweepRun.flat_index)
-    ).all()
-    flat, keys, seen = [], [], set()
-    for index, key in rows:
-        if key not in seen:  # a grid with repeated axis values repeats run keys
-            seen.add(key)
-            flat.append(int(index))
-            keys.append(key)
     return ClaimedChunk(chunk_id, chunk.sweep_id, chunk.seq, chunk.attempts, sweep.name,
-                        sweep.spec, sweep.kernel, flat, keys)
+                        sweep.spec, sweep.kernel, sweep.engine_version, sweep.created_at,
+                        int(chunk.lo),
+                        int(chunk.hi), sweep.source_id)
 
 
 def heartbeat_without_commit(
@@ -112,13 +109,17 @@ def lock_sweep_without_commit(session: Session, sweep_id: int) -> str | None:
 
 
 def finish_chunk_without_commit(
-    session: Session, *, chunk_id: int, sweep_id: int, now: datetime
+    session: Session, *, chunk_id: int, sweep_id: int, now: datetime, runs_data: bytes,
+    cells_data: bytes, n_compute: int,
 ) -> None:
+    """Store the chunk's results and mark it done. A chunk finished twice (a lost
+    lease that came back) keeps its first results: both runs computed the same."""
     session.execute(
         update(Chunk)
         .where(Chunk.id == chunk_id, Chunk.status != "done")
         .values(status="done", progress=1.0, finished_at=now, lease_token=None,
-                lease_expires_at=None, last_error=None)
+                lease_expires_at=None, last_error=None, runs_data=runs_data,
+                cells_data=cells_data, n_compute=n_compute)
     )
     refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
 

@@ -1,9 +1,10 @@
-"""Tables: sweep, run (one per distinct run_key), sweep_run (membership), chunk.
-
-A run's result is stored once, under its run_key, and shared by every sweep
-whose grid contains it; sweep_run maps a sweep's flat grid indices to run keys
-and to the chunk that computes them (NULL when the result was already cached).
-Non-finite results are stored as NULL plus a kind ('nan', '+inf', '-inf').
+"""Tables: sweep and chunk. A chunk is a contiguous range of its sweep's flat
+grid indices, and when done it holds that range's results as two columnar
+records (api.db.columnar): per run, and per cell. Nothing is stored per run as
+a row. A sweep whose grid contains an earlier sweep's grid (all else equal)
+names that sweep as its `source_id` and reads the runs they share from it; an
+identical resubmission has no chunks at all. A deleted sweep that another
+sweep still reads from is only hidden, and goes when the last reader goes.
 """
 
 from __future__ import annotations
@@ -14,24 +15,24 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Double,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from api.db.base import Base, UTCDateTime
 
 SWEEP_STATUSES = ("queued", "running", "done", "failed", "canceled")
 CHUNK_STATUSES = ("queued", "running", "done", "failed", "canceled")
-OUTCOME_NAMES = ("converged", "not_converged", "diverged")
-FLOAT_KINDS = ("nan", "+inf", "-inf")
-GRID_COLUMNS = ("i_beta1", "i_beta2", "i_batch_size", "i_clip", "i_lr", "i_seed")
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
@@ -41,7 +42,12 @@ def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
 
 class Sweep(Base):
     __tablename__ = "sweep"
-    __table_args__ = (_one_of("status", SWEEP_STATUSES, "status"),)
+    __table_args__ = (
+        _one_of("status", SWEEP_STATUSES, "status"),
+        Index(None, "program_key"),
+        Index(None, "source_id"),
+        {"sqlite_autoincrement": True},  # ids are never reused after a delete
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -55,45 +61,12 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class Run(Base):
-    __tablename__ = "run"
-    __table_args__ = (
-        CheckConstraint(
-            "outcome IS NULL OR outcome IN ('converged', 'not_converged', 'diverged')",
-            name="outcome",
-        ),
-        *(
-            CheckConstraint(
-                f"{col}_kind IS NULL OR ({col}_kind IN ('nan', '+inf', '-inf') AND {col} IS NULL)",
-                name=f"{col}_kind",
-            )
-            for col in ("final_loss", "final_rel", "final_gap")
-        ),
-    )
-
-    run_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    beta1: Mapped[float] = mapped_column(Double)
-    beta2: Mapped[float] = mapped_column(Double)
-    batch_size: Mapped[int] = mapped_column(Integer)
-    clip_mode: Mapped[str] = mapped_column(String(16))
-    clip_threshold: Mapped[float | None] = mapped_column(Double, nullable=True)
-    lr: Mapped[float] = mapped_column(Double)
-    seed: Mapped[int] = mapped_column(BigInteger)
-    steps: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    final_loss: Mapped[float | None] = mapped_column(Double, nullable=True)
-    final_loss_kind: Mapped[str | None] = mapped_column(String(4), nullable=True)
-    final_rel: Mapped[float | None] = mapped_column(Double, nullable=True)
-    final_rel_kind: Mapped[str | None] = mapped_column(String(4), nullable=True)
-    final_gap: Mapped[float | None] = mapped_column(Double, nullable=True)
-    final_gap_kind: Mapped[str | None] = mapped_column(String(4), nullable=True)
-    div_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    clip_fraction: Mapped[float | None] = mapped_column(Double, nullable=True)
-    curve_steps: Mapped[list[int] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
-    curve: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
-    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # sha256 of what every run shares (experiments.spec.program_digest), and of that
+    # plus the axis values: equal grid_key means an identical grid
+    program_key: Mapped[str] = mapped_column(String(64))
+    grid_key: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Chunk(Base):
@@ -109,8 +82,10 @@ class Chunk(Base):
     sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
-    n_runs: Mapped[int] = mapped_column(Integer)
-    n_compute: Mapped[int] = mapped_column(Integer)
+    lo: Mapped[int] = mapped_column(BigInteger)  # flat grid indices [lo, hi)
+    hi: Mapped[int] = mapped_column(BigInteger)
+    n_runs: Mapped[int] = mapped_column(Integer)  # hi - lo
+    n_compute: Mapped[int] = mapped_column(Integer)  # those not read from the source
     progress: Mapped[float] = mapped_column(Double)
     attempts: Mapped[int] = mapped_column(Integer)  # claims, whatever ended them
     # engine errors among those attempts; the rest were lost workers or releases
@@ -121,25 +96,6 @@ class Chunk(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-class SweepRun(Base):
-    """One row per grid point of a sweep (flat index in C order over the axes)."""
-
-    __tablename__ = "sweep_run"
-    __table_args__ = (Index(None, "run_key"), Index(None, "chunk_id"))
-
-    sweep_id: Mapped[int] = mapped_column(
-        ForeignKey("sweep.id", ondelete="CASCADE"), primary_key=True
-    )
-    flat_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_key: Mapped[str] = mapped_column(ForeignKey("run.run_key"))
-    # No foreign key: chunks live and die with their sweep, and checking 10^5
-    # membership rows against chunk on insert costs a third of sweep creation.
-    chunk_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    i_beta1: Mapped[int] = mapped_column(Integer)
-    i_beta2: Mapped[int] = mapped_column(Integer)
-    i_batch_size: Mapped[int] = mapped_column(Integer)
-    i_clip: Mapped[int] = mapped_column(Integer)
-    i_lr: Mapped[int] = mapped_column(Integer)
-    i_seed: Mapped[int] = mapped_column(Integer)
+    # results, once done: per run (computed here) and per cell (every cell of the range)
+    runs_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    cells_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))

@@ -1,15 +1,17 @@
-"""CSV export, streamed: one row per run (or per cell), DESIGN section 10 columns."""
+"""Exports: CSV streamed (one row per run, or per cell), and Parquet with typed columns."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import DatabaseDep, SweepDep
 from api.schemas import errors
-from api.services.results import export_csv
+from api.services.results import export_csv, export_parquet
 from api.services.sweeps import stored_spec
 
 router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["export"])
@@ -21,7 +23,27 @@ def export(
     sweep: SweepDep, db: DatabaseDep, level: Literal["runs", "cells"] = "runs"
 ) -> StreamingResponse:
     """The sweep's results as CSV (runs, or cells aggregated over seeds), streamed."""
-    body = export_csv(db, sweep.id, stored_spec(sweep), level)
+    body = export_csv(db, sweep.id, stored_spec(sweep), level, sweep.kernel)
     filename = f"sweep-{sweep.id}-{level}.csv"
     return StreamingResponse(body, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/export.parquet", response_class=StreamingResponse,
+            responses={200: {"content": {"application/vnd.apache.parquet": {}}},
+                       **errors(404, 422)})
+async def export_parquet_file(
+    sweep: SweepDep, db: DatabaseDep, level: Literal["runs", "cells", "curves"] = "runs"
+) -> StreamingResponse:
+    """The sweep's results as Parquet: runs, cells, or each run's loss curve (float32)."""
+    spool = await run_in_threadpool(export_parquet, db, sweep.id, stored_spec(sweep), level,
+                                    sweep.kernel)
+    filename = f"sweep-{sweep.id}-{level}.parquet"
+    return StreamingResponse(_read(spool), media_type="application/vnd.apache.parquet",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _read(spool: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    with spool:
+        while block := spool.read(size):
+            yield block

@@ -47,7 +47,7 @@ def list_sweeps(
                                         description="next_cursor of the previous page")] = None,
 ) -> SweepPage:
     """List sweeps, newest first, one page at a time."""
-    stmt = select(Sweep).order_by(Sweep.id.desc()).limit(limit + 1)
+    stmt = select(Sweep).where(Sweep.hidden.is_(False)).order_by(Sweep.id.desc()).limit(limit + 1)
     if cursor is not None:
         stmt = stmt.where(Sweep.id < int(cursor))
     sweeps = list(session.scalars(stmt))
@@ -105,6 +105,7 @@ def _summary(sweep: Sweep, st: service.SweepStats) -> dict[str, Any]:
     return {
         "id": sweep.id, "name": sweep.name, "status": sweep.status, "kernel": sweep.kernel,
         "total_runs": sweep.total_runs, "done_runs": st.done_runs,
+        "runs_per_second": st.runs_per_second, "eta_seconds": st.eta_seconds,
         "failed_runs": st.failed_runs, "cached_runs": sweep.cached_runs,
         "progress": st.progress, "created_at": sweep.created_at,
         "started_at": sweep.started_at, "finished_at": sweep.finished_at,

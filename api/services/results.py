@@ -1,89 +1,53 @@
-"""Reading results back: the analysis frame, runs pages, one run, CSV export.
+"""Reading results back: maps from cell aggregates, runs pages, one run, exports.
 
-Phase maps and boundaries come from experiments.analysis on a ResultFrame
-built from the database, and CSV rows from experiments.export, so the service
-and `betascope run` produce the same numbers and the same bytes.
+Phase maps and boundaries come from experiments.analysis on Cells assembled
+from the chunks' cell records (O(cells), never O(runs)); runs pages and exports
+gather the chunks' run records a chunk at a time. CSV rows come from
+experiments.export, so the service and `betascope run` write the same bytes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.codec import decode_curve, join_float
-from api.db.models import Run, Sweep, SweepRun
+from api.db import columnar
+from api.db.models import Chunk, Sweep
 from api.db.session import Database
+from api.db.store import Stored, cell_stats, data_version, gather
 from experiments import analysis, export
-from experiments.outcomes import OUTCOMES, Outcomes
+from experiments.keys import find_run
+from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps
 from experiments.runs import clip_columns, runs_at
-from experiments.spec import SweepSpec, clip_label
+from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
-CODE = {name: i for i, name in enumerate(OUTCOMES)}
-PAGE_ROWS = 5000
+EXPORT_ROWS = 50_000  # runs formatted per CSV piece / Parquet batch
+SCAN_ROWS = 1 << 20  # flat indices examined per step when paging through runs
+RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
 _cells_lock = threading.Lock()
 
 
-def _floats(values: list[Any], kinds: list[Any]) -> np.ndarray:
-    out = np.array(values, dtype=np.float64)  # None becomes nan
-    for i in np.flatnonzero(np.array([k is not None for k in kinds], dtype=bool)):
-        out[i] = join_float(None, kinds[i])
-    return out
-
-
-def _computed(sweep_id: int, *columns: Any) -> Select[Any]:
-    return (
-        select(SweepRun.flat_index, *columns)
-        .join(Run, Run.run_key == SweepRun.run_key)
-        .where(SweepRun.sweep_id == sweep_id, Run.computed_at.is_not(None))
-    )
-
-
-def load_frame(session: Session, sweep_id: int, spec: SweepSpec) -> analysis.ResultFrame:
-    """Every computed run of the sweep as analysis columns.
-
-    Only five narrow columns cross the driver, and the grid indices come from
-    the flat index: a 250,000-run sweep loads in about a second on SQLite.
-    """
-    rows = session.execute(
-        _computed(sweep_id, Run.outcome, Run.final_rel, Run.final_rel_kind, Run.div_step)
-    ).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 5
-    flat = np.array(cols[0], dtype=np.int64)
-    grid = np.stack(np.unravel_index(flat, spec.axis_sizes()), axis=1).astype(np.int64)
-    return analysis.ResultFrame(
-        grid=grid.reshape(-1, 6),
-        code=np.fromiter((CODE[o] for o in cols[1]), dtype=np.int8, count=len(flat)),
-        final_rel=_floats(list(cols[2]), list(cols[3])),
-        div_step=np.array(cols[4], dtype=np.float64),  # None (not diverged) becomes nan
-    )
-
-
 def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analysis.Cells, int]:
-    """Cells over seeds and the number of runs with results. Cached for finished
-    sweeps, whose results no longer change."""
-    key = (session.get_bind().url, sweep.id, sweep.created_at, sweep.status, sweep.finished_at)
-    final = sweep.status in ("done", "failed", "canceled")
-    if final:
-        with _cells_lock:
-            if key in _cells_cache:
-                _cells_cache.move_to_end(key)
-                return _cells_cache[key]
-    frame = load_frame(session, sweep.id, spec)
-    value = (analysis.cells(spec, frame), len(frame.code))
-    if final:
-        with _cells_lock:
-            _cells_cache[key] = value
-            while len(_cells_cache) > 16:
-                _cells_cache.popitem(last=False)
+    """Cells over seeds and the number of runs with results, cached per process
+    until another chunk of the sweep lands."""
+    key = (session.get_bind().url, sweep.id, sweep.created_at, data_version(session, sweep.id))
+    with _cells_lock:
+        if key in _cells_cache:
+            _cells_cache.move_to_end(key)
+            return _cells_cache[key]
+    stats = cell_stats(session, Stored.of(sweep))
+    value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
+    with _cells_lock:
+        _cells_cache[key] = value
+        while len(_cells_cache) > 16:
+            _cells_cache.popitem(last=False)
     return value
 
 
@@ -107,7 +71,7 @@ def boundary(session: Session, sweep: Sweep, spec: SweepSpec) -> dict[str, Any]:
 
 
 def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
-    """Axis values to grid indices (i_<axis> columns); KeyError names a value not on the grid."""
+    """Axis values to grid indices; KeyError names a value not on the grid."""
     values = spec.axis_values()
     out: dict[str, int] = {}
     for axis in ("batch_size", "clip", "lr"):
@@ -124,101 +88,240 @@ def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-RUN_FIELDS = (Run.run_key, Run.beta1, Run.beta2, Run.batch_size, Run.clip_mode,
-              Run.clip_threshold, Run.lr, Run.seed, Run.steps, Run.outcome, Run.final_loss,
-              Run.final_loss_kind, Run.final_rel, Run.final_rel_kind, Run.final_gap,
-              Run.final_gap_kind, Run.div_step, Run.clip_fraction, Run.computed_at,
-              SweepRun.i_clip)
+def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray,
+               rec: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    runs = runs_at(spec, flat)
+    keys = run_keys(spec, runs, kernel=sweep.kernel).astype(str).tolist()
+    modes, thresholds = clip_columns(spec, runs)
+    clips = [clip_label(c) for c in spec.axis_values()["clip"]]
+    chunk_ids = sorted(set(rec["_chunk"].tolist()))
+    finished = dict(session.execute(
+        select(Chunk.id, Chunk.finished_at).where(Chunk.id.in_(chunk_ids))).all())
+    out = []
+    for i in range(len(flat)):
+        div = int(rec["div_step"][i])
+        out.append({
+            "flat_index": int(flat[i]), "run_key": keys[i], "beta1": float(runs.beta1[i]),
+            "beta2": float(runs.beta2[i]), "batch_size": int(runs.batch_size[i]),
+            "clip_mode": modes[i], "clip_threshold": thresholds[i],
+            "clip": clips[int(runs.clip_index[i])], "lr": float(runs.lr[i]),
+            "seed": int(runs.seed[i]), "steps": spec.steps,
+            "outcome": OUTCOMES[int(rec["outcome"][i])],
+            "final_loss": float(rec["final_loss"][i]), "final_rel": float(rec["final_rel"][i]),
+            "final_gap": _none_if_nan(float(rec["final_gap"][i])),
+            "div_step": div if div >= 0 else None,
+            "clip_fraction": float(rec["clip_fraction"][i]),
+            "computed_at": finished.get(int(rec["_chunk"][i])),
+        })
+    return out
 
 
-def _run_dict(row: Any, clips: list[str]) -> dict[str, Any]:
-    return {
-        "flat_index": row.flat_index, "run_key": row.run_key, "beta1": row.beta1,
-        "beta2": row.beta2, "batch_size": row.batch_size, "clip_mode": row.clip_mode,
-        "clip_threshold": row.clip_threshold, "clip": clips[row.i_clip], "lr": row.lr,
-        "seed": row.seed, "steps": row.steps, "outcome": row.outcome,
-        "final_loss": join_float(row.final_loss, row.final_loss_kind),
-        "final_rel": join_float(row.final_rel, row.final_rel_kind),
-        "final_gap": join_float(row.final_gap, row.final_gap_kind),
-        "div_step": row.div_step, "clip_fraction": row.clip_fraction,
-        "computed_at": row.computed_at,
-    }
+def _none_if_nan(v: float) -> float | None:
+    return None if np.isnan(v) else v
 
 
 def list_runs(
     session: Session, sweep: Sweep, spec: SweepSpec, *, filters: dict[str, int],
     outcome: str | None, cursor: int | None, limit: int,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """A page of computed runs in grid order, and the cursor of the next page."""
-    stmt = _computed(sweep.id, *RUN_FIELDS)
-    for axis, index in filters.items():
-        stmt = stmt.where(getattr(SweepRun, f"i_{axis}") == index)
+    """A page of runs with results in grid order, and the cursor of the next page.
+
+    Candidates are scanned a window of flat indices at a time; cells whose counts
+    show none of the wanted outcome are skipped without reading a run.
+    """
+    stored = Stored.of(sweep)
+    sizes = spec.axis_sizes()
+    total = spec.total_runs()
+    per_cell = sizes[-1]
+    cell_ok = None
     if outcome is not None:
-        stmt = stmt.where(Run.outcome == outcome)
-    if cursor is not None:
-        stmt = stmt.where(SweepRun.flat_index > cursor)
-    rows = session.execute(stmt.order_by(SweepRun.flat_index).limit(limit + 1)).all()
-    clips = [clip_label(c) for c in spec.axis_values()["clip"]]
-    items = [_run_dict(r, clips) for r in rows[:limit]]
-    return items, (rows[limit - 1].flat_index if len(rows) > limit else None)
+        stats = cell_stats(session, stored)
+        cell_ok = stats.counts[:, OUTCOMES.index(outcome)] > 0
+    start = 0 if cursor is None else cursor + 1
+    flats: list[np.ndarray] = []
+    recs: list[dict[str, np.ndarray]] = []
+    have = 0
+    while start < total and have <= limit:
+        window = np.arange(start, min(start + SCAN_ROWS, total), dtype=np.int64)
+        start = int(window[-1]) + 1
+        grid = np.unravel_index(window, sizes)
+        keep = np.ones(len(window), dtype=bool)
+        for axis, index in filters.items():
+            keep &= grid[AXES.index(axis)] == index
+        if cell_ok is not None:
+            keep &= cell_ok[window // per_cell]
+        window = window[keep]
+        while len(window) and have <= limit:
+            part, window = window[: 4 * (limit + 1)], window[4 * (limit + 1):]
+            found, rec = gather(session, stored, part, (*RUN_COLUMNS, "_chunk"))
+            hit = found.copy()
+            if outcome is not None and found.any():
+                hit &= rec["outcome"] == OUTCOMES.index(outcome)
+            if hit.any():
+                flats.append(part[hit])
+                recs.append({k: v[hit] for k, v in rec.items()})
+                have += int(hit.sum())
+    if not flats:
+        return [], None
+    flat = np.concatenate(flats)[: limit + 1]
+    rec = {k: np.concatenate([r[k] for r in recs])[: limit + 1] for k in recs[0]}
+    items = _run_dicts(session, sweep, spec, flat[:limit], {k: v[:limit] for k, v in rec.items()})
+    return items, (int(flat[limit - 1]) if len(flat) > limit else None)
 
 
 def run_detail(
     session: Session, sweep: Sweep, spec: SweepSpec, run_key: str
 ) -> dict[str, Any] | None:
-    row = session.execute(
-        _computed(sweep.id, *RUN_FIELDS, Run.curve_steps, Run.curve)
-        .where(SweepRun.run_key == run_key).order_by(SweepRun.flat_index).limit(1)
-    ).first()
-    if row is None:
+    """One run with its loss curve, found from its key without scanning the sweep."""
+    flat = find_run(spec, run_key, kernel=sweep.kernel)
+    if flat is None:
         return None
-    out = _run_dict(row, [clip_label(c) for c in spec.axis_values()["clip"]])
-    out["curve"] = {"steps": list(row.curve_steps or []),
-                    "loss": decode_curve(row.curve or [])}
+    at = np.array([flat], dtype=np.int64)
+    found, rec = gather(session, Stored.of(sweep), at, (*RUN_COLUMNS, "_chunk", columnar.CURVE,
+                                                         columnar.FINAL_X))
+    if not found[0]:
+        return None
+    out = _run_dicts(session, sweep, spec, at, rec)[0]
+    out["curve"] = {"steps": checkpoint_steps(spec.steps),
+                    "loss": [float(v) for v in rec[columnar.CURVE][0]]}
+    if columnar.FINAL_X in rec:
+        out["final_x"] = [float(v) for v in rec[columnar.FINAL_X][0]]
     return out
 
 
-def _csv(rows: list[Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    return buf.getvalue()
-
-
-def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str) -> Iterator[str]:
-    """CSV text, streamed page by page (DESIGN section 10 columns; floats by repr)."""
-    with db.session(read_only=True) as session:
-        if level == "cells":
-            yield _csv([export.CELL_COLUMNS])
-            c = analysis.cells(spec, load_frame(session, sweep_id, spec))
-            yield _csv(list(export.cell_rows(spec, c)))
-            return
-        yield _csv([export.RUN_COLUMNS])
-        after = -1
-        while True:
-            rows = session.execute(
-                _computed(sweep_id, Run.run_key, Run.outcome, Run.final_loss,
-                          Run.final_loss_kind, Run.final_rel, Run.final_rel_kind, Run.final_gap,
-                          Run.final_gap_kind, Run.div_step, Run.clip_fraction)
-                .where(SweepRun.flat_index > after)
-                .order_by(SweepRun.flat_index).limit(PAGE_ROWS)
-            ).all()
-            if not rows:
+def _pieces(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ...]
+            ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """(flat indices, columns) of every run with a result, in grid order, a piece
+    at a time; each piece is read in its own short transaction."""
+    total = spec.total_runs()
+    for lo in range(0, total, EXPORT_ROWS):
+        flat = np.arange(lo, min(lo + EXPORT_ROWS, total), dtype=np.int64)
+        with db.session(read_only=True) as session:
+            stored = Stored.load(session, sweep_id)
+            if stored is None:
                 return
-            after = rows[-1].flat_index
-            yield _csv(list(_page_rows(spec, rows)))
+            found, rec = gather(session, stored, flat, columns)
+        if found.any():
+            yield flat[found], {k: v[found] for k, v in rec.items()}
 
 
-def _page_rows(spec: SweepSpec, rows: list[Any]) -> Iterator[list[str]]:
-    cols = list(zip(*rows, strict=True))
-    runs = runs_at(spec, np.asarray(cols[0], dtype=np.int64))
-    outcomes = Outcomes(
-        code=np.array([CODE[o] for o in cols[2]], dtype=np.int8),
-        final_loss=_floats(list(cols[3]), list(cols[4])),
-        final_rel=_floats(list(cols[5]), list(cols[6])),
-        final_gap=_floats(list(cols[7]), list(cols[8])),
-        div_step=np.array([-1 if d is None else d for d in cols[9]], dtype=np.int64),
-        clip_fraction=np.array(cols[10], dtype=np.float64),
-    )
+def _outcomes(rec: dict[str, np.ndarray]) -> Outcomes:
+    return Outcomes(code=rec["outcome"].astype(np.int8), final_loss=rec["final_loss"],
+                    final_rel=rec["final_rel"], final_gap=rec["final_gap"],
+                    div_step=rec["div_step"].astype(np.int64),
+                    clip_fraction=rec["clip_fraction"])
+
+
+def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel: str
+               ) -> Iterator[bytes]:
+    """CSV bytes, streamed a piece at a time (the same bytes `betascope run` writes)."""
+    if level == "cells":
+        with db.session(read_only=True) as session:
+            stored = Stored.load(session, sweep_id)
+            stats = cell_stats(session, stored) if stored is not None else None
+        yield export.csv_lines([export.CELL_COLUMNS])
+        if stats is not None:
+            c = analysis.cells_from_stats(spec, stats)
+            yield export.csv_lines(list(export.cell_rows(spec, c)))
+        return
+    yield export.csv_lines([export.RUN_COLUMNS])
+    for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
+        yield export.run_csv(spec, runs_at(spec, flat), _outcomes(rec), kernel=kernel)
+
+
+def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], kernel: str,
+               level: str) -> Any:
+    import pyarrow as pa
+
+    runs = runs_at(spec, flat)
     modes, thresholds = clip_columns(spec, runs)
-    return export.run_rows(keys=list(cols[1]), runs=runs, clip_modes=modes,
-                           clip_thresholds=thresholds, steps=spec.steps, outcomes=outcomes)
+    cols: dict[str, Any] = {"run_key": pa.array(run_keys(spec, runs, kernel=kernel).astype(str))}
+    if level == "curves":
+        curves = np.ascontiguousarray(rec[columnar.CURVE], dtype=np.float32)
+        width = curves.shape[1]
+        cols["curve"] = pa.FixedSizeListArray.from_arrays(pa.array(curves.reshape(-1)), width)
+        return pa.table(cols, metadata={"curve_steps": ",".join(
+            str(s) for s in checkpoint_steps(spec.steps))})
+    div = rec["div_step"].astype(np.int64)
+    gap = rec["final_gap"]
+    cols.update({
+        "flat_index": pa.array(flat),
+        "beta1": pa.array(runs.beta1), "beta2": pa.array(runs.beta2),
+        "batch_size": pa.array(runs.batch_size),
+        "clip_mode": pa.array(modes).dictionary_encode(),
+        "clip_threshold": pa.array(thresholds, pa.float64()),
+        "lr": pa.array(runs.lr), "seed": pa.array(runs.seed),
+        "steps": pa.array(np.full(len(flat), spec.steps, dtype=np.int64)),
+        "outcome": pa.DictionaryArray.from_arrays(
+            pa.array(rec["outcome"].astype(np.int8)), pa.array(list(OUTCOMES))),
+        "final_loss": pa.array(rec["final_loss"]), "final_rel": pa.array(rec["final_rel"]),
+        "final_gap": pa.array(gap, mask=np.isnan(gap)),
+        "div_step": pa.array(div, mask=div < 0),
+        "clip_fraction": pa.array(rec["clip_fraction"]),
+    })
+    if columnar.FINAL_X in rec:
+        x = np.ascontiguousarray(rec[columnar.FINAL_X], dtype=np.float64)
+        cols["final_x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+    return pa.table(cols)
+
+
+def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
+    import pyarrow as pa
+
+    at = np.argwhere(c.n_runs > 0)
+    values = spec.axis_values()
+    avail = analysis.available(spec)
+    sel = tuple(at[:, i] for i in range(5))
+    table = {
+        "beta1": pa.array(np.asarray(values["beta1"], dtype=np.float64)[at[:, 0]]),
+        "beta2": pa.array(np.asarray(values["beta2"], dtype=np.float64)[at[:, 1]]),
+        "batch_size": pa.array(np.asarray(avail["batch_size"], dtype=np.int64)[at[:, 2]]),
+        "clip": pa.array(avail["clip"]).take(pa.array(at[:, 3])),
+        "lr": pa.array(np.asarray(avail["lr"], dtype=np.float64)[at[:, 4]]),
+        "n_runs": pa.array(c.n_runs[sel]),
+        "outcome": pa.DictionaryArray.from_arrays(pa.array(c.outcome[sel].astype(np.int8)),
+                                                  pa.array(list(OUTCOMES))),
+        "converged_frac": pa.array(c.converged_frac[sel]),
+        "not_converged_frac": pa.array(c.not_converged_frac[sel]),
+        "diverged_frac": pa.array(c.diverged_frac[sel]),
+        "median_final_rel": pa.array(c.final_rel[sel], mask=np.isnan(c.final_rel[sel])),
+        "median_div_step": pa.array(c.div_step[sel], mask=np.isnan(c.div_step[sel])),
+    }
+    assert tuple(table) == export.CELL_COLUMNS
+    return pa.table(table)
+
+
+def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel: str
+                   ) -> Any:
+    """The level's table as a Parquet file, spooled to disk past 64 MB; returns the
+    file object, rewound."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    if level == "cells":
+        with db.session(read_only=True) as session:
+            stored = Stored.load(session, sweep_id)
+            stats = cell_stats(session, stored) if stored is not None else None
+        if stats is not None:
+            pq.write_table(_cell_table(spec, analysis.cells_from_stats(spec, stats)), spool,
+                           compression="zstd")
+        spool.seek(0)
+        return spool
+    columns = (columnar.CURVE,) if level == "curves" else RUN_COLUMNS + (columnar.FINAL_X,)
+    writer = None
+    for flat, rec in _pieces(db, sweep_id, spec, columns):
+        table = _run_table(spec, flat, rec, kernel, level)
+        if writer is None:
+            writer = pq.ParquetWriter(spool, table.schema, compression="zstd")
+        writer.write_table(table)
+    if writer is None:  # no results yet: an empty table with the same schema
+        empty = {c: np.zeros(0) for c in RUN_COLUMNS}
+        empty[columnar.CURVE] = np.zeros((0, len(checkpoint_steps(spec.steps))), np.float32)
+        pq.write_table(_run_table(spec, np.zeros(0, dtype=np.int64), empty, kernel, level),
+                       spool, compression="zstd")
+    else:
+        writer.close()
+    spool.seek(0)
+    return spool

@@ -1,37 +1,33 @@
 """Create, cancel, retry and delete sweeps; summarise their progress.
 
-Creation expands the grid, inserts one `run` row per new run_key and one
-`sweep_run` row per grid point, reuses every run that already has a result
-(cached_runs), and splits the rest into chunks. The caller commits and only
-then enqueues the returned chunk ids, so no worker can see a chunk that a
-rolled-back transaction never created.
+Creation is O(chunks): it stores the spec and one row per chunk (a range of
+flat grid indices), never a row per run. An identical resubmission of a done
+sweep is done at once, reading the earlier sweep's results; a sweep whose grid
+contains a done sweep's grid reads the runs they share from it (cached_runs)
+and computes the rest. The caller commits and only then enqueues the returned
+chunk ids, so no worker can see a chunk that a rolled-back transaction never
+created.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import numpy as np
-from sqlalchemy import String, any_, bindparam, delete, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from api.db.base import utcnow
-from api.db.bulk import insert_ignore, insert_rows
 from api.db.chunks import refresh_sweep_status_without_commit
-from api.db.models import Chunk, Run, Sweep, SweepRun
+from api.db.models import Chunk, Sweep
+from api.db.store import spec_of
 from api.settings import Settings
-from experiments.runs import all_runs, clip_columns
-from experiments.spec import SweepSpec, parse_spec, run_keys
+from experiments.reuse import axis_maps, chunk_bounds, grid_digest
+from experiments.spec import SweepSpec, program_digest
 from experiments.version import engine_version
 
-KEY_BATCH = 5000
-RUN_AXIS_COLUMNS = ("run_key", "beta1", "beta2", "batch_size", "clip_mode", "clip_threshold",
-                    "lr", "seed", "steps")
-MEMBER_COLUMNS = ("sweep_id", "flat_index", "run_key", "chunk_id", "i_beta1", "i_beta2",
-                  "i_batch_size", "i_clip", "i_lr", "i_seed")
+SOURCE_CANDIDATES = 50  # newest done sweeps of the same program checked for containment
 
 
 class Conflict(Exception):
@@ -39,87 +35,67 @@ class Conflict(Exception):
 
 
 def stored_spec(sweep: Sweep) -> SweepSpec:
-    """The sweep's validated spec (the cap applied at creation, not again)."""
-    return parse_spec(sweep.spec, max_runs=sys.maxsize)
+    """The sweep's validated spec (the cap applied at creation, not again), parsed once."""
+    return spec_of(sweep.id, sweep.created_at, sweep.spec)
 
 
 def create_sweep(
     *, session: Session, spec: SweepSpec, settings: Settings
 ) -> tuple[Sweep, list[int]]:
-    """Insert the sweep, its runs, membership and chunks; return (sweep, chunk ids to enqueue)."""
+    """Insert the sweep and its chunks; return (sweep, chunk ids to enqueue)."""
     kernel = settings.kernel
-    table = all_runs(spec)
-    keys = np.asarray(run_keys(spec, table, kernel=kernel))
     now = utcnow()
+    program = program_digest(spec, kernel).hex()
+    grid = grid_digest(spec, kernel)
+    total = spec.total_runs()
     sweep = Sweep(
         name=spec.name, spec=spec.model_dump(mode="json"), kernel=kernel,
-        engine_version=engine_version(kernel), status="queued", total_runs=len(table),
-        cached_runs=0, n_chunks=0, created_at=now,
+        engine_version=engine_version(kernel), status="queued", total_runs=total,
+        cached_runs=0, n_chunks=0, created_at=now, program_key=program, grid_key=grid,
+        hidden=False,
     )
+    same = _done_sweeps(session, program).where(Sweep.grid_key == grid).limit(1)
+    identical = session.execute(same).first()
+    if identical is not None:
+        sweep.source_id, sweep.cached_runs = identical.id, total
+        sweep.status, sweep.started_at, sweep.finished_at = "done", now, now
+        session.add(sweep)
+        session.flush()
+        return sweep, []
+    source = _containing(session, program, spec)
+    if source is not None:
+        sweep.source_id, sweep.cached_runs = source
     session.add(sweep)
     session.flush()
-
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    modes, thresholds = clip_columns(spec, table)
-    uniq_keys = uniq.tolist()
-    new = insert_ignore(session, Run.__table__, RUN_AXIS_COLUMNS, [
-        (uniq_keys[u], float(table.beta1[i]), float(table.beta2[i]), int(table.batch_size[i]),
-         modes[i], thresholds[i], float(table.lr[i]), int(table.seed[i]), spec.steps)
-        for u, i in enumerate(first.tolist())
-    ])
-    # runs inserted just now have no result; only keys that existed may be cached
-    cached = _computed_keys(session, [k for k in uniq_keys if k not in new])
-
-    # Distinct uncached runs, in order of first appearance, fill chunks of chunk_runs.
-    order = np.argsort(first, kind="stable")
-    is_cached = np.fromiter((k in cached for k in uniq_keys), dtype=bool, count=len(uniq))
-    todo = order[~is_cached[order]]
-    seq_of_key = np.full(len(uniq), -1, dtype=np.int64)
-    seq_of_key[todo] = np.arange(len(todo)) // settings.chunk_runs
-    seq = seq_of_key[inverse.reshape(-1)]
-    n_chunks = int(seq.max()) + 1 if len(todo) else 0
-    n_runs = np.bincount(seq[seq >= 0], minlength=n_chunks)
-    n_compute = np.bincount(seq_of_key[todo], minlength=n_chunks)
-
-    chunk_ids: list[int] = []
-    if n_chunks:
-        returned = session.execute(
-            insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
-            [{"sweep_id": sweep.id, "seq": s, "status": "queued", "n_runs": int(n_runs[s]),
-              "n_compute": int(n_compute[s]), "progress": 0.0, "attempts": 0, "failures": 0,
-              "enqueued_at": now} for s in range(n_chunks)],
-        )
-        chunk_ids = [row[0] for row in returned]
-    chunk_of = np.asarray(chunk_ids + [0], dtype=np.int64)[seq]  # seq -1 picks the sentinel
-    insert_rows(session, SweepRun.__table__, MEMBER_COLUMNS, [
-        (sweep.id, fi, k, c if s >= 0 else None, *g)
-        for fi, k, c, s, g in zip(table.index.tolist(), keys.tolist(), chunk_of.tolist(),
-                                  seq.tolist(), table.grid_index.tolist(), strict=True)
-    ])
-    sweep.cached_runs = int((seq < 0).sum())
-    sweep.n_chunks = n_chunks
-    if n_chunks == 0:
-        sweep.status, sweep.started_at, sweep.finished_at = "done", now, now
+    bounds = chunk_bounds(spec, settings.chunk_runs)
+    lo, hi = bounds[:-1].tolist(), bounds[1:].tolist()
+    returned = session.execute(
+        insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
+        [{"sweep_id": sweep.id, "seq": s, "status": "queued", "lo": a, "hi": b,
+          "n_runs": b - a, "n_compute": b - a, "progress": 0.0, "attempts": 0, "failures": 0,
+          "enqueued_at": now} for s, (a, b) in enumerate(zip(lo, hi, strict=True))],
+    )
+    chunk_ids = [row[0] for row in returned]
+    sweep.n_chunks = len(chunk_ids)
     session.flush()
     return sweep, chunk_ids
 
 
-def _computed_keys(session: Session, keys: list[str]) -> set[str]:
-    out: set[str] = set()
-    if not keys:
-        return out
-    if session.get_bind().dialect.name == "postgresql":
-        # one array parameter: far cheaper for Postgres to plan than thousands of binds
-        wanted = bindparam("keys", keys, type_=ARRAY(String))
-        return set(session.scalars(
-            select(Run.run_key).where(Run.run_key == any_(wanted), Run.computed_at.is_not(None))
-        ))
-    for lo in range(0, len(keys), KEY_BATCH):
-        batch = keys[lo : lo + KEY_BATCH]
-        out.update(session.scalars(
-            select(Run.run_key).where(Run.run_key.in_(batch), Run.computed_at.is_not(None))
-        ))
-    return out
+def _done_sweeps(session: Session, program: str) -> Any:
+    return (select(Sweep.id, Sweep.created_at, Sweep.spec, Sweep.total_runs)
+            .where(Sweep.program_key == program, Sweep.status == "done")
+            .order_by(Sweep.id.desc()))
+
+
+def _containing(session: Session, program: str, spec: SweepSpec) -> tuple[int, int] | None:
+    """(id, runs) of the largest recent done sweep whose grid this spec's grid contains."""
+    best: tuple[int, int] | None = None
+    for row in session.execute(_done_sweeps(session, program).limit(SOURCE_CANDIDATES)):
+        if row.total_runs >= spec.total_runs() or (best and row.total_runs <= best[1]):
+            continue
+        if axis_maps(spec, spec_of(row.id, row.created_at, row.spec)) is not None:
+            best = (row.id, int(row.total_runs))
+    return best
 
 
 def cancel_sweep(*, session: Session, sweep: Sweep) -> Sweep:
@@ -164,24 +140,31 @@ def retry_sweep(*, session: Session, sweep: Sweep) -> list[int]:
 
 
 def delete_sweep(*, session: Session, sweep: Sweep) -> None:
-    """Delete the sweep, its chunks and membership, and every run no other sweep uses."""
-    other = aliased(SweepRun)
-    mine = SweepRun
-    orphans = list(session.scalars(
-        select(mine.run_key).distinct().where(
-            mine.sweep_id == sweep.id,
-            ~exists().where(other.run_key == mine.run_key, other.sweep_id != sweep.id),
-        )
-    ))
-    session.execute(delete(SweepRun).where(SweepRun.sweep_id == sweep.id))
-    session.execute(delete(Chunk).where(Chunk.sweep_id == sweep.id))
-    session.execute(delete(Sweep).where(Sweep.id == sweep.id))
-    for lo in range(0, len(orphans), KEY_BATCH):
-        batch = orphans[lo : lo + KEY_BATCH]
-        session.execute(delete(Run).where(
-            Run.run_key.in_(batch), ~exists().where(SweepRun.run_key == Run.run_key)
-        ))
+    """Delete the sweep and its results; a sweep that another one still reads from
+    is hidden instead, and deleted with the last sweep that reads from it."""
+    session.execute(delete(Chunk).where(Chunk.sweep_id == sweep.id,
+                                        Chunk.status.in_(("queued", "running"))))
+    target: int | None = sweep.id
     session.expunge(sweep)
+    while target is not None:
+        readers = session.scalar(select(func.count()).select_from(Sweep).where(
+            Sweep.source_id == target, Sweep.id != target))
+        row = session.execute(select(Sweep.source_id, Sweep.hidden)
+                              .where(Sweep.id == target)).one_or_none()
+        if row is None:
+            return
+        if readers:
+            session.execute(update(Sweep).where(Sweep.id == target).values(hidden=True))
+            return
+        session.execute(delete(Chunk).where(Chunk.sweep_id == target))
+        session.execute(delete(Sweep).where(Sweep.id == target))
+        # its source may have been kept only for this sweep
+        nxt = row.source_id
+        target = nxt if nxt is not None and _is_hidden(session, nxt) else None
+
+
+def _is_hidden(session: Session, sweep_id: int) -> bool:
+    return bool(session.scalar(select(Sweep.hidden).where(Sweep.id == sweep_id)))
 
 
 @dataclass
@@ -191,14 +174,23 @@ class SweepStats:
     done_runs: int = 0
     failed_runs: int = 0
     progress: float = 0.0
+    runs_per_second: float | None = None
+    eta_seconds: float | None = None
     chunks: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
                 ) -> dict[int, SweepStats]:
-    """done_runs, failed_runs, progress in [0, 1] and chunk counts for each sweep."""
-    out = {s.id: SweepStats(done_runs=s.cached_runs) for s in sweeps}
+    """done_runs, failed_runs, progress in [0, 1], throughput, ETA and chunk counts.
+
+    A chunk's runs count as done when it lands (those read from a source sweep
+    included); a sweep without chunks was served whole from its source. The
+    throughput is the runs done since the sweep started over the wall time
+    (running chunks' partial progress included), so the ETA covers queueing and
+    every worker's share, not one chunk's speed.
+    """
+    out = {s.id: SweepStats(done_runs=s.cached_runs if s.n_chunks == 0 else 0) for s in sweeps}
     if not sweeps:
         return out
     rows = session.execute(
@@ -207,7 +199,7 @@ def sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
         .where(Chunk.sweep_id.in_(list(out)))
         .group_by(Chunk.sweep_id, Chunk.status)
     ).all()
-    partial = {s.id: float(s.cached_runs) for s in sweeps}
+    partial = {s.id: float(out[s.id].done_runs) for s in sweeps}
     for sweep_id, status, count, n_runs, weighted in rows:
         st = out[sweep_id]
         st.chunks[status] = int(count)
@@ -218,11 +210,13 @@ def sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
             st.failed_runs += int(n_runs)
         elif status == "running":
             partial[sweep_id] += float(weighted or 0.0)
+    now = utcnow()
     for s in sweeps:
         st = out[s.id]
         st.progress = 1.0 if s.total_runs == 0 else min(1.0, partial[s.id] / s.total_runs)
         if s.status == "done":
             st.progress = 1.0
+        _throughput(st, s, partial[s.id], now)
     if errors:
         for sweep_id, chunk_id, seq, status, attempts, message in session.execute(
             select(Chunk.sweep_id, Chunk.id, Chunk.seq, Chunk.status, Chunk.attempts,
@@ -233,3 +227,17 @@ def sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
             out[sweep_id].errors.append({"chunk_id": chunk_id, "seq": seq, "status": status,
                                          "attempts": attempts, "last_error": message})
     return out
+
+
+def _throughput(st: SweepStats, sweep: Sweep, done: float, now: datetime) -> None:
+    if sweep.started_at is None or sweep.n_chunks == 0:
+        return
+    end = sweep.finished_at if sweep.status in ("done", "failed", "canceled") else now
+    elapsed = (end - sweep.started_at).total_seconds()
+    if elapsed <= 0 or done <= 0:
+        return
+    st.runs_per_second = done / elapsed
+    if sweep.status in ("queued", "running"):
+        st.eta_seconds = max(0.0, (sweep.total_runs - done) / st.runs_per_second)
+    elif sweep.status == "done":
+        st.eta_seconds = 0.0

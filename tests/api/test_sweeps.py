@@ -148,20 +148,41 @@ def test_delete_keeps_runs_that_another_sweep_uses(client: Any, backend: Any) ->
     after = {r["run_key"]: r for r in all_runs(client, a["id"])}
     assert after == before  # every shared result is still there, unchanged
 
-    own = set(before)
-    assert _run_rows(backend, own) == len(own)
+    assert _stored_chunks(backend, a["id"]) == a["n_chunks"] > 0
     assert client.delete(f"/api/v1/sweeps/{a['id']}").status_code == 204
-    assert _run_rows(backend, own) == 0  # no sweep uses them any more
+    assert _stored_chunks(backend, a["id"]) == 0  # no sweep uses them any more
 
 
-def _run_rows(backend: Any, keys: set[str]) -> int:
+def test_deleting_a_source_hides_it_until_its_last_reader_goes(client: Any, backend: Any) -> None:
+    small = spec("source small", steps=30)
+    big = json.loads(json.dumps(small))
+    big["name"], big["grid"]["seed"] = "source big", [0, 1, 2]
+    a = wait_status(client, submit(client, small)["id"], "done")
+    b = wait_status(client, submit(client, big)["id"], "done")
+    before = all_runs(client, b["id"])
+    assert client.delete(f"/api/v1/sweeps/{a['id']}").status_code == 204
+    assert client.get(f"/api/v1/sweeps/{a['id']}").status_code == 404
+    assert a["id"] not in [s["id"] for s in client.get("/api/v1/sweeps").json()["items"]]
+    assert all_runs(client, b["id"]) == before  # b still reads a's runs
+    assert _stored_chunks(backend, a["id"]) == a["n_chunks"]
+    assert client.delete(f"/api/v1/sweeps/{b['id']}").status_code == 204
+    assert _stored_chunks(backend, a["id"]) == 0 == _stored_chunks(backend, b["id"])
+
+
+def test_sweep_ids_are_never_reused(client: Any) -> None:
+    first = submit(client, spec("id once", steps=5))["id"]
+    assert client.delete(f"/api/v1/sweeps/{first}").status_code == 204
+    assert submit(client, spec("id twice", steps=5))["id"] > first
+
+
+def _stored_chunks(backend: Any, sweep_id: int) -> int:
     from sqlalchemy import func, select
 
-    from api.db.models import Run
+    from api.db.models import Chunk
     from api.db.session import get_database
 
     with get_database(backend.settings["database_url"]).session(read_only=True) as s:
-        return s.scalar(select(func.count()).select_from(Run).where(Run.run_key.in_(keys)))
+        return s.scalar(select(func.count()).select_from(Chunk).where(Chunk.sweep_id == sweep_id))
 
 
 def test_presets_health_and_readiness(client: Any) -> None:

@@ -21,7 +21,8 @@ def _loaded_after(*modules: str) -> set[str]:
 
 def test_settings_and_db_import_neither_fastapi_nor_torch() -> None:
     assert (
-        _loaded_after("api.settings", "api.db", "api.db.chunks", "api.db.bulk", "api.db.migrate")
+        _loaded_after("api.settings", "api.db", "api.db.chunks", "api.db.columnar",
+                      "api.db.store", "api.db.migrate")
         == set()
     )
 

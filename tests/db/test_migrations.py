@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -32,9 +34,9 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)
-    assert current(empty_url) == head() == "20261122_chunk_failures"
+    assert current(empty_url) == head() == "20261201_columnar_results"
     assert _diff(empty_url) == []
-    assert _tables(empty_url) == {"sweep", "run", "chunk", "sweep_run"}
+    assert _tables(empty_url) == {"sweep", "chunk"}
 
 
 def test_migrations_revert_and_reapply(empty_url: str) -> None:
@@ -47,7 +49,7 @@ def test_migrations_revert_and_reapply(empty_url: str) -> None:
 
 
 def test_chunk_failures_migration_reverts_to_the_initial_schema(empty_url: str) -> None:
-    upgrade(empty_url)
+    upgrade(empty_url, "20261122_chunk_failures")
     downgrade(empty_url, "20261122_initial")
     engine = create_engine(empty_url)
     try:
@@ -64,4 +66,113 @@ def test_constraints_and_indexes_are_named() -> None:
     for table in Base.metadata.sorted_tables:
         names += [c.name for c in table.constraints] + [i.name for i in table.indexes]
     assert all(isinstance(n, str) and n for n in names)
-    assert "ix_sweep_run_run_key" in names and "ck_run_final_loss_kind" in names
+    assert "ix_sweep_program_key" in names and "ck_chunk_status" in names
+
+
+def test_columnar_migration_keeps_every_sweeps_maps_and_csv(empty_url: str) -> None:
+    """Sweeps written in the row-per-run layout read the same after the upgrade (maps,
+    cells CSV and every runs CSV field but run_key, whose definition changed), and
+    the downgrade brings the rows back."""
+    import json
+
+    import numpy as np
+
+    from api.db.models import Sweep
+    from api.db.session import get_database
+    from api.services import results
+    from api.services.sweeps import stored_spec
+    from experiments import analysis, export
+    from experiments.local import run_local
+    from experiments.spec import parse_spec
+
+    doc = {"name": "old layout", "problem": {"kind": "zhang2022", "n": 20},
+           "optimizer": {"lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False},
+           "steps": 40, "grid": {"beta1": [0.0, 0.9], "beta2": [0.0, 0.5, 0.99],
+                                 "batch_size": [1, 4], "seed": [0, 1]}}
+    spec = parse_spec(doc)
+    local = run_local(spec, device="cpu")
+    upgrade(empty_url, "20261122_chunk_failures")
+    _write_old_layout(empty_url, spec, local)
+    upgrade(empty_url)
+    db = get_database(empty_url)
+    with db.session(read_only=True) as s:
+        sweep = s.get(Sweep, 1)
+        assert sweep.status == "done" and sweep.n_chunks >= 1
+        got = results.sweep_cells(s, sweep, stored_spec(sweep))[0]
+    want = local.cells()
+    for name in ("n_runs", "outcome", "diverged_frac"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.allclose(got.final_rel, want.final_rel, equal_nan=True, rtol=0, atol=0)
+    cells = b"".join(results.export_csv(db, 1, spec, "cells", "eager"))
+    assert cells == export.csv_lines([export.CELL_COLUMNS, *local.cell_rows()])
+    runs = b"".join(results.export_csv(db, 1, spec, "runs", "eager")).decode().splitlines()
+    ref = export.csv_lines([export.RUN_COLUMNS, *local.run_rows()]).decode().splitlines()
+    assert [r.split(",")[1:] for r in runs] == [r.split(",")[1:] for r in ref]
+    assert analysis.boundary(spec, got) == analysis.boundary(spec, want)
+    downgrade(empty_url, "20261122_chunk_failures")
+    assert _tables(empty_url) == {"sweep", "run", "chunk", "sweep_run"}
+    engine = create_engine(empty_url)
+    try:
+        with engine.connect() as conn:
+            n = conn.exec_driver_sql("SELECT count(*) FROM run WHERE outcome IS NOT NULL")
+            assert n.scalar() == local.total
+            rows = conn.exec_driver_sql("SELECT curve FROM run LIMIT 1").scalar()
+            assert len(json.loads(rows) if isinstance(rows, str) else rows) == len(
+                local.curve_steps)
+    finally:
+        engine.dispose()
+
+
+def _write_old_layout(url: str, spec: Any, local: Any) -> None:
+    """What the row-per-run service stored for a done sweep (one run and one
+    sweep_run row per run, curves as JSON), written with plain SQL."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    from experiments.spec import _run_prefix, canonical_json
+
+    engine = create_engine(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    prefix = _run_prefix(spec, "eager")
+    clips = spec.axis_values()["clip"]
+    o = local.outcomes
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO sweep (id, name, spec, kernel, engine_version, status, total_runs, "
+            "cached_runs, n_chunks, created_at, started_at, finished_at) VALUES "
+            "(1, 'old', %s, 'eager', 'betascope-engine/2', 'done', %s, 0, 1, %s, %s, %s)"
+            .replace("%s", "?" if url.startswith("sqlite") else "%s"),
+            (json.dumps(spec.model_dump(mode="json")), local.total, now, now, now))
+        conn.exec_driver_sql(
+            "INSERT INTO chunk (id, sweep_id, seq, status, n_runs, n_compute, progress, "
+            "attempts, failures) VALUES (1, 1, 0, 'done', %s, %s, 1.0, 1, 0)"
+            .replace("%s", "?" if url.startswith("sqlite") else "%s"), (local.total, local.total))
+        mark = "?" if url.startswith("sqlite") else "%s"
+        for i in range(local.total):
+            r = local.runs
+            doc = dict(prefix, beta1=float(r.beta1[i]), beta2=float(r.beta2[i]),
+                       batch_size=int(r.batch_size[i]),
+                       clip=clips[int(r.clip_index[i])].model_dump(mode="json"),
+                       lr=float(r.lr[i]), seed=int(r.seed[i]))
+            key = hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+            gap = float(o.final_gap[i])
+            div = int(o.div_step[i])
+            conn.exec_driver_sql(
+                "INSERT INTO run (run_key, beta1, beta2, batch_size, clip_mode, clip_threshold, "
+                "lr, seed, steps, outcome, final_loss, final_rel, final_gap, final_gap_kind, "
+                "div_step, clip_fraction, curve_steps, curve, computed_at) VALUES ("
+                + ", ".join([mark] * 19) + ")",
+                (key, float(r.beta1[i]), float(r.beta2[i]), int(r.batch_size[i]), "none", None,
+                 float(r.lr[i]), int(r.seed[i]), spec.steps, o.labels[i],
+                 float(o.final_loss[i]), float(o.final_rel[i]),
+                 None if gap != gap else gap, "nan" if gap != gap else None,
+                 div if div >= 0 else None, float(o.clip_fraction[i]),
+                 json.dumps(local.curve_steps.tolist()), json.dumps(local.curves[i].tolist()),
+                 now))
+            g = r.grid_index[i].tolist()
+            conn.exec_driver_sql(
+                "INSERT INTO sweep_run (sweep_id, flat_index, run_key, chunk_id, i_beta1, "
+                "i_beta2, i_batch_size, i_clip, i_lr, i_seed) VALUES ("
+                + ", ".join([mark] * 10) + ")", (1, int(r.index[i]), key, 1, *g))
+    engine.dispose()

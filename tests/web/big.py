@@ -1,9 +1,9 @@
 """A finished 250,000-run sweep, written straight through the data layer.
 
-Submitting it over the API works too, but takes minutes of database writes on
-SQLite; the browser test only needs a real sweep of that size in the database.
-The results are real: the engine runs every grid point (a cheap spec, 20 steps),
-and the rows are built by the same code a worker uses to store a chunk.
+The browser test needs a finished sweep of that size, not a running server's
+executor: the sweep is created by the service's own code and its results are
+real (the engine runs every grid point, a cheap spec of 20 steps), stored by the
+same code a worker uses to store a chunk.
 """
 
 from __future__ import annotations
@@ -31,54 +31,47 @@ def build_finished_sweep(
 ) -> tuple[int, dict[str, float]]:
     """Insert a done sweep with every result into the database at `url`; (id, timings).
 
-    Loss curves are left out unless asked for: encoding 250,000 of them as JSON
-    would triple the set-up time, and a phase map never reads them.
+    The sweep is created as the service creates it, and each chunk's engine output
+    is stored as a worker stores it (without a broker or worker process).
     """
-    from api.db.base import utcnow
-    from api.db.bulk import insert_rows, upsert
-    from api.db.models import Chunk, Run, Sweep, SweepRun
-    from api.db.session import get_database
-    from api.services.sweeps import MEMBER_COLUMNS
-    from experiments.engine import run_chunk
-    from experiments.runs import all_runs
-    from experiments.spec import parse_spec, run_keys
-    from experiments.version import engine_version
-    from workers.results import COLUMNS, RESULT_COLUMNS, result_rows
+    import numpy as np
+    from sqlalchemy import select
 
-    timings: dict[str, float] = {}
+    from api.db.base import utcnow
+    from api.db.chunks import finish_chunk_without_commit
+    from api.db.models import Chunk
+    from api.db.session import get_database
+    from api.services.sweeps import create_sweep
+    from api.settings import Settings
+    from experiments.engine import run_chunk
+    from experiments.runs import runs_at
+    from experiments.spec import parse_spec
+    from workers.results import ChunkPlan, encode_chunk
+
+    del curves  # curves are always stored now (float32, in the chunk's record)
+    timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     t = time.perf_counter()
-    spec = parse_spec(doc)
-    runs = all_runs(spec)
-    keys = run_keys(spec, runs, kernel="eager")
-    timings["keys"] = time.perf_counter() - t
-    t = time.perf_counter()
-    result = run_chunk(spec, runs, device="cpu", kernel="eager")
-    timings["engine"] = time.perf_counter() - t
-    t = time.perf_counter()
-    now = utcnow()
-    rows = result_rows(spec=spec, runs=runs, keys=keys, result=result, now=now)
-    if not curves:
-        blank = [COLUMNS.index("curve_steps"), COLUMNS.index("curve")]
-        rows = [tuple(None if i in blank else v for i, v in enumerate(r)) for r in rows]
-    with get_database(url).session() as session:
-        sweep = Sweep(
-            name=spec.name, spec=spec.model_dump(mode="json"), kernel="eager",
-            engine_version=engine_version("eager"), status="done", total_runs=len(runs),
-            cached_runs=0, n_chunks=1, created_at=now, started_at=now, finished_at=now,
-        )
-        session.add(sweep)
-        session.flush()
-        chunk = Chunk(
-            sweep_id=sweep.id, seq=0, status="done", n_runs=len(runs), n_compute=len(runs),
-            progress=1.0, attempts=1, enqueued_at=now, started_at=now, finished_at=now,
-        )
-        session.add(chunk)
-        session.flush()
-        upsert(session, Run.__table__, COLUMNS, rows, update=RESULT_COLUMNS)
-        insert_rows(session, SweepRun.__table__, MEMBER_COLUMNS, [
-            (sweep.id, fi, k, chunk.id, *g)
-            for fi, k, g in zip(runs.index.tolist(), keys, runs.grid_index.tolist(), strict=True)
-        ])
+    spec = parse_spec(doc, max_runs=10**8)
+    settings = Settings(database_url=url, max_runs=10**8)
+    db = get_database(url)
+    with db.session() as session:
+        sweep, chunk_ids = create_sweep(session=session, spec=spec, settings=settings)
         sweep_id = sweep.id
-    timings["write"] = time.perf_counter() - t
+    timings["create"] = time.perf_counter() - t
+    for chunk_id in chunk_ids:
+        with db.session(read_only=True) as session:
+            lo, hi = session.execute(select(Chunk.lo, Chunk.hi).where(Chunk.id == chunk_id)).one()
+        flat = np.arange(lo, hi, dtype=np.int64)
+        t = time.perf_counter()
+        runs = runs_at(spec, flat)
+        result = run_chunk(spec, runs, device="cpu", kernel="eager")
+        timings["engine"] += time.perf_counter() - t
+        t = time.perf_counter()
+        plan = ChunkPlan(spec, int(lo), int(hi), flat, runs, np.zeros(0, dtype=np.int64), {})
+        runs_data, cells_data = encode_chunk(plan, result)
+        with db.session() as session:
+            finish_chunk_without_commit(session, chunk_id=chunk_id, sweep_id=sweep_id,
+                                        now=utcnow(), runs_data=runs_data,
+                                        cells_data=cells_data, n_compute=len(flat))
+        timings["write"] += time.perf_counter() - t
     return sweep_id, timings

@@ -1,0 +1,115 @@
+"""A chunk's results as one columnar record: Arrow IPC, zstd-compressed, in a BLOB.
+
+Why Arrow IPC in a bytea/BLOB column rather than rows or Parquet files beside
+the database: one chunk's results are written in the same transaction that
+marks the chunk done (so a chunk computed twice still leaves exactly one
+result per run, and a backup of the database is a backup of everything); the
+same bytes work on SQLite and Postgres; Arrow arrays read back as numpy
+without copying; nan and inf are plain IEEE values (no (value, kind) pairs);
+and the record is self-describing, so a column added later (max_rise, ...) is
+simply there or absent. zstd shrinks curves and results to about a hundred
+bytes per run.
+
+Two records per chunk: `runs` (one row per computed run, in flat-index order)
+and `cells` (one row per cell of the chunk: outcome counts and the exact
+medians the maps need), so a phase map reads only the small cell records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from experiments.analysis import CellStats
+
+_WRITE = pa.ipc.IpcWriteOptions(compression="zstd")
+
+# Per-run result columns besides the curves: (name, Arrow type). Written once here;
+# readers ask for columns by these names.
+RESULT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("outcome", pa.int8()),  # index into experiments.outcomes.OUTCOMES
+    ("final_loss", pa.float64()),
+    ("final_rel", pa.float64()),
+    ("final_gap", pa.float64()),
+    ("div_step", pa.int64()),  # -1 where the run did not diverge
+    ("clip_fraction", pa.float64()),
+)
+OFFSET = "offset"  # position in the chunk's flat range; absent when every run is stored
+CURVE = "curve"  # float32 [R, C]: the full objective at the checkpoints
+FINAL_X = "final_x"  # float64 [R, d], for problems of dimension <= FINAL_X_MAX_DIM
+FINAL_X_MAX_DIM = 8
+CELL_FIELDS = ("n_converged", "n_not_converged", "n_diverged", "median_final_rel",
+               "median_div_step")
+
+
+def _to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_WRITE) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_bytes(data: bytes, columns: tuple[str, ...] | None = None) -> pa.Table:
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    if columns is not None:
+        table = table.select([c for c in columns if c in table.column_names])
+    return table
+
+
+def _matrix(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    r, c = values.shape
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=arrow_type)
+    return pa.FixedSizeListArray.from_arrays(flat, c) if r or c else pa.array(
+        [], type=pa.list_(arrow_type, c))
+
+
+def encode_runs(columns: dict[str, np.ndarray], *, offset: np.ndarray | None) -> bytes:
+    """One record from result columns (RESULT_FIELDS, CURVE, optional FINAL_X)."""
+    names, arrays = [], []
+    if offset is not None:
+        names.append(OFFSET)
+        arrays.append(pa.array(np.asarray(offset, dtype=np.uint32)))
+    for name, arrow_type in RESULT_FIELDS:
+        names.append(name)
+        arrays.append(pa.array(np.asarray(columns[name]), type=arrow_type))
+    names.append(CURVE)
+    arrays.append(_matrix(np.asarray(columns[CURVE], dtype=np.float32), pa.float32()))
+    if FINAL_X in columns:
+        names.append(FINAL_X)
+        arrays.append(_matrix(np.asarray(columns[FINAL_X], dtype=np.float64), pa.float64()))
+    return _to_bytes(pa.table(arrays, names=names))
+
+
+def decode_runs(data: bytes, columns: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The record's columns as numpy arrays (matrices for CURVE and FINAL_X)."""
+    table = _from_bytes(data, columns)
+    out: dict[str, np.ndarray] = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if isinstance(col.type, pa.FixedSizeListType):
+            width = col.type.list_size
+            out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+        else:
+            out[name] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def encode_cells(stats: CellStats) -> bytes:
+    counts = stats.counts.astype(np.int32)
+    arrays = [pa.array(counts[:, i]) for i in range(3)]
+    arrays += [pa.array(stats.final_rel, type=pa.float64()),
+               pa.array(stats.div_step, type=pa.float64())]
+    return _to_bytes(pa.table(arrays, names=list(CELL_FIELDS)))
+
+
+def decode_cells(data: bytes) -> CellStats:
+    t = _from_bytes(data)
+    col: Any = {n: t.column(n).to_numpy() for n in CELL_FIELDS}
+    return CellStats(
+        counts=np.stack([col["n_converged"], col["n_not_converged"], col["n_diverged"]],
+                        axis=1).astype(np.int64),
+        final_rel=col["median_final_rel"].astype(np.float64),
+        div_step=col["median_div_step"].astype(np.float64),
+    )

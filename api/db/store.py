@@ -1,0 +1,164 @@
+"""Reading a sweep's stored results: cell aggregates and any runs, by flat index.
+
+A sweep's results are its done chunks' records; runs it shares with its source
+sweep (source_id) are read from there, through the source's own source if it
+has one. Everything is gathered a chunk at a time with numpy: the cost of a
+read is the chunks it touches, not the runs in the sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.db import columnar
+from api.db.models import Chunk, Sweep
+from experiments.analysis import CellStats
+from experiments.reuse import axis_maps, map_runs
+from experiments.spec import SweepSpec, parse_spec
+
+_specs: OrderedDict[tuple[Any, ...], SweepSpec] = OrderedDict()
+_lock = threading.Lock()
+
+
+def spec_of(sweep_id: int, created_at: Any, document: dict[str, Any]) -> SweepSpec:
+    """The sweep's validated spec, parsed once per process (the cap applied at creation)."""
+    key = (sweep_id, created_at)
+    with _lock:
+        if key in _specs:
+            _specs.move_to_end(key)
+            return _specs[key]
+    spec = parse_spec(document, max_runs=sys.maxsize)
+    with _lock:
+        _specs[key] = spec
+        while len(_specs) > 256:
+            _specs.popitem(last=False)
+    return spec
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What reading a sweep's results needs of its row."""
+
+    id: int
+    spec: SweepSpec
+    source_id: int | None
+
+    @staticmethod
+    def load(session: Session, sweep_id: int) -> Stored | None:
+        row = session.execute(
+            select(Sweep.id, Sweep.created_at, Sweep.spec, Sweep.source_id)
+            .where(Sweep.id == sweep_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        return Stored(row.id, spec_of(row.id, row.created_at, row.spec), row.source_id)
+
+    @staticmethod
+    def of(sweep: Sweep) -> Stored:
+        return Stored(sweep.id, spec_of(sweep.id, sweep.created_at, sweep.spec), sweep.source_id)
+
+
+def data_version(session: Session, sweep_id: int) -> tuple[int, Any]:
+    """Changes whenever a chunk of the sweep lands (count and last finish of done chunks)."""
+    n, last = session.execute(
+        select(func.count(), func.max(Chunk.finished_at))
+        .where(Chunk.sweep_id == sweep_id, Chunk.status == "done")
+    ).one()
+    return int(n), last
+
+
+def cell_stats(session: Session, sweep: Stored) -> CellStats:
+    """Every cell's aggregates (cells without results count no runs)."""
+    sizes = sweep.spec.axis_sizes()
+    n_cells = int(np.prod(sizes[:5]))
+    per_cell = sizes[5]
+    rows = session.execute(
+        select(Chunk.lo, Chunk.hi, Chunk.cells_data)
+        .where(Chunk.sweep_id == sweep.id, Chunk.status == "done").order_by(Chunk.lo)
+    ).all()
+    if not rows and sweep.source_id is not None and _same_grid(session, sweep):
+        source = Stored.load(session, sweep.source_id)
+        assert source is not None
+        return cell_stats(session, source)
+    counts = np.zeros((n_cells, 3), dtype=np.int64)
+    final_rel = np.full(n_cells, np.nan)
+    div_step = np.full(n_cells, np.nan)
+    for lo, hi, data in rows:
+        part = columnar.decode_cells(data)
+        at = slice(lo // per_cell, hi // per_cell)
+        counts[at], final_rel[at], div_step[at] = part.counts, part.final_rel, part.div_step
+    return CellStats(counts, final_rel, div_step)
+
+
+def _same_grid(session: Session, sweep: Stored) -> bool:
+    """A sweep without chunks whose source has its grid (an identical resubmission)."""
+    n = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.sweep_id == sweep.id))
+    return n == 0
+
+
+def gather(
+    session: Session, sweep: Stored, flat: np.ndarray, columns: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Results of the runs at the given flat indices (ascending, distinct): (found
+    bool [n], {column: array [n, ...]}); entries not found are left as zeros/nan.
+    The pseudo-column "_chunk" is the id of the chunk that computed each run."""
+    flat = np.asarray(flat, dtype=np.int64)
+    found = np.zeros(len(flat), dtype=bool)
+    out: dict[str, np.ndarray] = {}
+    if len(flat) == 0:
+        return found, out
+    chunks = session.execute(
+        select(Chunk.id, Chunk.lo, Chunk.hi)
+        .where(Chunk.sweep_id == sweep.id, Chunk.status == "done",
+               Chunk.hi > int(flat[0]), Chunk.lo <= int(flat[-1]))
+        .order_by(Chunk.lo)
+    ).all()
+    for chunk_id, lo, hi in chunks:
+        a, b = np.searchsorted(flat, [lo, hi])
+        if a == b:
+            continue
+        data = session.scalar(select(Chunk.runs_data).where(Chunk.id == chunk_id))
+        rec = columnar.decode_runs(data, (columnar.OFFSET, *columns))
+        if "_chunk" in columns:  # which chunk computed each run (for computed_at)
+            stored = len(next(iter(rec.values())))
+            rec["_chunk"] = np.full(stored, chunk_id, dtype=np.int64)
+        want = flat[a:b] - lo
+        if columnar.OFFSET in rec:
+            offset = rec.pop(columnar.OFFSET).astype(np.int64)
+            pos = np.minimum(np.searchsorted(offset, want), max(len(offset) - 1, 0))
+            hit = (offset[pos] == want) if len(offset) else np.zeros(len(want), dtype=bool)
+        else:
+            pos, hit = want, np.ones(len(want), dtype=bool)
+        _put(out, rec, len(flat), np.arange(a, b)[hit], pos[hit])
+        found[np.arange(a, b)[hit]] = True
+    if not found.all() and sweep.source_id is not None:
+        source = Stored.load(session, sweep.source_id)
+        if source is not None:
+            maps = axis_maps(sweep.spec, source.spec)
+            if maps is not None:
+                missing = np.flatnonzero(~found)
+                inside, src_flat = map_runs(sweep.spec, source.spec, maps, flat[missing])
+                missing, src_flat = missing[inside], src_flat[inside]
+                order = np.argsort(src_flat, kind="stable")
+                got, rec = gather(session, source, src_flat[order], columns)
+                rows = missing[order][got]
+                _put(out, rec, len(flat), rows, np.flatnonzero(got))
+                found[rows] = True
+    return found, out
+
+
+def _put(out: dict[str, np.ndarray], rec: dict[str, np.ndarray], n: int, rows: np.ndarray,
+         src: np.ndarray) -> None:
+    for name, values in rec.items():
+        if name not in out:
+            fill = np.nan if values.dtype.kind == "f" else 0
+            out[name] = np.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+        out[name][rows] = values[src]
