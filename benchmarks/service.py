@@ -1,24 +1,26 @@
-"""End to end against engine only: one sweep of 50,000 runs through the service.
+"""The service against the engine alone, on one large sweep, in one run.
 
-    python benchmarks/service.py [--runs-steps 1000] [--chunk-runs 10000]
+    python benchmarks/service.py --runs 1000000 [--steps 200] [--modes embedded,postgres]
+    python benchmarks/service.py --runs 10000000 --steps 100 --seeds 10 --modes postgres
 
-REST (`betascope serve` in a subprocess) -> Redis -> one Celery worker process
-(`betascope worker --pool solo`) -> Postgres, timed from the POST until the
-sweep reads done. The engine alone runs the same runs in the same chunks in
-this process. Both use the same cores (one process, torch's default threads),
-so their ratio is the service's overhead: sweep creation, messaging, claims,
-heartbeats and result writes. Result rows written per second come from the
-worker's own timing of each chunk's store transaction (build rows + one upsert).
+The engine alone runs the sweep's runs in the service's chunks in this process
+first; then, for each mode, a real `betascope serve` in a subprocess gets the
+same spec over REST: `embedded` is SQLite with the in-process executor,
+`postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
+Both share this machine's cores, so POST -> done over the engine's time is the
+service's overhead. Printed per mode: POST latency, POST -> done / engine, the
+first phase-map after done, runs CSV and Parquet export rows/s, bytes stored
+per run, and the API process's peak memory growth (VmHWM, from /proc).
 
-Needs Postgres and Redis: BETASCOPE_TEST_DATABASE_URL (a fresh schema is made
-and dropped) and BETASCOPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
+Postgres mode needs BETASCOPE_TEST_DATABASE_URL (a fresh schema is made and
+dropped) and Redis at BETASCOPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -35,139 +38,190 @@ sys.path.insert(0, str(ROOT))
 from tests.services import PG_URL, with_search_path  # noqa: E402
 
 
-def sweep_doc(steps: int, rep: int = 0) -> dict:
-    """50,000 runs: 50 x 50 (beta1, beta2) x 4 batch sizes x 5 seeds on zhang2022.
-    `rep` changes converge_rel (part of every run_key), so no repetition is cached."""
+def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str, Any]:
+    """zhang2022 on a square (beta1, beta2) grid x batch sizes x seeds of about `runs`."""
+    side = max(1, round(math.sqrt(runs / (len(batches) * seeds))))
     return {
         "name": f"service benchmark {uuid.uuid4().hex[:6]}",
         "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
         "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "inv_sqrt",
                       "bias_correction": False},
         "steps": steps,
-        "grid": {"beta1": {"start": 0.0, "stop": 0.98, "num": 50},
-                 "beta2": {"log1m": [0.001, 1.0], "num": 50},
-                 "batch_size": [1, 2, 4, 8], "seed": [0, 1, 2, 3, 4]},
-        "criteria": {"converge_rel": 0.05 + rep * 1e-9, "diverge_rel": 10.0},
+        "grid": {"beta1": {"start": 0.0, "stop": 0.99, "num": side},
+                 "beta2": {"log1m": [1e-4, 1.0], "num": side},
+                 "batch_size": batches, "seed": list(range(seeds))},
+        # differs per call: no run of one benchmark is served from another's results
+        "criteria": {"converge_rel": 0.05 + (time.time_ns() % 10**6) * 1e-12},
     }
 
 
-def engine_only(doc: dict, chunk_runs: int) -> float:
+def engine_only(doc: dict[str, Any], chunk_runs: int) -> float:
     import numpy as np
 
     from experiments.engine import run_chunk
-    from experiments.runs import all_runs
+    from experiments.reuse import chunk_bounds
+    from experiments.runs import runs_at
     from experiments.spec import parse_spec
 
-    spec = parse_spec(doc)
-    runs = all_runs(spec)
-    # warm-up at full chunk size and few steps, as the worker gets (the first big
-    # call of a process is several times slower than the next ones)
-    warm = parse_spec({**doc, "steps": 50})
-    run_chunk(warm, all_runs(warm).take(np.arange(min(chunk_runs, len(runs)))), device="cpu")
+    spec = parse_spec(doc, max_runs=10**9)
+    bounds = chunk_bounds(spec, chunk_runs)
+    warm = parse_spec({**doc, "steps": 20}, max_runs=10**9)
+    run_chunk(warm, runs_at(warm, np.arange(int(bounds[1]))), device="cpu")
     t0 = time.perf_counter()
-    for lo in range(0, len(runs), chunk_runs):
-        run_chunk(spec, runs.take(np.arange(lo, min(lo + chunk_runs, len(runs)))), device="cpu")
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        run_chunk(spec, runs_at(spec, np.arange(lo, hi)), device="cpu")
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--chunk-runs", type=int, default=10_000)
-    parser.add_argument("--reps", type=int, default=3,
-                        help="alternate engine-only and end-to-end runs (pairs)")
-    args = parser.parse_args()
-
-    import psycopg
-
-    from api.db.migrate import upgrade
-
-    schema = f"bench_{os.getpid()}"
-    libpq = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
-    db_url = with_search_path(PG_URL, schema)
-    upgrade(db_url)
+def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
-    env.update({
-        "BETASCOPE_DATABASE_URL": db_url,
-        "BETASCOPE_BROKER_URL": os.environ.get("BETASCOPE_BENCH_REDIS_URL",
-                                               "redis://127.0.0.1:6379/14"),
-        "BETASCOPE_QUEUE": f"betascope-bench-{os.getpid()}",
-        "BETASCOPE_CHUNK_RUNS": str(args.chunk_runs),
-        "BETASCOPE_PORT": str(port),
-        "BETASCOPE_MAX_RUNS": "2000000",
-    })
-    tmp = Path(tempfile.mkdtemp(prefix="betascope-bench-"))
+    port = _port()
+    env.update({"BETASCOPE_PORT": str(port), "BETASCOPE_CHUNK_RUNS": str(chunk_runs),
+                "BETASCOPE_MAX_RUNS": str(10**8)})
+    schema = None
+    if mode == "postgres":
+        import psycopg
+
+        schema = f"bench_{os.getpid()}"
+        libpq = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+        env["BETASCOPE_DATABASE_URL"] = with_search_path(PG_URL, schema)
+        env["BETASCOPE_BROKER_URL"] = os.environ.get("BETASCOPE_BENCH_REDIS_URL",
+                                                     "redis://127.0.0.1:6379/14")
+        env["BETASCOPE_QUEUE"] = f"betascope-bench-{os.getpid()}"
+    else:
+        env["BETASCOPE_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
     procs = []
+    out: dict[str, float] = {}
     try:
-        api_log = (tmp / "api.log").open("w")
-        procs.append(subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT,
-                                      env=env, stdout=api_log, stderr=subprocess.STDOUT))
-        worker_log = tmp / "worker.log"
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--pool", "solo"], cwd=ROOT, env=env,
-            stdout=worker_log.open("w"), stderr=subprocess.STDOUT))
+        log = (tmp / f"{mode}-api.log").open("w")
+        api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+        procs.append(api)
+        worker_log = tmp / f"{mode}-worker.log"
+        if mode == "postgres":
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "worker", "--pool", "solo"], cwd=ROOT,
+                env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT))
         url = f"http://127.0.0.1:{port}/api/v1"
         client = httpx.Client(timeout=600)
-        _wait(lambda: _ok(client, f"{url}/readyz") and b"ready." in worker_log.read_bytes(),
-              120, "server and worker")
-
-        warm = sweep_doc(50, rep=-1)  # one full-size chunk of few steps
-        warm["grid"]["seed"] = [0]
-        warm["grid"]["beta1"] = {"start": 0.0, "stop": 0.98,
-                                 "num": max(1, min(50, args.chunk_runs // 200))}
-        _finish(client, url, client.post(f"{url}/sweeps", json=warm).json()["id"])
-
-        engines, e2es, creates, rows_written, store_seconds = [], [], [], 0, 0.0
-        for rep in range(args.reps):
-            doc = sweep_doc(args.steps, rep)
-            engines.append(engine_only(doc, args.chunk_runs))
-            before = len(_stores(worker_log))
-            t0 = time.perf_counter()
-            created = client.post(f"{url}/sweeps", json=doc)
-            created.raise_for_status()
-            creates.append(time.perf_counter() - t0)
-            sweep = _finish(client, url, created.json()["id"])
-            e2es.append(time.perf_counter() - t0)
-            assert sweep["status"] == "done" and sweep["cached_runs"] == 0, sweep
-            stores = _stores(worker_log)[before:]
-            rows_written += sum(n for n, _ in stores)
-            store_seconds += sum(t for _, t in stores)
+        _wait(lambda: _ok(client, f"{url}/readyz") and (
+            mode != "postgres" or b"ready." in worker_log.read_bytes()), 120, "server")
+        # a small sweep first: the worker and executor import torch and warm up
+        small = {**doc, "grid": {**doc["grid"], "beta1": [0.0], "seed": [0]}, "steps": 20}
+        _finish(client, url, client.post(f"{url}/sweeps", json=small).json()["id"])
+        base = _rss_kib(api.pid)
+        t0 = time.perf_counter()
+        created = client.post(f"{url}/sweeps", json=doc)
+        created.raise_for_status()
+        out["post"] = time.perf_counter() - t0
+        sweep = _finish(client, url, created.json()["id"])
+        out["done"] = time.perf_counter() - t0
+        assert sweep["status"] == "done", sweep
+        sid, total = sweep["id"], sweep["total_runs"]
+        t0 = time.perf_counter()
+        client.get(f"{url}/sweeps/{sid}/phase-map").raise_for_status()
+        out["phase_map"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lines = 0
+        with client.stream("GET", f"{url}/sweeps/{sid}/export.csv") as resp:
+            for block in resp.iter_bytes():
+                lines += block.count(b"\n")
+        out["csv_rows_s"] = (lines - 1) / (time.perf_counter() - t0)
+        assert lines - 1 == total, (lines, total)
+        t0 = time.perf_counter()
+        nbytes = 0
+        with client.stream("GET", f"{url}/sweeps/{sid}/export.parquet") as resp:
+            for block in resp.iter_bytes():
+                nbytes += len(block)
+        out["parquet_rows_s"] = total / (time.perf_counter() - t0)
+        out["memory_mb"] = (_hwm_kib(api.pid) - base) / 1024
+        out["bytes_per_run"] = _stored_bytes(env["BETASCOPE_DATABASE_URL"], sid) / total
+        out["total"] = total
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=60)
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if schema is not None:
+            import psycopg
 
-    total = sweep["total_runs"]
-    ratios = [e / g for e, g in zip(e2es, engines, strict=True)]
-    quiet = min(range(len(engines)), key=lambda i: engines[i])  # least disturbed pair
-    print(f"sweep: {total:,} runs x {args.steps} steps, chunks of {args.chunk_runs:,}, "
-          f"1 solo worker, Postgres + Redis, {os.cpu_count()} cores")
-    for i, (g, e, c) in enumerate(zip(engines, e2es, creates, strict=True)):
-        print(f"  rep {i}: engine only {g:7.2f} s   end to end {e:7.2f} s "
-              f"(creation {c:5.2f} s)   ratio {e / g:5.2f}")
-    print(f"engine only (same chunks, this process): {engines[quiet]:8.2f} s")
-    print(f"end to end (POST -> done over REST):     {e2es[quiet]:8.2f} s")
-    print(f"  of which sweep creation (POST):        {creates[quiet]:8.2f} s")
-    print(f"ratio end to end / engine:               {ratios[quiet]:8.2f}   "
-          f"(rep {quiet}, the fastest engine run; median of reps "
-          f"{sorted(ratios)[len(ratios) // 2]:.2f})")
-    print(f"result rows written: {rows_written:,} in {store_seconds:.2f} s of store "
-          f"transactions = {rows_written / store_seconds:,.0f} rows/s")
-    print(f"throughput end to end: {total / e2es[quiet]:,.0f} runs/s")
+            libpq = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return out
 
 
-def _stores(log: Path) -> list[tuple[int, float]]:
-    """(rows, seconds) of every chunk's store transaction, from the worker's log."""
-    return [(int(n), float(t)) for n, t in
-            re.findall(r"stored (\d+) results in ([0-9.]+) s", log.read_text())]
+def _stored_bytes(url: str, sweep_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from api.db.models import Chunk, Sweep
+    from api.db.session import get_database
+
+    with get_database(url).session(read_only=True) as s:
+        data = s.scalar(select(func.sum(func.length(Chunk.runs_data)
+                                        + func.length(Chunk.cells_data)))
+                        .where(Chunk.sweep_id == sweep_id))
+        row = s.scalar(select(func.sum(func.length(Sweep.name))).where(Sweep.id == sweep_id))
+        return int(data or 0) + int(row or 0) + 200  # + the sweep's own row, roughly
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--batch-sizes", default="1,2,4,8")
+    parser.add_argument("--chunk-runs", type=int, default=50_000)
+    parser.add_argument("--modes", default="embedded,postgres")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    doc = sweep_doc(args.runs, args.steps, batches, args.seeds)
+    engine = engine_only(doc, args.chunk_runs)
+    tmp = Path(tempfile.mkdtemp(prefix="betascope-bench-"))
+    results = {m: run_mode(m, {**doc, "name": f"{doc['name']} {m}"}, args.chunk_runs, tmp)
+               for m in args.modes.split(",")}
+    total = int(next(iter(results.values()))["total"])
+    print(f"sweep: {total:,} runs x {args.steps} steps on zhang2022, chunks of at most "
+          f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s")
+    head = f"{'':34}" + "".join(f"{m:>14}" for m in results)
+    print(head)
+    rows = [("POST /sweeps answers after (s)", "post", "{:.3f}"),
+            ("POST -> done (s)", "done", "{:.2f}"),
+            ("POST -> done / engine alone", None, "{:.2f}"),
+            ("first phase-map after done (ms)", "phase_map", "{:.0f}"),
+            ("runs CSV export (rows/s)", "csv_rows_s", "{:,.0f}"),
+            ("Parquet export (rows/s)", "parquet_rows_s", "{:,.0f}"),
+            ("bytes stored per run", "bytes_per_run", "{:.1f}"),
+            ("API peak memory growth (MB)", "memory_mb", "{:.0f}")]
+    for label, key, form in rows:
+        cells = []
+        for r in results.values():
+            v = r["done"] / engine if key is None else r[key] * (1000 if key == "phase_map"
+                                                                  else 1)
+            cells.append(form.format(v))
+        print(f"{label:34}" + "".join(f"{c:>14}" for c in cells))
 
 
 def _ok(client: httpx.Client, url: str) -> bool:
@@ -185,7 +239,7 @@ def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.2)
 
 
-def _finish(client: httpx.Client, url: str, sweep_id: int) -> dict:
+def _finish(client: httpx.Client, url: str, sweep_id: int) -> dict[str, Any]:
     while True:
         s = client.get(f"{url}/sweeps/{sweep_id}").json()
         if s["status"] in ("done", "failed", "canceled"):

@@ -83,4 +83,7 @@ class Reconciler:
                 after = None
             except Exception as exc:  # the database may be briefly down; try again later
                 log.warning("reconcile pass failed: %r", exc)
+                # chunks whose messages were dropped while it was down (workers give
+                # up retrying after a while) are sent again as soon as it is back
+                after = 0.0
             self._stop.wait(self.settings.reconcile_seconds)

@@ -75,7 +75,9 @@ def encode_runs(columns: dict[str, np.ndarray], *, offset: np.ndarray | None) ->
         names.append(name)
         arrays.append(pa.array(np.asarray(columns[name]), type=arrow_type))
     names.append(CURVE)
-    arrays.append(_matrix(np.asarray(columns[CURVE], dtype=np.float32), pa.float32()))
+    with np.errstate(over="ignore"):  # a loss beyond float32's range is inf, as it should
+        curve = np.asarray(columns[CURVE]).astype(np.float32)
+    arrays.append(_matrix(curve, pa.float32()))
     if FINAL_X in columns:
         names.append(FINAL_X)
         arrays.append(_matrix(np.asarray(columns[FINAL_X], dtype=np.float64), pa.float64()))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings, get_settings
 
+STATEMENT_TIMEOUT_MS = 120_000
 CONNECT_TIMEOUT = 10  # seconds to establish a Postgres connection
 _lock = threading.Lock()
 _databases: dict[str, Database] = {}
@@ -57,9 +58,18 @@ def _make_engine(url: str) -> Engine:
         # libpq waits forever for a server that accepts the connection and never
         # answers (frozen host, half-open path); give up, so callers can answer 503
         # and retry. A connect_timeout in the URL wins.
-        given = "connect_timeout" in make_url(url).query
+        # A statement that runs past STATEMENT_TIMEOUT_MS (a lock never released, a
+        # server stalled on I/O) is ended by the server, so neither a request nor a
+        # worker waits forever; the largest write, one chunk's records, takes well
+        # under a second. Parameters in the URL win.
+        query = make_url(url).query
+        args: dict[str, Any] = {}
+        if "connect_timeout" not in query:
+            args["connect_timeout"] = CONNECT_TIMEOUT
+        if "options" not in query:
+            args["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                             connect_args={} if given else {"connect_timeout": CONNECT_TIMEOUT})
+                             connect_args=args)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")

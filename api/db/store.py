@@ -107,10 +107,26 @@ def _same_grid(session: Session, sweep: Stored) -> bool:
 def gather(
     session: Session, sweep: Stored, flat: np.ndarray, columns: tuple[str, ...]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Results of the runs at the given flat indices (ascending, distinct): (found
+    """Results of the runs at the given flat indices (distinct, any order): (found
     bool [n], {column: array [n, ...]}); entries not found are left as zeros/nan.
     The pseudo-column "_chunk" is the id of the chunk that computed each run."""
     flat = np.asarray(flat, dtype=np.int64)
+    if len(flat) > 1 and (np.diff(flat) < 0).any():
+        order = np.argsort(flat, kind="stable")
+        found_sorted, rec_sorted = _gather_sorted(session, sweep, flat[order], columns)
+        found = np.empty_like(found_sorted)
+        found[order] = found_sorted
+        rec = {}
+        for name, values in rec_sorted.items():
+            rec[name] = np.empty_like(values)
+            rec[name][order] = values
+        return found, rec
+    return _gather_sorted(session, sweep, flat, columns)
+
+
+def _gather_sorted(
+    session: Session, sweep: Stored, flat: np.ndarray, columns: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     found = np.zeros(len(flat), dtype=bool)
     out: dict[str, np.ndarray] = {}
     if len(flat) == 0:
@@ -147,11 +163,9 @@ def gather(
                 missing = np.flatnonzero(~found)
                 inside, src_flat = map_runs(sweep.spec, source.spec, maps, flat[missing])
                 missing, src_flat = missing[inside], src_flat[inside]
-                order = np.argsort(src_flat, kind="stable")
-                got, rec = gather(session, source, src_flat[order], columns)
-                rows = missing[order][got]
-                _put(out, rec, len(flat), rows, np.flatnonzero(got))
-                found[rows] = True
+                got, rec = gather(session, source, src_flat, columns)
+                _put(out, rec, len(flat), missing[got], np.flatnonzero(got))
+                found[missing[got]] = True
     return found, out
 
 

@@ -169,6 +169,38 @@ def test_deleting_a_source_hides_it_until_its_last_reader_goes(client: Any, back
     assert _stored_chunks(backend, a["id"]) == 0 == _stored_chunks(backend, b["id"])
 
 
+def test_a_superset_sweep_computes_only_new_runs_and_reads_like_the_cli(
+    client: Any, backend: Any
+) -> None:
+    from tests.api.test_lifecycle import _csv_text, local_result
+
+    small = spec("subset", steps=40)
+    big = json.loads(json.dumps(small))
+    big["name"] = "superset"
+    big["grid"]["seed"] = [1, 0, 5]  # another order, and a new seed
+    big["grid"]["beta1"] = [0.5, 0.0, 0.9]
+    a = wait_status(client, submit(client, small)["id"], "done")
+    b = submit(client, big)
+    assert b["cached_runs"] == a["total_runs"]
+    b = wait_status(client, b["id"], "done")
+    assert _computed_runs(backend, b["id"]) == b["total_runs"] - a["total_runs"]
+    local = local_result(json.dumps(big))
+    url = f"/api/v1/sweeps/{b['id']}/export.csv"
+    assert client.get(url).text == _csv_text(local.run_columns, local.run_rows())
+    cells = client.get(url, params={"level": "cells"}).text
+    assert cells == _csv_text(local.cell_columns, local.cell_rows())  # medians over all seeds
+
+
+def _computed_runs(backend: Any, sweep_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from api.db.models import Chunk
+    from api.db.session import get_database
+
+    with get_database(backend.settings["database_url"]).session(read_only=True) as s:
+        return s.scalar(select(func.sum(Chunk.n_compute)).where(Chunk.sweep_id == sweep_id))
+
+
 def test_sweep_ids_are_never_reused(client: Any) -> None:
     first = submit(client, spec("id once", steps=5))["id"]
     assert client.delete(f"/api/v1/sweeps/{first}").status_code == 204

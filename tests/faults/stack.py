@@ -187,20 +187,23 @@ class Stack:
         return [dict(zip(cols, row, strict=True)) for row in rows]
 
     def assert_one_result_per_run(self, sweep: dict[str, Any]) -> None:
-        """Every grid point of the sweep maps to one run row that holds a result."""
+        """The sweep's chunks tile its grid exactly, each done with one stored result
+        per run of its range (and cell counts that add up to the runs)."""
+        from api.db import columnar
+
         sweep_id, total = sweep["id"], sweep["total_runs"]
-        ((members, points, keys),) = self.sql(
-            "SELECT count(*), count(DISTINCT flat_index), count(DISTINCT run_key) "
-            "FROM sweep_run WHERE sweep_id = %s", sweep_id)
-        assert members == points == keys == total, (members, points, keys, total)
-        ((runs, computed),) = self.sql(
-            "SELECT count(*), count(r.computed_at) FROM run r WHERE r.run_key IN "
-            "(SELECT run_key FROM sweep_run WHERE sweep_id = %s)", sweep_id)
-        assert runs == computed == total, f"{total} runs, {runs} rows, {computed} with results"
-        ((missing,),) = self.sql(
-            "SELECT count(*) FROM run WHERE run_key IN (SELECT run_key FROM sweep_run "
-            "WHERE sweep_id = %s) AND outcome IS NULL", sweep_id)
-        assert missing == 0
+        rows = self.sql("SELECT lo, hi, status, runs_data, cells_data FROM chunk "
+                        "WHERE sweep_id = %s ORDER BY lo", sweep_id)
+        edges = [(lo, hi) for lo, hi, *_ in rows]
+        assert edges and edges[0][0] == 0 and edges[-1][1] == total, edges
+        assert all(a[1] == b[0] for a, b in zip(edges, edges[1:], strict=False)), edges
+        counted = 0
+        for lo, hi, status, runs_data, cells_data in rows:
+            assert status == "done" and runs_data is not None and cells_data is not None
+            rec = columnar.decode_runs(bytes(runs_data), ("outcome",))
+            assert len(rec["outcome"]) == hi - lo, (lo, hi, len(rec["outcome"]))
+            counted += int(columnar.decode_cells(bytes(cells_data)).counts.sum())
+        assert counted == total, (counted, total)
 
     # --- the API ----------------------------------------------------------------------------
 
