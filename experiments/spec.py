@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -298,6 +299,8 @@ AXES = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
 
 
 class SweepSpec(_Strict):
+    # derived once per spec object (the service keeps one per sweep): axis hashes
+    _derived: dict[Any, Any] = PrivateAttr(default_factory=dict)
     name: str = Field("untitled sweep", min_length=1, max_length=200)
     problem: ProblemSpec
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
@@ -508,6 +511,10 @@ def axis_value_json(axis: str, value: Any) -> str:
 def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
     """Per axis, each value's two 64-bit hash lanes: uint64 [n_values, 2], the first
     16 bytes of sha256(canonical_json([axis, value])) read little-endian."""
+    # keyed by the objects the axes come from: a model_copy shares _derived
+    key = ("axis_hashes", id(spec.grid), id(spec.optimizer))
+    if key in spec._derived:
+        return spec._derived[key]  # type: ignore[no-any-return]
     out = {}
     for axis, values in spec.axis_values().items():
         digests = b"".join(
@@ -515,6 +522,7 @@ def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
             for v in values
         )
         out[axis] = np.frombuffer(digests, dtype="<u8").reshape(len(values), 2)
+    spec._derived[key] = out
     return out
 
 

@@ -61,13 +61,14 @@ def _make_engine(url: str) -> Engine:
         # A statement that runs past STATEMENT_TIMEOUT_MS (a lock never released, a
         # server stalled on I/O) is ended by the server, so neither a request nor a
         # worker waits forever; the largest write, one chunk's records, takes well
-        # under a second. Parameters in the URL win.
+        # under a second. A statement_timeout in the URL's options wins.
         query = make_url(url).query
         args: dict[str, Any] = {}
         if "connect_timeout" not in query:
             args["connect_timeout"] = CONNECT_TIMEOUT
-        if "options" not in query:
-            args["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        options = str(query.get("options", ""))
+        if "statement_timeout" not in options:  # e.g. beside a search_path in the URL
+            args["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                              connect_args=args)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
