@@ -112,11 +112,33 @@ def sweep_page(request: Request, sweep_id: str, db: DatabaseDep) -> HTMLResponse
         return missing_page(request, f"There is no sweep “{sweep_id}”: sweep ids are "
                                      "whole numbers such as /sweeps/1.")
     with db.session(read_only=True) as session:
-        found = session.get(Sweep, number) is not None
-    if not found:
+        sweep = session.get(Sweep, number)
+        problem = None if sweep is None else json.dumps(sweep.spec.get("problem"), sort_keys=True)
+    if problem is None:
         return missing_page(request, f"Sweep {number} does not exist: it was never created "
                                      "or it has been deleted.")
-    return _page(request, "sweep.html", title="Sweep", sweep_id=number)
+    return _page(request, "sweep.html", title="Sweep", sweep_id=number, f_star=_f_star(problem))
+
+
+@lru_cache(maxsize=256)
+def _f_star(problem_json: str) -> str:
+    """The problem's optimal value f* as text for the page's suboptimality view ("" when
+    the problem has none, or its spec no longer parses)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from experiments.spec import SweepSpec
+
+    try:
+        import torch
+
+        from experiments.problems import build_problem
+
+        field = SweepSpec.model_fields["problem"]
+        spec = TypeAdapter(field.annotation).validate_python(json.loads(problem_json))
+        f_star = build_problem(spec, dtype=torch.float64, device=torch.device("cpu")).f_star
+    except (ValidationError, ValueError, TypeError):
+        return ""
+    return "" if f_star is None else repr(float(f_star))
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

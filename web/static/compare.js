@@ -13,7 +13,8 @@
 
   function fillSelect(select, values, want) {
     betascope.clear(select);
-    for (const v of values) select.append(el("option", { value: String(v) }, String(v)));
+    const label = betascope.gridFormat(values.filter((v) => typeof v === "number"));
+    for (const v of values) select.append(el("option", { value: String(v) }, typeof v === "number" ? label(v) : String(v)));
     if (want !== undefined && values.map(String).includes(String(want))) select.value = String(want);
     select.disabled = values.length < 2;
   }
