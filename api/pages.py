@@ -104,19 +104,30 @@ def new_sweep_page(request: Request) -> HTMLResponse:
     return _page(request, "new.html", title="New sweep", presets=_presets_json())
 
 
+def _sweep_id(text: str) -> int | None:
+    number = int(text) if text.isascii() and text.isdigit() else 0
+    return number if 1 <= number <= MAX_ID else None
+
+
+def _no_such_sweep(text: str) -> str:
+    if _sweep_id(text) is None:
+        return f"There is no sweep “{text}”: sweep ids are whole numbers such as /sweeps/1."
+    return (f"Sweep {_sweep_id(text)} does not exist: it was never created "
+            "or it has been deleted.")
+
+
 @router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, include_in_schema=False)
 def sweep_page(request: Request, sweep_id: str, db: DatabaseDep) -> HTMLResponse:
     """One sweep: progress, phase diagrams, boundaries, loss curves, downloads."""
-    number = int(sweep_id) if sweep_id.isascii() and sweep_id.isdigit() else 0
-    if not 1 <= number <= MAX_ID:
-        return missing_page(request, f"There is no sweep “{sweep_id}”: sweep ids are "
-                                     "whole numbers such as /sweeps/1.")
-    with db.session(read_only=True) as session:
-        sweep = session.get(Sweep, number)
-        problem = None if sweep is None else json.dumps(sweep.spec.get("problem"), sort_keys=True)
-    if problem is None:
-        return missing_page(request, f"Sweep {number} does not exist: it was never created "
-                                     "or it has been deleted.")
+    number = _sweep_id(sweep_id)
+    problem = None
+    if number is not None:
+        with db.session(read_only=True) as session:
+            sweep = session.get(Sweep, number)
+            if sweep is not None:
+                problem = json.dumps(sweep.spec.get("problem"), sort_keys=True)
+    if number is None or problem is None:
+        return missing_page(request, _no_such_sweep(sweep_id))
     return _page(request, "sweep.html", title="Sweep", sweep_id=number, f_star=_f_star(problem))
 
 
@@ -143,9 +154,16 @@ def _f_star(problem_json: str) -> str:
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)
 def compare_page(
-    request: Request, a: str = Query(default=""), b: str = Query(default="")
+    request: Request, db: DatabaseDep, a: str = Query(default=""), b: str = Query(default="")
 ) -> HTMLResponse:
     """Two sweeps on the same grid: where their majority outcomes differ."""
+    given = [t for t in (a, b) if t]
+    numbers = [_sweep_id(t) for t in given]
+    with db.session(read_only=True) as session:
+        gone = [t for t, n in zip(given, numbers, strict=True)
+                if n is None or session.get(Sweep, n) is None]
+    if gone:
+        return missing_page(request, " ".join(_no_such_sweep(t) for t in gone))
     return _page(request, "compare.html", title="Compare sweeps", a=a, b=b)
 
 

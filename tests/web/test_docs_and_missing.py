@@ -5,6 +5,7 @@ page tried one, so these pages pass only when all their assets are local."""
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 
@@ -41,6 +42,7 @@ def test_redoc_lists_the_operations_offline(web: Watched) -> None:
     ("/sweeps/999", "Sweep 999 does not exist"),
     ("/sweeps/abc", "There is no sweep “abc”"),
     ("/no/such/page", "Nothing is served at /no/such/page"),
+    ("/compare?a=999&b=x", "Sweep 999 does not exist"),
 ])
 def test_missing_pages_answer_404_and_say_what_is_missing(
     web: Watched, path: str, says: str
@@ -49,7 +51,7 @@ def test_missing_pages_answer_404_and_say_what_is_missing(
     assert response.status == 404
     assert says in web.page.text_content("#missing-what")
     assert web.page.locator("a[href='/']").count() >= 1
-    web.shot("missing" + path.replace("/", "-"))
+    web.shot("missing" + re.sub(r"[^a-z0-9]+", "-", path))
 
 
 def test_the_api_still_answers_json_404s(server: Server) -> None:

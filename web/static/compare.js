@@ -74,7 +74,7 @@
     await Plotly.react($("diff"), base.traces, base.layout, base.config);
     for (const [w, pm] of [["a", pa], ["b", pb]]) {
       const f = maps.figure(pm, { mode, small: true, showSqrt: false, showscale: false,
-        title: "batch " + pm.slice.batch_size + " · clip " + pm.slice.clip + " · lr " + pm.slice.lr });
+        title: "batch " + pm.slice.batch_size + " · clip " + pm.slice.clip + " · lr " + betascope.fmtValue(pm.slice.lr) });
       await Plotly.react($("map-" + w), f.traces, f.layout, f.config);
     }
     page.diff = { z, differ, both };
