@@ -145,7 +145,7 @@ def _f_star(problem_json: str) -> str:
         from experiments.problems import build_problem
 
         field = SweepSpec.model_fields["problem"]
-        spec = TypeAdapter(field.annotation).validate_python(json.loads(problem_json))
+        spec: Any = TypeAdapter(field.annotation).validate_python(json.loads(problem_json))
         f_star = build_problem(spec, dtype=torch.float64, device=torch.device("cpu")).f_star
     except (ValidationError, ValueError, TypeError):
         return ""

@@ -58,13 +58,14 @@ def test_every_field_error_is_shown_at_once_beside_its_line(web: Watched) -> Non
       const t = document.getElementById('spec'), r = t.getBoundingClientRect();
       const cs = getComputedStyle(t);
       const probe = document.createElement('span');
-      probe.style.font = cs.font; probe.style.whiteSpace = 'pre'; probe.textContent = '0'.repeat(40);
-      document.body.append(probe); const cw = probe.getBoundingClientRect().width / 40; probe.remove();
+      probe.style.font = cs.font; probe.style.whiteSpace = 'pre';
+      probe.textContent = '0'.repeat(40); document.body.append(probe);
+      const cw = probe.getBoundingClientRect().width / 40; probe.remove();
       const lines = t.value.split('\\n');
       const lh = parseFloat(cs.lineHeight), pad = parseFloat(cs.paddingTop);
       return [...document.querySelectorAll('.note')].map(n => {
         const b = n.getBoundingClientRect();
-        const line = Math.round((b.top - r.top - pad + t.scrollTop) / (lh + 2 * 0) - 0.01);
+        const line = Math.round((b.top - r.top - pad + t.scrollTop) / lh);
         return {field: n.dataset.field, left: b.left, right: b.right, top: b.top,
                 textEnd: r.left + parseFloat(cs.paddingLeft) + (lines[line] || '').length * cw,
                 editorRight: r.right}; }); })()""")

@@ -55,8 +55,9 @@ def test_outcome_colours_stay_apart_for_colour_blind_readers(
     drawn = list(dict.fromkeys(c for _, c in scale))  # converged, not converged, diverged
     assert len(drawn) == 3
     empty = page.evaluate("document.getElementById('map').layout.plot_bgcolor")
-    swatches = page.evaluate("""['converged', 'not-converged', 'diverged', 'empty', 'never-diverged']
-      .map(k => getComputedStyle(document.querySelector('.swatch.' + k)).backgroundColor)""")
+    swatches = page.evaluate("""
+      ['converged', 'not-converged', 'diverged', 'empty', 'never-diverged'].map(k =>
+        getComputedStyle(document.querySelector('.swatch.' + k)).backgroundColor)""")
     named = dict(zip(["converged", "not converged", "diverged"], drawn, strict=True))
     named["no results"] = empty
     for a, b in itertools.combinations(named, 2):
@@ -83,7 +84,8 @@ def test_labels_are_rounded_and_the_api_keeps_full_precision(
     page = web.page
     web.goto(f"/sweeps/{sweep_id}")
     wait_map(web)
-    until(page, "document.getElementById('map').data[0].text?.[0]?.[0]?.includes('median final rel')")
+    until(page, "document.getElementById('map').data[0].text?.[0]?.[0]"
+                "?.includes('median final rel')")
     texts = page.evaluate("document.getElementById('map').data[0].text.flat()")
     assert any("β1 = 0.3<br>" in t for t in texts)
     noisy_hovers = [t for t in texts if LONG.search(t)]
