@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.web.conftest import Server, Watched, open_page, start_server
 from tests.web.specs import small_zhang
@@ -145,3 +146,24 @@ def test_delete_asks_for_the_token_when_the_server_has_one(
         page.click("#token-save")
         until(page, f"!document.querySelector(\"tr[data-id='{sweep_id}']\")")
         assert status_of(token_server, sweep_id) == 404
+
+
+def test_submit_and_cancel_ask_for_the_token_then_go_through(
+    browser: Any, token_server: Server
+) -> None:
+    with open_page(browser, token_server) as web:
+        page = web.page
+        web.goto("/sweeps/new")
+        spec = small_zhang("submitted with a token", steps=2_000_000)
+        page.fill("#spec", yaml.safe_dump(spec, sort_keys=False))
+        until(page, "document.getElementById('check-state').textContent === 'The spec is valid.'")
+        page.click("#submit")
+        page.locator("#token-bar").wait_for(state="visible")
+        assert "Submitting a sweep" in page.text_content("#token-why")
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
+        page.wait_for_url("**/sweeps/*")
+        page.locator("#cancel").wait_for(state="visible")
+        page.click("#cancel")  # the saved token now goes with every change
+        page.click("#confirm-yes")
+        until(page, "document.getElementById('status').textContent === 'canceled'")

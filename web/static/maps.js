@@ -23,7 +23,7 @@
   const METRICS = {
     outcome: { label: "majority outcome" },
     diverged_frac: { label: "diverged fraction", colorscale: "Reds", zmin: 0, zmax: 1 },
-    converged_frac: { label: "converged fraction", colorscale: "Greens", zmin: 0, zmax: 1 },
+    converged_frac: { label: "converged fraction", colorscale: "Blues", zmin: 0, zmax: 1 }, // converged is blue
     final_rel: { label: "median final rel. loss", colorscale: "Viridis", log: true },
     div_step: { label: "median divergence step", colorscale: STEP_SCALE, log: true },
   };

@@ -387,7 +387,8 @@
     if (!state.doc) return;
     $("submit").disabled = true;
     try {
-      const created = await api("/sweeps", { method: "POST", text: text.value, contentType: mediaType() });
+      const created = await betascope.authorized(
+        () => api("/sweeps", { method: "POST", text: text.value, contentType: mediaType() }), "Submitting a sweep");
       window.location.href = "/sweeps/" + encodeURIComponent(created.id);
     } catch (err) {
       if (err.status === 422 || err.status === 413) {
