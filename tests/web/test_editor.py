@@ -83,9 +83,13 @@ def test_every_field_error_is_shown_at_once_beside_its_line(web: Watched) -> Non
 def test_a_syntax_error_says_line_and_column(web: Watched, fmt: str, text: str, line: int) -> None:
     page = web.page
     web.goto("/sweeps/new")
+    valid = "document.getElementById('check-state').textContent === 'The spec is valid.'"
     if fmt == "json":
+        until(page, valid)  # only a spec that parses converts to the other format
         page.check("input[name='format'][value='json']")
-        until(page, "document.getElementById('check-state').textContent === 'The spec is valid.'")
+        until(page, "document.getElementById('spec').value.trimStart().startsWith('{')")
+        until(page, valid)
+        assert page.is_checked("input[name='format'][value='json']")
     page.fill("#spec", text)
     until(page, "document.querySelectorAll('#errors li').length > 0")
     label = page.text_content("#errors li code") or ""
