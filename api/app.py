@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Phase diagrams of Adam: sweeps over (beta1, beta2), batch size and clipping.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by api.pages
     )
     app.state.settings = settings
     app.state.db = get_database(settings.database_url)
@@ -69,9 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
 
-    from api import pages  # HTML pages and their assets (web/)
+    from api import pages  # HTML pages and their assets (web/), /docs and /redoc
 
     app.include_router(pages.router)
+    app.add_exception_handler(404, pages.not_found)
     return app
 
 

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("betascope-web")
+@contextmanager
+def start_server(tmp: Path, **extra_env: str) -> Iterator[Server]:
+    """`uvicorn api.app:create_app` on a free port with its own SQLite file in `tmp`."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
     database_url = f"sqlite:///{tmp / 'web.db'}"
@@ -85,6 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         BETASCOPE_EMBEDDED_WORKERS="2",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
+    env.update(extra_env)
     log = tmp / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -113,6 +115,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with start_server(tmp_path_factory.mktemp("betascope-web")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")
@@ -145,15 +153,16 @@ class Watched:
     def goto(self, path: str) -> Any:
         return self.page.goto(self.base + path)
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 
-@pytest.fixture
-def web(browser: Any, server: Server) -> Iterator[Watched]:
+@contextmanager
+def open_page(browser: Any, server: Server) -> Iterator[Watched]:
+    """A fresh browser context on `server` whose requests to any other host are blocked."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -180,3 +189,9 @@ def web(browser: Any, server: Server) -> Iterator[Watched]:
         context.close()
     assert not w.errors, f"script errors on the page: {w.errors}"
     assert not w.external, f"the page tried to reach other hosts: {w.external}"
+
+
+@pytest.fixture
+def web(browser: Any, server: Server) -> Iterator[Watched]:
+    with open_page(browser, server) as w:
+        yield w

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.web.conftest import ROOT, Server
+from tests.web.specs import small_zhang
 
 EXTERNAL = re.compile(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", re.I)
 XMLNS = re.compile(r'xmlns(?::\w+)?="[^"]*"')  # a namespace name, never fetched
@@ -42,10 +43,13 @@ def test_plotly_is_served_from_the_installed_package(server: Server) -> None:
     assert body == bundled.read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/", "/sweeps/new", "/sweeps/1", "/compare?a=1&b=2"])
+@pytest.mark.parametrize("path", ["/", "/sweeps/new", "/sweeps/{id}", "/compare?a={id}&b={id}",
+                                  "/sweeps/999999"])
 def test_pages_carry_a_script_policy_and_only_local_assets(server: Server, path: str) -> None:
+    if "{id}" in path:
+        path = path.format(id=server.create(small_zhang("assets", steps=1)))
     status, headers, body = get(server, path)
-    assert status == 200
+    assert status == (404 if path == "/sweeps/999999" else 200)
     assert "script-src 'self'" in headers["content-security-policy"]
     html = body.decode()
     assert not EXTERNAL.findall(html)
@@ -61,6 +65,6 @@ def test_static_route_serves_only_its_own_assets(server: Server, path: str) -> N
 
 def test_compare_ids_are_escaped_in_the_page(server: Server) -> None:
     status, _, body = get(server, '/compare?a="><script>alert(1)</script>&b=2')
-    assert status == 200
+    assert status == 404  # no such sweep, said in a page that shows the id as text
     assert b"<script>alert(1)" not in body
     assert b"&#34;&gt;&lt;script&gt;" in body

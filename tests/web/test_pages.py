@@ -268,6 +268,7 @@ def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     page.locator("#cancel").wait_for(state="visible")
     assert page.locator("#retry").is_hidden()
     page.click("#cancel")
+    page.click("#confirm-yes")  # cancel asks first
     until(page, "document.getElementById('status').textContent === 'canceled'")
     assert page.locator("#cancel").is_hidden()
     page.locator("#retry").wait_for(state="visible")
@@ -276,5 +277,6 @@ def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     until(page, "['queued', 'running'].includes(document.getElementById('status').textContent)")
     page.locator("#cancel").wait_for(state="visible")
     page.click("#cancel")  # leave no long sweep running for the tests after this one
+    page.click("#confirm-yes")
     until(page, "document.getElementById('status').textContent === 'canceled'")
     assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"

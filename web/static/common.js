@@ -145,14 +145,37 @@ betascope.problemLabel = function problemLabel(spec) {
   return (p.kind || "?") + (extra ? " (" + extra + ")" : "");
 };
 
-function showTokenBar() {
+const tokenWaiters = [];
+
+function showTokenBar(why) {
   const bar = document.getElementById("token-bar");
-  if (bar) bar.hidden = false;
+  if (!bar) return;
+  bar.hidden = false;
+  const note = document.getElementById("token-why");
+  if (note && why) note.textContent = why;
+  const input = document.getElementById("token-input");
+  if (input && why) input.focus();
 }
+
+// Run a mutating request; when the server asks for its API token (401/403), show the
+// token bar, wait until one is saved, and try once more with it.
+betascope.authorized = async function authorized(request, why) {
+  try {
+    return await request();
+  } catch (err) {
+    if (err.status !== 401 && err.status !== 403) throw err;
+    showTokenBar((why || "This change") + " needs this server's API token (BETASCOPE_API_TOKEN).");
+    await new Promise((resolve) => tokenWaiters.push(resolve));
+    return request();
+  }
+};
 
 document.addEventListener("DOMContentLoaded", () => {
   const save = document.getElementById("token-save");
   if (!save) return;
+  document.getElementById("token-input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") save.click();
+  });
   save.addEventListener("click", () => {
     const v = document.getElementById("token-input").value.trim();
     memoryToken = v;
@@ -160,5 +183,6 @@ document.addEventListener("DOMContentLoaded", () => {
       localStorage.setItem("betascope-token", v);
     } catch (_) { /* private mode: the token lasts for this page only */ }
     document.getElementById("token-bar").hidden = true;
+    tokenWaiters.splice(0).forEach((resolve) => resolve());
   });
 });

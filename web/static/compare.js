@@ -13,13 +13,10 @@
 
   function fillSelect(select, values, want) {
     betascope.clear(select);
-    for (const v of values) select.append(el("option", { value: String(v) }, String(v)));
+    const label = betascope.gridFormat(values.filter((v) => typeof v === "number"));
+    for (const v of values) select.append(el("option", { value: String(v) }, typeof v === "number" ? label(v) : String(v)));
     if (want !== undefined && values.map(String).includes(String(want))) select.value = String(want);
     select.disabled = values.length < 2;
-  }
-
-  function sameValues(u, v) {
-    return u.length === v.length && u.every((x, i) => Math.abs(x - v[i]) <= 1e-12 * Math.max(1, Math.abs(x)));
   }
 
   // one flat colour per integer in [-2, 2]: the difference is categorical
@@ -48,9 +45,8 @@
   async function render() {
     const mode = { x: $("xscale").value, y: $("yscale").value };
     const [pa, pb] = await Promise.all(["a", "b"].map((w) => api(`/sweeps/${enc(ids[w])}/phase-map` + query(slice(w)))));
-    if (!sameValues(pa.x.values, pb.x.values) || !sameValues(pa.y.values, pb.y.values)) {
-      throw new Error("These sweeps are not on the same (β1, β2) grid, so their maps cannot be compared cell by cell.");
-    }
+    const why = betascope.grids.gridMismatch(pa, pb, "sweep " + ids.a, "sweep " + ids.b);
+    if (why) throw new Error("These sweeps cannot be compared cell by cell: " + why + ".");
     // diff = B's outcome minus A's, in the order converged < not converged < diverged
     let differ = 0, both = 0;
     const z = pa.z.map((row, i) => row.map((va, j) => {
@@ -60,9 +56,10 @@
       if (va !== vb) differ += 1;
       return vb - va;
     }));
+    const fx = betascope.gridFormat(pa.x.values), fy = betascope.gridFormat(pa.y.values);
     const text = pa.z.map((row, i) => row.map((va, j) => {
       const vb = pb.z[i][j];
-      return "β1 = " + pa.x.values[j] + "<br>β2 = " + pa.y.values[i] + "<br>A: " + (va === null ? "no results" : LABELS[va])
+      return "β1 = " + fx(pa.x.values[j]) + "<br>β2 = " + fy(pa.y.values[i]) + "<br>A: " + (va === null ? "no results" : LABELS[va])
         + "<br>B: " + (vb === null ? "no results" : LABELS[vb]);
     }));
     $("diff-count").textContent = "· " + differ + " of " + both + " cells differ";
@@ -77,7 +74,7 @@
     await Plotly.react($("diff"), base.traces, base.layout, base.config);
     for (const [w, pm] of [["a", pa], ["b", pb]]) {
       const f = maps.figure(pm, { mode, small: true, showSqrt: false, showscale: false,
-        title: "batch " + pm.slice.batch_size + " · clip " + pm.slice.clip + " · lr " + pm.slice.lr });
+        title: "batch " + pm.slice.batch_size + " · clip " + pm.slice.clip + " · lr " + betascope.fmtValue(pm.slice.lr) });
       await Plotly.react($("map-" + w), f.traces, f.layout, f.config);
     }
     page.diff = { z, differ, both };
@@ -98,11 +95,12 @@
   }
 
   function showError(err) {
-    $("load-error").textContent = err.message || String(err);
+    $("load-error").textContent = err instanceof Error ? err.message : String(err);
   }
 
+  // Every change redraws; a redraw that worked clears any earlier error.
   for (const name of ["a-batch_size", "a-clip", "a-lr", "b-batch_size", "b-clip", "b-lr", "xscale", "yscale"]) {
-    $(name).addEventListener("change", () => render().then(() => showError({ message: "" })).catch(showError));
+    $(name).addEventListener("change", () => render().then(() => { $("load-error").textContent = ""; }).catch(showError));
   }
   init().catch(showError);
 })();

@@ -10,17 +10,22 @@
 
   const OUTCOMES = ["converged", "not_converged", "diverged"];
   const OUTCOME_LABELS = ["converged", "not converged", "diverged"];
-  const COLOURS = ["#2e7d32", "#f9a825", "#c62828"];
+  // Okabe & Ito's colour-blind-safe palette: blue, yellow, vermillion lie along the
+  // blue-yellow axis that red-green colour blindness keeps (tests/web check this).
+  const COLOURS = ["#0072B2", "#F0E442", "#D55E00"];
   const EMPTY = "#d6d8db"; // cells without results show the plot background
+  const NEVER_DIVERGED = COLOURS[0]; // divergence-step map: results, none of them diverged
+  // divergence step: early (worse) dark, late light; never the blue of "never diverged"
+  const STEP_SCALE = [[0, "#4a1500"], [0.5, "#D55E00"], [1, "#F0E442"]];
   const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 13 };
   const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
   const METRICS = {
     outcome: { label: "majority outcome" },
     diverged_frac: { label: "diverged fraction", colorscale: "Reds", zmin: 0, zmax: 1 },
-    converged_frac: { label: "converged fraction", colorscale: "Greens", zmin: 0, zmax: 1 },
+    converged_frac: { label: "converged fraction", colorscale: "Blues", zmin: 0, zmax: 1 }, // converged is blue
     final_rel: { label: "median final rel. loss", colorscale: "Viridis", log: true },
-    div_step: { label: "median divergence step", colorscale: "Plasma", log: true, reverse: true },
+    div_step: { label: "median divergence step", colorscale: STEP_SCALE, log: true },
   };
 
   // Axis coordinates: beta itself, or log10(1 - beta) on a reversed axis so that
@@ -81,8 +86,9 @@
   function cellText(pm, extra, star) {
     // One hover text per cell: every value the API gave for that cell.
     const xs = pm.x.values, ys = pm.y.values;
+    const fx = betascope.gridFormat(xs), fy = betascope.gridFormat(ys);
     return ys.map((b2, i) => xs.map((b1, j) => {
-      const lines = ["β1 = " + b1, "β2 = " + b2];
+      const lines = ["β1 = " + fx(b1), "β2 = " + fy(b2)];
       const get = (metric) => (extra[metric] ? extra[metric].z[i][j] : undefined);
       const outcome = get("outcome");
       if (outcome === null) lines.push("<i>no results yet</i>");
@@ -94,12 +100,34 @@
         lines.push("not converged: " + pct(Math.max(0, 1 - dv - cv)));
       }
       const fr = get("final_rel");
-      if (fr !== undefined) lines.push("median final rel: " + betascope.fmtNum(fr));
+      if (fr !== undefined) lines.push("median final rel: " + betascope.fmtValue(fr));
       const ds = get("div_step");
-      if (ds !== undefined) lines.push("median div step: " + betascope.fmtNum(ds));
-      if (star && star[j] !== undefined) lines.push("β2* of this column: " + (star[j] === null ? "none" : star[j]));
+      if (ds !== undefined) {
+        const never = ds === null && neverDiverged(extra, i, j);
+        lines.push("median div step: " + (never ? "never diverged" : betascope.fmtValue(ds)));
+      }
+      if (star && star[j] !== undefined) lines.push("β2* of this column: " + (star[j] === null ? "none" : fy(star[j])));
       return lines.join("<br>");
     }));
+  }
+
+  // A cell has results and none of its runs diverged (its divergence step is null then too).
+  function neverDiverged(all, i, j) {
+    const dv = all.diverged_frac && all.diverged_frac.z[i][j];
+    if (dv !== undefined && dv !== null) return dv === 0;
+    const oc = all.outcome && all.outcome.z[i][j];
+    return oc !== undefined && oc !== null && !(all.div_step && all.div_step.z[i][j] !== null);
+  }
+
+  // Divergence-step maps: a layer for the cells that never diverged, so that they are not
+  // the grey of cells without results. Drawn only where the step map itself has a gap.
+  function neverLayer(pm, all, heat) {
+    const z = pm.z.map((row, i) => row.map((v, j) => (v === null && neverDiverged(all, i, j) ? 1 : null)));
+    return {
+      type: "heatmap", x: heat.x, y: heat.y, z, zmin: 0, zmax: 1, zsmooth: false, showscale: false,
+      xgap: heat.xgap, ygap: heat.ygap, hoverongaps: false, name: "never diverged",
+      colorscale: [[0, NEVER_DIVERGED], [1, NEVER_DIVERGED]], text: heat.text, hovertemplate: heat.hovertemplate,
+    };
   }
 
   function pct(v) {
@@ -138,6 +166,7 @@
       if (m.zmin !== undefined) Object.assign(heat, { zmin: m.zmin, zmax: m.zmax });
     }
     const traces = [heat];
+    if (metric === "div_step" && (all.outcome || all.diverged_frac)) traces.push(neverLayer(pm, all, heat));
     if (showSqrt) traces.push(sqrtCurve(pm, fx, fy, mode.x, mode.y));
     if (star) {
       traces.push({
@@ -196,5 +225,7 @@
     return q.length > 2 && Math.max(...q) / Math.min(...q) > 30 ? "log1m" : "linear";
   }
 
-  betascope.maps = { defaultScale, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY };
+  betascope.maps = {
+    defaultScale, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
+  };
 })();

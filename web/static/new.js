@@ -34,129 +34,33 @@
     return document.querySelector('input[name="format"]:checked').value;
   }
 
-  // --- a small YAML emitter for plain JSON data (the server parses; we only print) ---
-
-  const PLAIN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-  const RESERVED = /^(true|false|yes|no|on|off|null|~)$/i; // what PyYAML would not read as a string
-
-  function scalar(v) {
-    if (v === null) return "null";
-    if (typeof v === "boolean") return v ? "true" : "false";
-    if (typeof v === "number") {
-      let s = String(v);
-      // PyYAML reads 1e-08 as a string: give floats in exponent form a decimal point
-      if (/e/i.test(s) && !s.includes(".")) s = s.replace(/e/i, ".0e");
-      return s;
-    }
-    const s = String(v);
-    return PLAIN.test(s) && !RESERVED.test(s) ? s : JSON.stringify(s);
-  }
-
-  function isScalar(v) {
-    return v === null || typeof v !== "object";
-  }
-
-  function flow(v) {
-    if (isScalar(v)) return scalar(v);
-    if (Array.isArray(v)) return "[" + v.map(flow).join(", ") + "]";
-    return "{" + Object.entries(v).map(([k, x]) => scalar(k) + ": " + flow(x)).join(", ") + "}";
-  }
-
-  function simple(v) {
-    // flow style for collections of scalars, and lists of small such maps
-    if (isScalar(v)) return true;
-    const vals = Array.isArray(v) ? v : Object.values(v);
-    return vals.every((x) => isScalar(x) || (!Array.isArray(x) && Object.values(x).every(isScalar)))
-      && flow(v).length <= 72;
-  }
-
-  function toYaml(v, indent = "") {
-    if (isScalar(v)) return scalar(v) + "\n";
-    const out = [];
-    if (Array.isArray(v)) {
-      for (const x of v) {
-        if (isScalar(x) || simple(x)) out.push(indent + "- " + flow(x) + "\n");
-        else out.push(indent + "- " + toYaml(x, indent + "  ").trimStart());
-      }
-      return out.join("") || indent + "[]\n";
-    }
-    for (const [k, x] of Object.entries(v)) {
-      if (isScalar(x) || simple(x)) out.push(indent + scalar(k) + ": " + flow(x) + "\n");
-      else out.push(indent + scalar(k) + ":\n" + toYaml(x, indent + "  "));
-    }
-    return out.join("") || indent + "{}\n";
-  }
+  const { toYaml, lineOf } = betascope.specText;
   page.toYaml = toYaml;
-
-  // --- locating a field path in the text ---------------------------------------------------
-
-  function segments(path) {
-    const segs = [];
-    String(path || "").replace(/([^.[\]]+)|\[(\d+)\]/g, (_, key, idx) => {
-      segs.push(idx !== undefined ? Number(idx) : key);
-    });
-    return segs;
-  }
-
-  function indentOf(line) {
-    return line.length - line.trimStart().length;
-  }
-
-  function keyAt(line) {
-    const m = /^(\s*(?:-\s+)*)["']?([^"':\s]+)["']?\s*:/.exec(line);
-    return m ? { key: m[2], col: m[1].length } : null;
-  }
-
-  function inlineHas(line, key) {
-    const rest = line.slice(line.indexOf(":") + 1);
-    const esc = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    return rest.includes("{") && new RegExp("[{,]\\s*[\"']?" + esc + "[\"']?\\s*:").test(rest);
-  }
-
-  // Best-effort line of a field path (e.g. grid.clip[1].threshold) in YAML or JSON text:
-  // follow each key into its block, and each list index to its item.
-  function lineOf(src, path) {
-    const lines = src.split("\n");
-    let at = -1, parent = -1, afterIndex = false;
-    for (const seg of segments(path)) {
-      let found = -1;
-      if (typeof seg === "string") {
-        if (at >= 0 && inlineHas(lines[at], seg)) found = at;
-        for (let i = afterIndex ? at : at + 1; found < 0 && i < lines.length; i++) {
-          if (!lines[i].trim()) continue;
-          if (i > at && at >= 0 && indentOf(lines[i]) <= parent) break;
-          const k = keyAt(lines[i]);
-          if (k && k.key === seg && k.col > parent) found = i;
-        }
-        if (found >= 0) parent = keyAt(lines[found]) ? keyAt(lines[found]).col : parent;
-        afterIndex = false;
-      } else {
-        if (at < 0 || /:\s*\[\s*\S/.test(lines[at])) break; // a flow list stays on its line
-        let child = -1, count = -1;
-        for (let i = at + 1; found < 0 && i < lines.length; i++) {
-          const t = lines[i].trim();
-          if (!t) continue;
-          const ind = indentOf(lines[i]);
-          if (child < 0) child = ind;
-          // PyYAML writes a mapping's list items at the key's own indent
-          if (ind < child || (ind <= parent && !t.startsWith("-"))) break;
-          if (ind === child && !/^[\]}]/.test(t)) count += 1;
-          if (count === seg) found = i;
-        }
-        if (found >= 0) parent = indentOf(lines[found]);
-        afterIndex = true;
-      }
-      if (found < 0) break;
-      at = found;
-    }
-    return Math.max(at, 0);
-  }
   page.lineOf = lineOf;
 
   // --- gutter and notes ----------------------------------------------------------------------
 
   function lineHeight() {
     return parseFloat(getComputedStyle(text).lineHeight) || 20;
+  }
+
+  // The editor's monospace advance, measured once per font: a note starts just past
+  // the end of its line, so it covers none of the spec's text.
+  let charWidth = 0;
+  function charAdvance() {
+    if (!charWidth) {
+      const probe = el("span", { class: "probe" }, "0".repeat(50));
+      text.parentNode.append(probe);
+      charWidth = probe.getBoundingClientRect().width / 50 || 8;
+      probe.remove();
+    }
+    return charWidth;
+  }
+
+  function where(e) {
+    if (e.path) return e.path;
+    if (e.column) return "line " + (e.line + 1) + ", column " + e.column;
+    return e.hasLine ? "line " + (e.line + 1) : "spec";
   }
 
   function paint() {
@@ -169,19 +73,29 @@
     gutter.scrollTop = text.scrollTop;
     const notes = clear($("notes"));
     const lh = lineHeight();
-    const pad = parseFloat(getComputedStyle(text).paddingTop) || 0;
+    const cs = getComputedStyle(text);
+    const pad = parseFloat(cs.paddingTop) || 0, padLeft = parseFloat(cs.paddingLeft) || 0;
+    const lines = text.value.split("\n");
+    const room = text.clientWidth;
     const used = new Map();
     for (const e of state.errors) {
       const k = used.get(e.line) || 0;
       used.set(e.line, k + 1);
-      const note = el("div", { class: "note", "data-field": e.path, title: e.path },
-        e.path ? el("b", {}, e.path + ": ") : null, e.msg);
+      const note = el("div", { class: "note", "data-field": e.path, title: where(e) },
+        el("b", {}, where(e) + ": "), e.msg);
       note.style.top = (pad + e.line * lh - text.scrollTop + k * (lh + 2)) + "px";
+      const end = padLeft + ((lines[e.line] || "").length + 3) * charAdvance() - text.scrollLeft;
+      if (room - end >= 220) { // beside the end of its line
+        note.style.left = end + "px";
+        note.style.maxWidth = (room - end - 8) + "px";
+      } else { // a long line: at the right edge, over the line's tail
+        note.classList.add("right");
+      }
       notes.append(note);
     }
     const list = clear($("errors"));
     for (const e of state.errors) {
-      const code = el("code", { title: "show in the editor" }, e.path || "spec");
+      const code = el("code", { title: "show in the editor" }, where(e));
       code.addEventListener("click", () => jumpTo(e.line));
       list.append(el("li", { "data-field": e.path }, code, " ", e.msg));
     }
@@ -202,19 +116,33 @@
     const body = err.body || {};
     const raw = Array.isArray(body.errors) ? body.errors : Array.isArray(body.detail) ? body.detail
       : body.detail && Array.isArray(body.detail.errors) ? body.detail.errors : null;
-    if (!raw) {
-      // a syntax error names a line, not a field: "... line 3, column 5" (YAML or JSON)
-      const m = /line (\d+)/.exec(err.message);
-      return [{ path: "", msg: err.message, line: m ? Math.max(0, Number(m[1]) - 1) : 0 }];
-    }
+    if (!raw) return [located({ path: "", msg: err.message })];
     return raw.map((e) => {
       let path = e.field !== undefined ? e.field : e.path !== undefined ? e.path : e.loc;
       if (Array.isArray(path)) {
         path = path.filter((p, i) => !(i === 0 && p === "body"))
           .map((p, i) => (typeof p === "number" ? "[" + p + "]" : (i ? "." : "") + p)).join("");
       }
-      return { path: String(path || ""), msg: String(e.msg || e.message || e) };
+      return located({ path: String(path || ""), msg: String(e.msg || e.message || e), line: e.line, column: e.column });
     });
+  }
+
+  // A syntax error names a line (and column), not a field: as numbers the server sent
+  // (1-based), or in its text: "line 3, column 5" (YAML), "line 3 column 5" (JSON).
+  function located(e) {
+    let line = typeof e.line === "number" ? e.line : null, column = typeof e.column === "number" ? e.column : null;
+    // PyYAML names where the construct began and, last, where it could not go on
+    const marks = [...e.msg.matchAll(/line (\d+)(?:,? column (\d+))?/g)];
+    if (line === null && marks.length) {
+      const m = marks[marks.length - 1];
+      line = Number(m[1]);
+      column = m[2] ? Number(m[2]) : null;
+    }
+    // its excerpts with a caret under the spot make no sense on one line: drop them
+    const msg = e.msg.replace(/\s*in "<[^>]*>", line \d+, column \d+:\n[^\n]*\n\s*\^/g, "")
+      .replace(/\s+/g, " ").trim();
+    if (line === null) return { path: e.path, msg, line: 0, hasLine: false };
+    return { path: e.path, msg, line: Math.max(0, line - 1), column, hasLine: true };
   }
 
   const SHORT = { batch_size: "batch", seed: "seeds", beta1: "β1", beta2: "β2" };
@@ -234,6 +162,34 @@
     return String(n);
   }
 
+  // "3 h 20 min", "2.5 days": an estimate, so two units at most
+  function duration(seconds) {
+    if (seconds < 1) return "under a second";
+    if (seconds < 90) return Math.round(seconds) + " s";
+    if (seconds < 5400) return Math.round(seconds / 60) + " min";
+    if (seconds < 86400 * 2) {
+      const h = Math.floor(seconds / 3600), m = Math.round((seconds - h * 3600) / 60);
+      return h + " h" + (m ? " " + m + " min" : "");
+    }
+    return (seconds / 86400).toPrecision(seconds < 86400 * 100 ? 2 : 3).replace(/\.0$/, "") + " days";
+  }
+  page.duration = duration;
+
+  // Run-steps now; the duration when the server could estimate it from its measured
+  // throughput (estimated_seconds), with a warning for anything over a day.
+  function showCost(result) {
+    const steps = result && result.total_runs && result.steps ? result.total_runs * result.steps : null;
+    $("work").textContent = steps === null ? "–" : human(steps) + " run-steps";
+    const secs = result && typeof result.estimated_seconds === "number" ? result.estimated_seconds : null;
+    $("duration").textContent = secs === null ? (steps === null ? "–" : "not estimated") : "≈ " + duration(secs);
+    const warn = $("cost-warning");
+    warn.hidden = !(secs !== null && secs > 86400);
+    if (!warn.hidden) {
+      warn.textContent = "This sweep would run for about " + duration(secs) + " on this server. "
+        + "Fewer grid points, seeds or steps make it shorter.";
+    }
+  }
+
   async function validate() {
     const seq = ++state.seq;
     const src = text.value;
@@ -247,14 +203,14 @@
       else errors = fieldErrors(err);
     }
     if (seq !== state.seq) return; // a newer edit is being checked
-    state.errors = errors.map((e) => Object.assign(e, { line: e.path ? lineOf(src, e.path) : e.line || 0 }));
+    state.errors = errors.map((e) => Object.assign(e, { line: e.path && !e.hasLine ? lineOf(src, e.path) : e.line || 0 }));
     if (result) {
       state.doc = result.document || result.spec;
       state.docText = src;
       $("run-count").textContent = fmtInt(result.total_runs);
       $("step-count").textContent = fmtInt(result.steps);
       showShape(result.axis_sizes);
-      $("work").textContent = result.total_runs && result.steps ? human(result.total_runs * result.steps) + " run-steps" : "–";
+      showCost(result);
       $("check-state").textContent = "The spec is valid.";
       $("submit").disabled = false;
     } else {
@@ -262,7 +218,7 @@
       $("run-count").textContent = "–";
       $("step-count").textContent = "–";
       showShape(null);
-      $("work").textContent = "–";
+      showCost(null);
       $("check-state").textContent = errors.length === 1 ? "1 problem:" : errors.length + " problems:";
     }
     paint();
@@ -316,11 +272,12 @@
     if (!state.doc) return;
     $("submit").disabled = true;
     try {
-      const created = await api("/sweeps", { method: "POST", text: text.value, contentType: mediaType() });
+      const created = await betascope.authorized(
+        () => api("/sweeps", { method: "POST", text: text.value, contentType: mediaType() }), "Submitting a sweep");
       window.location.href = "/sweeps/" + encodeURIComponent(created.id);
     } catch (err) {
       if (err.status === 422 || err.status === 413) {
-        state.errors = fieldErrors(err).map((e) => Object.assign(e, { line: e.path ? lineOf(text.value, e.path) : e.line || 0 }));
+        state.errors = fieldErrors(err).map((e) => Object.assign(e, { line: e.path && !e.hasLine ? lineOf(text.value, e.path) : e.line || 0 }));
         paint();
       }
       $("submit-error").textContent = "Not submitted: " + err.message;

@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, query, el, clear, fmtInt, fmtNum, maps } = betascope;
+  const { api, query, el, clear, fmtInt, fmtValue, maps } = betascope;
   const root = document.getElementById("sweep");
   const id = root.dataset.sweepId;
   const $ = (x) => document.getElementById(x);
@@ -44,7 +44,8 @@
     const next = values.map(String);
     if (have.join("\u0000") !== next.join("\u0000")) {
       clear(select);
-      for (const v of next) select.append(el("option", { value: v }, v));
+      const label = betascope.gridFormat(values.filter((v) => typeof v === "number"));
+      values.forEach((v, i) => select.append(el("option", { value: next[i] }, typeof v === "number" ? label(v) : next[i])));
     }
     if (want !== null && next.includes(want)) select.value = want;
     select.disabled = next.length < 2;
@@ -132,7 +133,8 @@
     const sl = pm.slice;
     const multiples = c.view === "multiples" && pm.available.batch_size.length > 1;
     $("map-title").textContent = "Phase diagram · " + (multiples ? "one map per batch size" : "batch size " + sl.batch_size)
-      + " · clip " + sl.clip + " · lr " + sl.lr;
+      + " · clip " + sl.clip + " · lr " + fmtValue(sl.lr);
+    $("step-legend").hidden = c.metric !== "div_step";
     if (multiples) {
       $("map").hidden = true;
       $("multiples").hidden = false;
@@ -150,7 +152,9 @@
   async function drawMap(div, pm, c, opts) {
     const sl = pm.slice;
     const star = c.showStar ? pm.beta2_star || starFor(sl.batch_size, sl.clip, sl.lr) : null;
-    const extra = opts.extra || {};
+    const extra = Object.assign({}, opts.extra || {});
+    // the divergence-step map tells "never diverged" from "no results" by the outcomes
+    if (c.metric === "div_step" && !extra.outcome) extra.outcome = await phaseMap("outcome", sl.batch_size, sl.clip, sl.lr);
     const fig = maps.figure(pm, Object.assign({ mode: c.axes, extra, star, showSqrt: c.showSqrt }, opts));
     fig.layout.uirevision = c.axes.x + c.axes.y + "|" + sl.clip + "|" + sl.lr + (opts.small ? "|" + sl.batch_size : "");
     const sel = state.selected;
@@ -162,7 +166,7 @@
     if (!div.dataset.bound) {
       div.dataset.bound = "1";
       div.on("plotly_click", (ev) => {
-        const pt = ev.points && ev.points.find((p) => p.curveNumber === 0);
+        const pt = ev.points && ev.points.find((p) => p.data.type === "heatmap");
         if (!pt) return;
         const [row, col] = Array.isArray(pt.pointIndex) ? pt.pointIndex : pt.pointNumber;
         page.openCell(row, col, JSON.parse(div.dataset.slice));
@@ -243,8 +247,8 @@
     }
     const info = clear($("cell-info"));
     const add = (k, v) => info.append(el("dt", {}, k), el("dd", {}, v));
-    add("β1, β2", b1 + ", " + b2);
-    add("slice", "batch " + sl.batch_size + " · clip " + sl.clip + " · lr " + sl.lr);
+    add("β1, β2", betascope.gridFormat(pm.x.values)(b1) + ", " + betascope.gridFormat(pm.y.values)(b2));
+    add("slice", "batch " + sl.batch_size + " · clip " + sl.clip + " · lr " + fmtValue(sl.lr));
     $("cell-hint").textContent = "Loading runs…";
     const runs = [];
     let cursor = null;
@@ -273,35 +277,12 @@
     drawCurves(details);
   };
 
-  function curveOf(run) {
-    const c = run.curve || run.loss_curve || {};
-    const steps = c.steps || run.curve_steps || [];
-    const loss = c.loss || c.values || run.curve_loss || [];
-    return { steps, loss };
-  }
-
-  const SEED_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-  const DASH = { converged: "solid", not_converged: "dot", diverged: "dash" };
+  // f* of the sweep's problem, rendered into the page by the server (none: "")
+  const F_STAR = root.dataset.fStar === "" ? null : Number(root.dataset.fStar);
 
   function drawCurves(runs) {
-    runs.sort((a, b) => a.seed - b.seed);
-    const traces = runs.map((r, i) => {
-      const { steps, loss } = curveOf(r);
-      const colour = SEED_COLOURS[i % SEED_COLOURS.length];
-      return {
-        type: "scatter", mode: "lines+markers", x: steps, y: loss.map((v) => (v === null || !Number.isFinite(v) ? null : v)),
-        name: "seed " + r.seed + " · " + String(r.outcome || "").replace("_", " "),
-        line: { color: colour, width: 1.8, dash: DASH[r.outcome] || "solid" }, marker: { size: 3, color: colour }, connectgaps: false,
-        hovertemplate: "seed " + r.seed + "<br>step %{x}<br>f(x) = %{y:.6g}<extra></extra>",
-      };
-    });
-    const layout = {
-      font: maps.FONT, margin: { l: 64, r: 12, t: 10, b: 50 },
-      xaxis: { type: "log", title: { text: "step" }, ticks: "outside", automargin: true },
-      yaxis: { title: { text: "full objective f(x)" }, ticks: "outside", automargin: true, exponentformat: "e" },
-      legend: { orientation: "h", y: -0.25 }, showlegend: traces.length <= 12, hovermode: "closest",
-    };
-    Plotly.react($("curves"), traces, layout, maps.CONFIG);
+    state.curves = runs;
+    betascope.curves.draw($("curves"), runs, { scale: $("curve-scale").value, fStar: F_STAR });
   }
 
   // --- boundary: beta2* on the map and against batch size ------------------------------------
@@ -319,61 +300,8 @@
   async function drawScaling() {
     await betascope.plotlyReady;
     const c = controls();
-    const rows = (state.boundary && state.boundary.by_batch) || [];
-    const mine = rows.filter((r) => String(r.clip) === c.clip && Number(r.lr) === Number(c.lr));
-    const withData = mine.filter((r) => r.beta2_star.some((v) => v !== null));
-    const n = withData.length;
-    const b1s = mine.map((r) => r.beta1);
-    const lo = Math.min(...b1s), hi = Math.max(...b1s);
-    const shade = (b1) => viridis(0.85 * (hi > lo ? (b1 - lo) / (hi - lo) : 0.5)); // no pale yellow on white
-    const fy = maps.coord("log1m");
-    const traces = withData.map((r) => {
-      const fit = r.fit;
-      const slope = fit ? " · slope " + fit.slope.toFixed(2) + (fit.stderr !== null && fit.stderr !== undefined ? " ± " + fit.stderr.toFixed(2) : "") : "";
-      return {
-        type: "scatter", mode: "lines+markers", x: r.batch_size,
-        y: r.beta2_star.map((v) => (v === null ? null : fy(v))), name: "β1 = " + fmtNum(r.beta1) + slope,
-        line: { color: shade(r.beta1), width: 1.8 }, marker: { color: shade(r.beta1), size: 7 }, connectgaps: false,
-        customdata: r.beta2_star,
-        hovertemplate: "β1 = " + r.beta1 + "<br>batch %{x}<br>β2* = %{customdata}" + slope + "<extra></extra>",
-      };
-    });
-    if (n > 14) { // too many for a legend: a colour bar for beta1 instead
-      traces.push({
-        type: "scatter", mode: "markers", x: [null], y: [null], hoverinfo: "skip", showlegend: false,
-        marker: { color: [lo], cmin: lo, cmax: hi, showscale: true,
-                  colorscale: [0, 0.25, 0.5, 0.75, 1].map((t) => [t, viridis(0.85 * t)]),
-                  colorbar: { title: { text: "β1", side: "right" }, thickness: 14, outlinewidth: 0 } },
-      });
-    }
-    const stars = withData.flatMap((r) => r.beta2_star.filter((v) => v !== null));
-    const yaxis = stars.length ? maps.axis("beta2", Array.from(new Set(stars)).sort((a, b) => a - b), "log1m") : {};
-    const layout = {
-      font: maps.FONT, margin: { l: 70, r: 16, t: 10, b: 50 }, height: n ? 380 : 120,
-      xaxis: { type: "log", title: { text: "batch size" }, tickvals: (state.available || {}).batch_size, ticks: "outside", zeroline: false, visible: n > 0 },
-      yaxis: Object.assign(yaxis, { title: { text: "β2*  (spaced by log(1 − β2))" }, showgrid: true, gridcolor: "#eef0f3", visible: n > 0 }),
-      showlegend: n <= 14, legend: { x: 1.02, y: 1 }, hovermode: "closest",
-      annotations: n ? [] : [{ text: "no β1 column converges from some β2 upward yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }],
-    };
-    Plotly.react($("scaling"), traces, layout, maps.CONFIG);
-    const table = clear($("fits"));
-    const fitted = mine.filter((r) => r.fit);
-    if (!fitted.length) return;
-    table.append(el("tr", {}, el("th", {}, "β1"), el("th", { class: "num" }, "slope"), el("th", { class: "num" }, "± s.e."),
-                    el("th", { class: "num" }, "points"), el("th", { class: "num" }, "half-life rule")));
-    for (const r of fitted.slice(0, 50)) {
-      table.append(el("tr", {}, el("td", {}, fmtNum(r.beta1)), el("td", { class: "num" }, r.fit.slope.toFixed(3)),
-        el("td", { class: "num" }, r.fit.stderr === null || r.fit.stderr === undefined ? "–" : r.fit.stderr.toFixed(3)),
-        el("td", { class: "num" }, String(r.fit.n_points)), el("td", { class: "num" }, "1")));
-    }
-  }
-
-  function viridis(t) {
-    const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-    const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
-    const i = Math.min(stops.length - 2, Math.floor(x)), f = x - i;
-    const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
-    return "rgb(" + c.join(",") + ")";
+    betascope.scaling.draw($("scaling"), $("fits"), state.boundary,
+      { clip: c.clip, lr: c.lr, batchSizes: (state.available || {}).batch_size });
   }
 
   // --- wiring -----------------------------------------------------------------------------------
@@ -389,7 +317,8 @@
   async function act(button, path) {
     button.disabled = true;
     try {
-      await api(`/sweeps/${enc(id)}/${path}`, { method: "POST" });
+      await betascope.authorized(() => api(`/sweeps/${enc(id)}/${path}`, { method: "POST" }),
+        path === "cancel" ? "Cancelling a sweep" : "Retrying a sweep");
       await poll();
     } catch (err) {
       showError(err);
@@ -397,7 +326,20 @@
       button.disabled = false;
     }
   }
-  $("cancel").addEventListener("click", () => act($("cancel"), "cancel"));
+  $("curve-scale").addEventListener("change", () => {
+    if (state.curves) drawCurves(state.curves);
+  });
+  $("cancel").addEventListener("click", async () => {
+    const s = state.sweep || {};
+    const ok = await betascope.confirmAction({
+      title: "Cancel this sweep?",
+      body: "Runs still in progress stop and their progress is lost; the "
+        + fmtInt(s.done_runs) + " runs already finished keep their results, and Retry "
+        + "runs only what is left.",
+      ok: "Cancel sweep", cancel: "Keep running",
+    });
+    if (ok) act($("cancel"), "cancel");
+  });
   $("retry").addEventListener("click", () => act($("retry"), "retry"));
 
   function showError(err) {
