@@ -236,7 +236,20 @@ def test_openapi_documents_every_endpoint(client: Any) -> None:
 
 
 def test_progress_fields_while_running(client: Any) -> None:
-    sweep = submit(client, spec("fields", steps=20))
+    sweep = submit(client, spec("fields", steps=6000))  # two chunks of a few seconds each
     s = get(client, sweep["id"])
-    assert 0.0 <= s["progress"] <= 1.0 and s["total_runs"] == 32
-    wait_status(client, sweep["id"], "done")
+    assert s["total_runs"] == 32 and s["eta_seconds"] is None  # nothing measured yet
+    from tests.services import wait_for
+
+    def half() -> dict[str, Any] | None:
+        s = get(client, sweep["id"])
+        return s if s["status"] == "running" and 0 < s["done_runs"] < 32 else None
+
+    mid = wait_for(half, 120, "the first chunk done, the second not")
+    assert mid["runs_per_second"] > 0 and mid["eta_seconds"] > 0
+    # the rate is runs done over the time since the sweep started: the ETA is
+    # the rest at that rate (half the runs done: about the time spent so far)
+    assert mid["eta_seconds"] == pytest.approx(
+        (32 - mid["progress"] * 32) / mid["runs_per_second"], rel=1e-6)
+    done = wait_status(client, sweep["id"], "done")
+    assert done["eta_seconds"] == 0 and done["runs_per_second"] > 0

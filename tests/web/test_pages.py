@@ -63,14 +63,19 @@ def test_submit_preset_through_form_and_watch_it_finish(web: Watched) -> None:
     # watch it run: progress only grows, and the map may show finished chunks early
     seen: list[float] = []
     partial = False
+    eta_shown = False
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = page.evaluate(
             """(() => { const d = document.getElementById('map');
               const z = d && d.data ? d.data[0].z.flat() : [];
               return {p: Number(document.getElementById('progress').getAttribute('aria-valuenow')),
+                      counts: document.getElementById('counts').textContent,
                       filled: z.filter(v => v !== null).length, cells: z.length}; })()"""
         )
+        if 0 < state["p"] < 100 and "runs/s" in state["counts"]:  # measured while running
+            assert re.search(r"[\d,]+ runs/s · about .+ left", state["counts"]), state
+            eta_shown = True
         if state["p"] == state["p"]:  # not NaN: the first poll has answered
             seen.append(state["p"])
         if not partial and 0 < state["filled"] < state["cells"]:
@@ -81,11 +86,13 @@ def test_submit_preset_through_form_and_watch_it_finish(web: Watched) -> None:
         time.sleep(0.1)
     assert seen and seen[-1] == 100, seen
     assert seen == sorted(seen), f"progress went backwards: {seen}"
+    print(f"throughput and ETA seen while running: {eta_shown}")
     until(page, "document.getElementById('progress-label').textContent.trim() === '100 %'")
     print(f"\nprogress seen: {sorted(set(seen))}; partly filled map seen: {partial}")
     assert page.text_content("#status") == "done"
     wait_map(web)
     until(page, "document.getElementById('counts').textContent.startsWith('80 of 80')")
+    assert re.search(r"[\d,]+ runs/s", page.text_content("#counts"))
     # once done, the map is redrawn with every cell filled
     until(page, "document.getElementById('map').data[0].z.flat().every(v => v !== null)")
     rows, cols = grid_shape(small)

@@ -60,6 +60,13 @@
 
   // --- status and progress ----------------------------------------------------------------
 
+  function fmtDuration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
   function showSweep(s) {
     state.sweep = s;
     const name = (s.spec && s.spec.name) || s.name || "sweep " + id;
@@ -73,6 +80,10 @@
     const parts = [fmtInt(s.done_runs) + " of " + fmtInt(s.total_runs) + " runs done"];
     if (s.cached_runs) parts.push(fmtInt(s.cached_runs) + " reused");
     if (s.failed_runs) parts.push(fmtInt(s.failed_runs) + " failed");
+    if (s.runs_per_second) parts.push(fmtInt(Math.round(s.runs_per_second)) + " runs/s");
+    if (betascope.isActive(s.status) && s.eta_seconds !== null && s.eta_seconds !== undefined) {
+      parts.push("about " + fmtDuration(s.eta_seconds) + " left");
+    }
     $("counts").textContent = parts.join(" · ");
     $("cancel").hidden = !betascope.isActive(s.status);
     $("retry").hidden = !(s.status === "failed" || s.status === "canceled" || s.failed_runs > 0)
