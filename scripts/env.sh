@@ -83,6 +83,8 @@ betascope_ensure_env() {
             "missing. Install it (Debian/Ubuntu: apt install python$ver-venv) and run this again." >&2
         return 1
     fi
+    # name the interpreter itself, not a launcher such as a pyenv shim
+    base=$("$base" -c 'import sys; print(sys.executable)')
     echo "betascope: creating $BETASCOPE_PREFIX with $base" >&2
     "$base" -m venv --clear "$BETASCOPE_PREFIX"
 }
