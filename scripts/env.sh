@@ -52,8 +52,9 @@ betascope_base_python() {
     done
     seen=${seen#, }
     echo "error: betascope needs Python $BETASCOPE_MIN_PYTHON or newer; found ${seen:-no Python on PATH}." \
-        "Install Python $BETASCOPE_MIN_PYTHON+ (Debian/Ubuntu: apt install python3 python3-venv;" \
-        "others: https://www.python.org/downloads/) and run this again," \
+        "Install Python $BETASCOPE_MIN_PYTHON+ (Debian 12, Ubuntu 23.04 and later:" \
+        "apt install python3 python3-venv; older systems: pyenv, conda or" \
+        "https://www.python.org/downloads/) and run this again," \
         "or name one with PYTHON=/path/to/python3.11." >&2
     return 1
 }
