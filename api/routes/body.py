@@ -135,7 +135,7 @@ def spec_body_openapi() -> dict[str, Any]:
                 "application/json": {"schema": {"type": "object"}, "example": _example()},
                 "application/yaml": {"schema": {"type": "string"}},
             },
-            "description": "A sweep spec (DESIGN section 2), as JSON or YAML.",
+            "description": "A sweep spec, as JSON or YAML (the fields: docs/spec.md).",
         }
     }
 
