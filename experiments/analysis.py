@@ -63,8 +63,10 @@ class CellStats:
 def cell_stats(cell: np.ndarray, frame: ResultFrame, size: int) -> CellStats:
     """Aggregate runs over seeds into `size` cells; `cell` is each run's cell index."""
     counts = np.stack(
-        [np.bincount(cell, weights=(frame.code == c), minlength=size)
-         for c in (CONVERGED, NOT_CONVERGED, DIVERGED)],
+        [
+            np.bincount(cell, weights=(frame.code == c), minlength=size)
+            for c in (CONVERGED, NOT_CONVERGED, DIVERGED)
+        ],
         axis=1,
     ).astype(np.int64)
     return CellStats(

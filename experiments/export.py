@@ -144,7 +144,7 @@ def csv_lines(rows: Sequence[Sequence[Any]]) -> bytes:
 def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     """Runs-level CSV rows as bytes, column by column: the bytes csv_lines(run_rows(...))
     gives, without a Python loop over runs. Axis columns are formatted once per axis
-    value and indexed; per-run floats go through float.__repr__ in one map each."""
+    value and indexed; per-run floats are formatted by float_reprs."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -161,8 +161,7 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
         return pa.array([s.encode() for s in labels], pa.binary()).take(pa.array(index))
 
     def floats(arr: np.ndarray, empty_if_nan: bool = False) -> pa.Array:
-        text = list(map(float.__repr__, np.asarray(arr, dtype=np.float64).tolist()))
-        col = pa.array(text, pa.string()).cast(pa.binary())
+        col = float_reprs(arr).cast(pa.binary())
         if empty_if_nan:
             col = pc.if_else(pa.array(np.isnan(arr)), pa.scalar(b"", pa.binary()), col)
         return col
@@ -198,3 +197,47 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     buffers = lines.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[lines.offset : lines.offset + n + 1]
     return buffers[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+
+
+def float_reprs(x: np.ndarray) -> Any:
+    """float.__repr__ of every value as an Arrow string array, without a call per value.
+
+    Arrow's cast writes the same shortest round-trip digits as Python but other
+    notations: positional for 1e-6 <= |x| < 1e10 ("0.0000015", "100"), scientific
+    with one exponent digit ("1e-7"). Those are rewritten to Python's (positional
+    for 1e-4 <= |x| < 1e16 with ".0" on integers, "e-07"); the few values in
+    [1e10, 1e16), which Arrow writes in scientific notation, go through repr.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    exps = pa.array([f"e-{i:02d}" for i in range(400)], pa.string())
+    x = np.asarray(x, dtype=np.float64)
+    s = pc.cast(pa.array(x), pa.string())
+    finite = pa.array(np.isfinite(x))
+    has_e = pc.match_substring(s, "e")
+    out = s
+    # Arrow prints integral values without ".0" (and -0.0 as "-0")
+    integral = pc.and_(pc.and_(finite, pc.invert(has_e)), pc.invert(pc.match_substring(s, ".")))
+    out = pc.if_else(integral, pc.binary_join_element_wise(s, pa.scalar(".0"), ""), out)
+    # |x| < 1e-4 printed in fixed notation ("0.0000015"): Python writes "1.5e-06"
+    small = pc.match_substring_regex(s, r"^-?0\.0000")
+    g = pc.extract_regex(
+        pc.if_else(small, s, pa.scalar("0.00001")),
+        r"^(?P<sign>-?)0\.(?P<zeros>0*)(?P<d>[1-9])(?P<rest>\d*)$",
+    )
+    zeros = pc.utf8_length(g.field("zeros"))
+    exp = exps.take(pc.add(zeros, 1))
+    rest = g.field("rest")
+    dot = pc.if_else(pc.equal(pc.utf8_length(rest), 0), pa.scalar(""), pa.scalar("."))
+    sci = pc.binary_join_element_wise(g.field("sign"), g.field("d"), dot, rest, exp, "")
+    out = pc.if_else(small, sci, out)
+    # exponents of one digit: Python pads to two ("1e-07", "1e+21" stay)
+    out = pc.if_else(has_e, pc.replace_substring_regex(out, r"e([+-])(\d)$", r"e\10\2"), out)
+    # 1e10 <= |x| < 1e16 is scientific in Arrow, positional in Python: rare, by repr
+    mid = pc.match_substring_regex(s, r"e\+(\d|1[0-5])$")
+    idx = np.flatnonzero(mid.to_numpy(zero_copy_only=False))
+    if len(idx):
+        fixed = pa.array(list(map(float.__repr__, x[idx].tolist())), pa.string())
+        out = pc.replace_with_mask(out, mid, fixed)
+    return out

@@ -52,10 +52,13 @@ def _to_bytes(table: pa.Table) -> bytes:
 
 
 def _from_bytes(data: bytes, columns: tuple[str, ...] | None = None) -> pa.Table:
-    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    if columns is not None:
-        table = table.select([c for c in columns if c in table.column_names])
-    return table
+    buf = pa.py_buffer(data)
+    if columns is None:
+        return pa.ipc.open_stream(buf).read_all()
+    names = pa.ipc.open_stream(buf).schema.names
+    wanted = [names.index(c) for c in columns if c in names]  # only these are decompressed
+    return pa.ipc.open_stream(buf, options=pa.ipc.IpcReadOptions(included_fields=wanted)
+                              ).read_all()
 
 
 def _matrix(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
