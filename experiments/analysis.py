@@ -92,8 +92,10 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     n = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = counts / n[:, None]
-    # argmax takes the first maximum; scanning worst-first makes ties pessimistic
-    majority = (2 - np.argmax(counts[:, ::-1], axis=1)).astype(np.int8)
+    c, nc, d = counts[:, 0], counts[:, 1], counts[:, 2]
+    majority = np.where(
+        (d >= nc) & (d >= c), DIVERGED, np.where(nc >= c, NOT_CONVERGED, CONVERGED)
+    ).astype(np.int8)  # ties go to the worse outcome
     majority[n == 0] = -1
 
     def shaped(a: np.ndarray) -> np.ndarray:
@@ -189,7 +191,7 @@ def phase_map(spec: SweepSpec, c: Cells, metric: str, sl: dict[str, int]) -> dic
     return {
         "x": {"name": "beta1", "values": [float(v) for v in values["beta1"]]},
         "y": {"name": "beta2", "values": [float(v) for v in values["beta2"]]},
-        "z": [[_num(v) for v in row] for row in z.tolist()],
+        "z": _nullable(z),
         "metric": metric,
         "outcomes": list(OUTCOMES) if metric == "outcome" else None,
         "slice": {a: avail[a][sl[a]] for a in SLICE_AXES},
@@ -197,8 +199,11 @@ def phase_map(spec: SweepSpec, c: Cells, metric: str, sl: dict[str, int]) -> dic
     }
 
 
-def _num(v: float) -> float | None:
-    return v if np.isfinite(v) else None
+def _nullable(z: np.ndarray) -> list[list[float | None]]:
+    """Rows of z with non-finite entries as None (JSON null), without a call per cell."""
+    out = z.astype(object)
+    out[~np.isfinite(z)] = None
+    return out.tolist()  # type: ignore[no-any-return]
 
 
 def beta2_star(spec: SweepSpec, c: Cells, sl: dict[str, int]) -> list[float | None]:

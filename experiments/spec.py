@@ -299,8 +299,14 @@ AXES = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
 
 
 class SweepSpec(_Strict):
-    # derived once per spec object (the service keeps one per sweep): axis hashes
+    # derived once per spec object (the service keeps one per sweep): axis values
+    # and hashes; not part of the spec, so equality compares fields only
     _derived: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
     name: str = Field("untitled sweep", min_length=1, max_length=200)
     problem: ProblemSpec
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
@@ -353,18 +359,24 @@ class SweepSpec(_Strict):
         return self
 
     def axis_values(self) -> dict[str, list[Any]]:
-        """Every axis as an explicit list, in grid order (beta axes ascending as given)."""
-        g = self.grid
-        b1 = g.beta1 if isinstance(g.beta1, list) else g.beta1.values()
-        b2 = g.beta2 if isinstance(g.beta2, list) else g.beta2.values()
-        return {
-            "beta1": list(b1),
-            "beta2": list(b2),
-            "batch_size": list(g.batch_size),
-            "clip": list(g.clip),
-            "lr": list(g.lr) if g.lr is not None else [self.optimizer.lr],
-            "seed": list(g.seed),
-        }
+        """Every axis as an explicit list, in grid order (beta axes ascending as given).
+
+        Computed once per spec object (maps ask for it per column of a grid); the
+        caller gets its own lists."""
+        key = ("axis_values", id(self.grid), id(self.optimizer))
+        if key not in self._derived:
+            g = self.grid
+            b1 = g.beta1 if isinstance(g.beta1, list) else g.beta1.values()
+            b2 = g.beta2 if isinstance(g.beta2, list) else g.beta2.values()
+            self._derived[key] = {
+                "beta1": list(b1),
+                "beta2": list(b2),
+                "batch_size": list(g.batch_size),
+                "clip": list(g.clip),
+                "lr": list(g.lr) if g.lr is not None else [self.optimizer.lr],
+                "seed": list(g.seed),
+            }
+        return {axis: list(values) for axis, values in self._derived[key].items()}
 
     def axis_sizes(self) -> tuple[int, ...]:
         values = self.axis_values()
