@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from experiments import analysis, export
 from experiments.engine import ChunkResult, run_chunk
 from experiments.outcomes import OUTCOMES, Outcomes
-from experiments.runs import RunTable, all_runs, clip_columns
+from experiments.runs import RunTable, all_runs, clip_columns, runs_at
 from experiments.spec import SweepSpec, run_keys
 
 
@@ -54,21 +57,56 @@ class LocalResult:
         counts = np.bincount(self.outcomes.code, minlength=len(OUTCOMES))
         return {name: int(c) for name, c in zip(OUTCOMES, counts, strict=True)}
 
+    def boundary(self) -> dict[str, Any]:
+        """beta2*(beta1) per slice and beta2* against batch size: GET /boundary's shape."""
+        return analysis.boundary(self.spec, self.cells())
+
+    def phase_map(self, metric: str = "outcome", **chosen: Any) -> dict[str, Any]:
+        """One slice (batch_size, clip, lr; omitted = first): GET /phase-map's shape."""
+        c = self.cells()
+        sl = analysis.slice_index(self.spec, **chosen)
+        return {
+            **analysis.phase_map(self.spec, c, metric, sl),
+            "beta2_star": analysis.beta2_star(self.spec, c, sl),
+        }
+
     def html_page(self) -> str:
-        from web.figures import phase_map_figure, standalone_page
+        """The sweep page's figures for every slice, one self-contained file."""
+        from web.figures import fit_table_html, phase_map_figure, scaling_figure, standalone_page
 
         c = self.cells()
-        figures = []
         values = self.spec.axis_values()
-        for ci in range(len(values["clip"])):
-            for li in range(len(values["lr"])):
-                for bi in range(len(values["batch_size"])):
+        avail = analysis.available(self.spec)
+        extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
+        rows = analysis.by_batch(self.spec, c)
+        sections = []
+        for ci, clip in enumerate(avail["clip"]):
+            for li, lr in enumerate(avail["lr"]):
+                figures = []
+                for bi, batch in enumerate(values["batch_size"]):
                     sl = {"batch_size": bi, "clip": ci, "lr": li}
                     pm = analysis.phase_map(self.spec, c, "outcome", sl)
+                    extra = {m: analysis.phase_map(self.spec, c, m, sl) for m in extra_metrics}
                     star = analysis.beta2_star(self.spec, c, sl)
-                    label = ", ".join(f"{k}={v}" for k, v in pm["slice"].items())
-                    figures.append((label, phase_map_figure(pm, star=star, title=label)))
-        return standalone_page(self.spec.name, figures)
+                    figures.append(
+                        (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
+                    )
+                mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
+                figures.append(("β2* against batch size", scaling_figure(mine)))
+                sections.append(
+                    {
+                        "heading": f"clip {clip} · lr {lr:g}",
+                        "figures": figures,
+                        "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch size)"
+                        "</h3>" + fit_table_html(mine),
+                    }
+                )
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.outcome_counts().items())
+        meta = (
+            f"{self.spec.problem.kind} · {self.spec.optimizer.kind} · {self.spec.steps} steps"
+            f" · {self.total} runs: {counts}"
+        )
+        return standalone_page(self.spec.name, meta, sections)
 
 
 def run_local(
@@ -101,3 +139,64 @@ def run_local(
     steps = parts[0][1].curve_steps
     curves = np.concatenate([r.curves for _, r in parts], axis=0)
     return LocalResult(spec, runs, run_keys(spec, runs, kernel=kernel), outcomes, steps, curves)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a sweep would take here, from a short timed warm-up of the engine."""
+
+    run_steps: int  # runs x steps
+    rate: float  # run-steps per second, measured
+    seconds: float  # run_steps / rate, plus each chunk's set-up time
+    sample_runs: int  # runs in the warm-up
+    sample_steps: int  # steps they took
+
+
+def estimate(
+    spec: SweepSpec,
+    *,
+    device: str = "auto",
+    chunk_runs: int = 50_000,
+    target_s: float = 0.2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Estimate:
+    """Time the engine on a sample of the grid for a few hundred steps and extrapolate.
+
+    The sample is spread over the whole grid (every clip mode and batch size weighs as
+    in the sweep), grows until one call takes `target_s`, and is timed at k and 2k
+    steps, so the difference is the per-step cost and the rest is a chunk's set-up.
+    The eager kernel is timed even for `--kernel compiled`: compiling would cost more
+    than the warm-up, and the compiled kernel is rarely slower. A small engine rate
+    (few runs in the sample) makes the estimate err long, never short.
+    """
+    n, steps = spec.total_runs(), spec.steps
+    big = min(n, chunk_runs)
+    m, k = min(big, 256), min(steps, 64)
+
+    def timed(m: int, k: int) -> float:
+        rows = np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
+        short = spec.model_copy(update={"steps": k})
+        t0 = clock()
+        run_chunk(short, runs_at(spec, rows), device=device, kernel="eager")
+        return clock() - t0
+
+    t = timed(m, k)
+    while t < target_s and (m < big or k < steps):
+        if m < big:
+            m = min(big, m * 8)
+        else:
+            k = min(steps, k * 4)
+        t = timed(m, k)
+    run_steps = n * steps
+    if 2 * k <= steps:
+        t2 = timed(m, 2 * k)
+        per_step = (t2 - t) / k
+        if per_step > 0:
+            setup = max(0.0, t - k * per_step)
+            rate = m / per_step
+            return Estimate(
+                run_steps, rate, run_steps / rate + math.ceil(n / chunk_runs) * setup, m, 2 * k
+            )
+        t, k = t2, 2 * k
+    rate = m * k / t
+    return Estimate(run_steps, rate, run_steps / rate, m, k)

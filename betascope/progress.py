@@ -1,0 +1,113 @@
+"""Progress with an honest time-left: throughput measured after a warm-up.
+
+A sweep's first seconds are not its speed: imports, allocation and the first
+calls of every kernel come before any run-step is done. So the time left is
+only estimated from progress made *after* the first progress report, over a
+trailing window, and until enough of that has been seen it says "estimating".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+DAY_S = 86_400.0
+
+
+def fmt_duration(seconds: float) -> str:
+    """0:00:27, 3:12:05; "under 1 s" and "4.2 days" at either end."""
+    if not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 1:
+        return "under 1 s"
+    if seconds >= DAY_S:
+        return f"{seconds / DAY_S:.1f} days"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class Throughput:
+    """Work done per second and the time left, from `update(done)` calls.
+
+    The first update that shows progress ends the warm-up: the rate is measured from
+    there to now, over the last `window_s` seconds or the last half of the time
+    measured, whichever is longer, so a stall (a chunk still running on a server)
+    lowers it as it should. No estimate until `min_s` seconds of measured progress.
+    """
+
+    def __init__(self, total: float, *, clock: Callable[[], float] = time.monotonic,
+                 min_s: float = 1.0, window_s: float = 10.0) -> None:
+        self.total = float(total)
+        self.clock = clock
+        self.min_s = min_s
+        self.window_s = window_s
+        self.done = 0.0
+        self._first_t: float | None = None  # when the warm-up ended
+        self._samples: deque[tuple[float, float]] = deque()  # (t, done) at each advance
+
+    def update(self, done: float, total: float | None = None) -> None:
+        if total is not None:
+            self.total = float(total)
+        if done <= self.done:
+            return
+        now = self.clock()
+        self.done = float(done)
+        if self._first_t is None:
+            self._first_t = now
+        self._samples.append((now, self.done))
+        horizon = max(self.window_s, (now - self._first_t) / 2)
+        while len(self._samples) > 2 and now - self._samples[1][0] >= horizon:
+            self._samples.popleft()
+
+    def rate(self) -> float | None:
+        """Work per second after the warm-up, or None while there is too little to say."""
+        if self._first_t is None or len(self._samples) < 2:
+            return None
+        now = self.clock()
+        t0, d0 = self._samples[0]
+        if now - self._first_t < self.min_s or now <= t0:
+            return None
+        return (self.done - d0) / (now - t0)
+
+    def remaining_s(self) -> float | None:
+        """Seconds left at the measured rate."""
+        if self.done >= self.total:
+            return 0.0
+        rate = self.rate()
+        if not rate:
+            return None
+        return (self.total - self.done) / rate
+
+    def eta_text(self) -> str:
+        left = self.remaining_s()
+        return "estimating…" if left is None else fmt_duration(left)
+
+
+def rich_progress(description: str, total: float, *, clock: Callable[[], float] = time.monotonic,
+                  console: object | None = None) -> tuple[object, Callable[[float, float], None]]:
+    """A rich Progress whose time column is a `Throughput` estimate, and its update call."""
+    from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+    from rich.text import Text
+
+    meter = Throughput(total, clock=clock)
+
+    class EtaColumn(ProgressColumn):
+        max_refresh = 0.5
+
+        def render(self, task: Task) -> Text:
+            return Text(f"{meter.eta_text()} left" if not task.finished else "done",
+                        style="progress.remaining")
+
+    kwargs = {"console": console} if console is not None else {}
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.percentage:>5.1f}%"), EtaColumn(), **kwargs)  # type: ignore[arg-type]
+    task = bar.add_task(description, total=total)
+
+    def update(done: float, new_total: float) -> None:
+        meter.update(done, new_total)
+        bar.update(task, completed=done, total=new_total)
+
+    bar.meter = meter  # type: ignore[attr-defined]
+    return bar, update
