@@ -32,9 +32,8 @@ class Throughput:
     """Work done per second and the time left, from `update(done)` calls.
 
     The first update that shows progress ends the warm-up: the rate is measured from
-    there to now, over the last `window_s` seconds or the last half of the time
-    measured, whichever is longer, so a stall (a chunk still running on a server)
-    lowers it as it should. No estimate until `min_s` seconds of measured progress.
+    there on, over the last `window_s` seconds or the last half of the time measured,
+    whichever is longer. No estimate until `min_s` seconds of measured progress.
     """
 
     def __init__(self, total: float, *, clock: Callable[[], float] = time.monotonic,
@@ -61,24 +60,31 @@ class Throughput:
         while len(self._samples) > 2 and now - self._samples[1][0] >= horizon:
             self._samples.popleft()
 
-    def rate(self) -> float | None:
-        """Work per second after the warm-up, or None while there is too little to say."""
+    def rate(self, *, until_now: bool = False) -> float | None:
+        """Work per second after the warm-up, up to the last advance (or up to now, so
+        that a stall counts), or None while there is too little to say."""
         if self._first_t is None or len(self._samples) < 2:
             return None
         now = self.clock()
-        t0, d0 = self._samples[0]
-        if now - self._first_t < self.min_s or now <= t0:
+        (t0, d0), (t1, _) = self._samples[0], self._samples[-1]
+        end = now if until_now else t1
+        if now - self._first_t < self.min_s or end <= t0:
             return None
-        return (self.done - d0) / (now - t0)
+        return (self.done - d0) / (end - t0)
 
     def remaining_s(self) -> float | None:
-        """Seconds left at the measured rate."""
+        """Seconds left at the measured rate, counting down between advances; once a
+        stall outlasts that, at the rate that counts the stall."""
         if self.done >= self.total:
             return 0.0
         rate = self.rate()
         if not rate:
             return None
-        return (self.total - self.done) / rate
+        left = (self.total - self.done) / rate - (self.clock() - self._samples[-1][0])
+        if left > 0:
+            return left
+        slow = self.rate(until_now=True)
+        return (self.total - self.done) / slow if slow else None
 
     def eta_text(self) -> str:
         left = self.remaining_s()
