@@ -12,6 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 DAY_S = 86_400.0
 
@@ -117,3 +118,114 @@ def rich_progress(description: str, total: float, *, clock: Callable[[], float] 
 
     bar.meter = meter  # type: ignore[attr-defined]
     return bar, update
+
+
+# --- bars for terminals and notebooks --------------------------------------------------------
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, classic notebook, VS Code, Colab)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()  # type: ignore[no-untyped-call]
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class NotebookBar:
+    """An HTML <progress> bar updated in place in a notebook cell; needs nothing beyond
+    IPython (no ipywidgets), so it draws in every front end that shows HTML output."""
+
+    def __init__(self, description: str, total: float, *,
+                 clock: Callable[[], float] = time.monotonic, every_s: float = 0.25) -> None:
+        self.description = description
+        self.meter = Throughput(total, clock=clock)
+        self.clock = clock
+        self.every_s = every_s
+        self.status = ""
+        self._shown = -math.inf
+        self._handle: object | None = None
+
+    def html(self) -> str:
+        import html as _html
+
+        m = self.meter
+        total = max(m.total, 1e-12)
+        frac = min(1.0, m.done / total)
+        left = "done" if m.done >= m.total else f"{m.eta_text()} left"
+        extra = f" · {_html.escape(self.status)}" if self.status else ""
+        return (f"<div><b>{_html.escape(self.description)}</b> "
+                f"<progress value='{frac:.4f}' max='1' style='width:18em'></progress> "
+                f"{100 * frac:.1f} % · {left}{extra}</div>")
+
+    def __enter__(self) -> NotebookBar:
+        from IPython.display import HTML, display
+
+        self._handle = display(HTML(self.html()), display_id=True)
+        return self
+
+    def update(self, done: float, total: float, status: str = "") -> None:
+        self.meter.update(done, total)
+        self.status = status
+        now = self.clock()
+        if now - self._shown >= self.every_s or done >= total:
+            self._shown = now
+            self._draw()
+
+    def _draw(self) -> None:
+        from IPython.display import HTML
+
+        if self._handle is not None:
+            self._handle.update(HTML(self.html()))  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self._draw()
+
+
+class TerminalBar:
+    """rich's bar with the measured time left and a status column."""
+
+    def __init__(self, description: str, total: float, *,
+                 clock: Callable[[], float] = time.monotonic, console: object | None = None):
+        from rich.progress import TextColumn
+
+        self.bar, self._update = rich_progress(description, total, clock=clock, console=console)
+        self.meter: Throughput = self.bar.meter  # type: ignore[attr-defined]
+        self.bar.columns = (*self.bar.columns, TextColumn("{task.fields[status]}"))  # type: ignore[attr-defined]
+        self._task = self.bar.task_ids[0]  # type: ignore[attr-defined]
+        self.bar.update(self._task, status="")  # type: ignore[attr-defined]
+
+    def __enter__(self) -> TerminalBar:
+        self.bar.__enter__()  # type: ignore[attr-defined]
+        return self
+
+    def update(self, done: float, total: float, status: str = "") -> None:
+        self._update(done, total)
+        self.bar.update(self._task, status=status)  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[attr-defined]
+
+
+class NoBar:
+    def __init__(self, description: str = "", total: float = 1.0) -> None:
+        self.meter = Throughput(total)
+
+    def __enter__(self) -> NoBar:
+        return self
+
+    def update(self, done: float, total: float, status: str = "") -> None:
+        self.meter.update(done, total)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress_bar(description: str, total: float, show: bool = True) -> Any:
+    """The bar that suits where Python runs: HTML in a notebook, rich in a terminal."""
+    if not show:
+        return NoBar(description, total)
+    if in_notebook():
+        return NotebookBar(description, total)
+    return TerminalBar(description, total)
