@@ -59,7 +59,9 @@ class LocalResult:
 
     def boundary(self) -> dict[str, Any]:
         """beta2*(beta1) per slice and beta2* against batch size: GET /boundary's shape."""
-        return analysis.boundary(self.spec, self.cells())
+        out = analysis.boundary(self.spec, self.cells())
+        out["sqrt_curve"] = analysis.sqrt_curve(self.spec.axis_values()["beta2"])
+        return out
 
     def phase_map(self, metric: str = "outcome", **chosen: Any) -> dict[str, Any]:
         """One slice (batch_size, clip, lr; omitted = first): GET /phase-map's shape."""

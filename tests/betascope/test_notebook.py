@@ -54,7 +54,7 @@ def test_runs_and_cells_are_dataframes_with_the_csv_columns(result: Any, tmp_pat
 
 def test_boundary_has_the_rest_shape(result: Any) -> None:
     b = result.boundary()
-    assert set(b) == {"slices", "by_batch"}
+    assert set(b) == {"slices", "by_batch", "sqrt_curve"}
     assert len(b["slices"]) == 2 * 2  # batch x clip
     assert {"batch_size", "clip", "lr", "beta1", "beta2_star"} <= set(b["slices"][0])
     row = b["by_batch"][0]

@@ -5,6 +5,7 @@ shown at 2 % of a 27 s run)."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -110,3 +111,24 @@ def test_the_progress_bar_shows_the_measured_time_left() -> None:
     assert "estimating… left" in shown[300]
     assert "0:00:14 left" in shown[13_500] or "0:00:13 left" in shown[13_500], shown
     assert "100.0% done" in out.getvalue()
+
+
+def test_a_notebook_cell_gets_one_html_bar_updated_in_place() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from betascope.progress import NotebookBar
+
+    InteractiveShell.instance()
+    clock = FakeClock()
+    with capture_output() as cap, NotebookBar("sweep 3", 27_000, clock=clock) as bar:
+        for t, done in engine_events(3.0, 1000.0, 27_000):
+            clock.t = t
+            bar.update(done, 27_000, "running" if done < 27_000 else "done")
+    shown = [o.data["text/html"] for o in cap.outputs]
+    ids = {o.transient["display_id"] for o in cap.outputs}
+    assert len(ids) == 1 and 10 < len(shown) < 300  # one bar, redrawn at most 4 times a second
+    assert "<progress value='0.0000'" in shown[0] and "estimating… left" in shown[0]
+    middle = next(s for s in shown if 45 <= float(re.search(r"([\d.]+) %", s).group(1)) <= 55)
+    assert re.search(r"0:00:1[2-6] left", middle), middle  # about 14 s left at half way
+    assert "100.0 % · done" in shown[-1]
