@@ -134,7 +134,7 @@ def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
             cells = ["-" if v is None else ("≤" if v == lowest else "") + l2[v]
                      for v in r["beta2_star"]]
             fit = r["fit"]
-            slope = "" if not fit else f"{fit['slope'] + 0.0:.2f}" + (
+            slope = "" if not fit else f"{round(fit['slope'], 2) + 0.0:.2f}" + (
                 "" if fit["stderr"] is None else f" ± {fit['stderr']:.2f}")
             body.append([l1[r["beta1"]], *cells, slope])
         widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from experiments import analysis, export
-from experiments.engine import ChunkResult, run_chunk
+from experiments.engine import STATS_STEPS, ChunkResult, run_chunk
 from experiments.outcomes import OUTCOMES, Outcomes
 from experiments.runs import RunTable, all_runs, clip_columns, runs_at
 from experiments.spec import SweepSpec, run_keys
@@ -159,21 +159,20 @@ def estimate(
     *,
     device: str = "auto",
     chunk_runs: int = 50_000,
-    target_s: float = 0.2,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Estimate:
-    """Time the engine on a sample of the grid for a few hundred steps and extrapolate.
+    """Time the engine on one chunk's worth of the grid for a few hundred steps, and
+    extrapolate.
 
-    The sample is spread over the whole grid (every clip mode and batch size weighs as
-    in the sweep), grows until one call takes `target_s`, and is timed at k and 2k
-    steps, so the difference is the per-step cost and the rest is a chunk's set-up.
-    The eager kernel is timed even for `--kernel compiled`: compiling would cost more
-    than the warm-up, and the compiled kernel is rarely slower. A small engine rate
-    (few runs in the sample) makes the estimate err long, never short.
+    The sample is as many runs as a chunk holds, spread over the whole grid (every
+    clip mode and batch size weighs as in the sweep), timed at k and 2k steps (k a
+    multiple of the engine's minibatch-statistics block), so the difference is the
+    per-step cost and the rest is a chunk's set-up. A tiny call first takes the
+    one-off costs. The eager kernel is timed even for `--kernel compiled`: compiling
+    would cost more than the warm-up, and the compiled kernel is rarely slower.
     """
     n, steps = spec.total_runs(), spec.steps
-    big = min(n, chunk_runs)
-    m, k = min(big, 256), min(steps, 64)
+    m = min(n, chunk_runs)
 
     def timed(m: int, k: int) -> float:
         rows = np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
@@ -182,23 +181,15 @@ def estimate(
         run_chunk(short, runs_at(spec, rows), device=device, kernel="eager")
         return clock() - t0
 
+    timed(min(m, 8), min(steps, 8))
+    k = min(steps, STATS_STEPS)
     t = timed(m, k)
-    while t < target_s and (m < big or k < steps):
-        if m < big:
-            m = min(big, m * 8)
-        else:
-            k = min(steps, k * 4)
-        t = timed(m, k)
     run_steps = n * steps
-    if 2 * k <= steps:
+    if 2 * k <= steps and t < 5.0:
         t2 = timed(m, 2 * k)
         per_step = (t2 - t) / k
         if per_step > 0:
             setup = max(0.0, t - k * per_step)
-            rate = m / per_step
-            return Estimate(
-                run_steps, rate, run_steps / rate + math.ceil(n / chunk_runs) * setup, m, 2 * k
-            )
-        t, k = t2, 2 * k
-    rate = m * k / t
-    return Estimate(run_steps, rate, run_steps / rate, m, k)
+            seconds = math.ceil(n / m) * setup + n / m * steps * per_step
+            return Estimate(run_steps, m / per_step, seconds, m, 2 * k)
+    return Estimate(run_steps, m * k / t, run_steps / (m * k / t), m, k)

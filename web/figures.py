@@ -285,7 +285,8 @@ def _slope_text(fit: dict[str, Any] | None) -> str:
     if not fit:
         return ""
     err = fit.get("stderr")
-    return f" · slope {fit['slope'] + 0.0:.2f}" + (f" ± {err:.2f}" if err is not None else "")
+    slope = round(fit["slope"], 2) + 0.0  # no "-0.00"
+    return f" · slope {slope:.2f}" + (f" ± {err:.2f}" if err is not None else "")
 
 
 def scaling_figure(rows: list[dict[str, Any]]) -> go.Figure:
@@ -352,7 +353,8 @@ def fit_table_html(rows: list[dict[str, Any]]) -> str:
     for r in fitted:
         f = r["fit"]
         err = "–" if f.get("stderr") is None else f"{f['stderr']:.3f}"
-        body.append(f"<tr><td>{l1[r['beta1']]}</td><td class='num'>{f['slope'] + 0.0:.3f}</td>"
+        slope = round(f["slope"], 3) + 0.0
+        body.append(f"<tr><td>{l1[r['beta1']]}</td><td class='num'>{slope:.3f}</td>"
                     f"<td class='num'>{err}</td><td class='num'>{f['n_points']}</td>"
                     "<td class='num'>1</td></tr>")
     return "<table class='fits'>" + head + "".join(body) + "</table>"
