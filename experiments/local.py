@@ -74,7 +74,8 @@ class LocalResult:
 
     def html_page(self) -> str:
         """The sweep page's figures for every slice, one self-contained file."""
-        from web.figures import fit_table_html, phase_map_figure, scaling_figure, standalone_page
+        from web.figures import fit_table_html, phase_map_figure, scaling_figure
+        from web.standalone import standalone_page
 
         c = self.cells()
         values = self.spec.axis_values()
@@ -187,7 +188,9 @@ def estimate(
     run_steps = n * steps
     if 2 * k <= steps and t < 5.0:
         t2 = timed(m, 2 * k)
-        per_step = (t2 - t) / k
+        # t = setup + k*p and t2 = setup + 2k*p; a noisy pair can make their difference
+        # tiny, so p is taken as at least half of what t2 alone would say: errs long
+        per_step = max((t2 - t) / k, t2 / (4 * k))
         if per_step > 0:
             setup = max(0.0, t - k * per_step)
             seconds = math.ceil(n / m) * setup + n / m * steps * per_step

@@ -192,15 +192,16 @@ def test_run_prints_what_it_wrote_and_the_outcomes(small_run: dict[str, Path]) -
 
 def test_dry_run_warns_above_a_day(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    # the 2 x 10^13 run-steps: 2,000,000 runs of 10^7 steps
+    # ten times the 2 x 10^13 run-steps: 20,000,000 runs of 10^7 steps, so that no
+    # CPU, however idle, gets it under a day
     spec.write_text("name: huge\nproblem: {kind: zhang2022, n: 20}\nsteps: 10000000\n"
                     "grid: {beta1: {start: 0.0, stop: 0.99, num: 200},\n"
                     "       beta2: {log1m: [0.0001, 1.0], num: 1000}, batch_size: [1, 2, 3, 4, 5,"
-                    " 6, 7, 8, 9, 10]}\n")
-    result = _invoke("run", str(spec), "--dry-run", "--device", "cpu", "--out",
-                     str(tmp_path / "r.csv"))
+                    " 6, 7, 8, 9, 10], seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}\n")
+    result = _invoke("run", str(spec), "--dry-run", "--device", "cpu", "--max-runs",
+                     "100000000", "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 0, result.output
-    assert "2000000 runs x 10000000 steps = 2e+13 run-steps" in result.stdout
+    assert "20000000 runs x 10000000 steps = 2e+14 run-steps" in result.stdout
     assert re.search(r"estimated duration here: [\d.]+ days", result.stdout), result.stdout
     assert "warning: this sweep would take about" in result.stderr
     assert not (tmp_path / "r.csv").exists()
