@@ -57,7 +57,7 @@ def run(
     """Run a sweep locally (no server) with a progress bar; write CSV and HTML.
 
     Before it starts it prints the sweep's run-steps (runs x steps) and how long they
-    take here, from a timed warm-up of about a second, and warns above a day."""
+    take here, from a timed warm-up (a second or two), and warns above a day."""
     from experiments.local import run_local
 
     the_spec = _load_spec(spec, preset, max_runs)
@@ -70,13 +70,12 @@ def run(
     _announce(the_spec, where="here", device=device, chunk_runs=chunk_runs)
     if dry_run:
         return
-    from betascope.progress import rich_progress
+    from betascope.progress import TerminalBar
 
-    bar, update = rich_progress(the_spec.name[:40], the_spec.total_runs() * the_spec.steps)
-    with bar:  # type: ignore[attr-defined]
+    with TerminalBar(the_spec.name[:40], the_spec.total_runs() * the_spec.steps) as bar:
         try:
             result = run_local(the_spec, device=device, kernel=kernel, chunk_runs=chunk_runs,
-                               progress=update)
+                               progress=bar.update)
         except ValueError as exc:
             _fail(str(exc))
     _write_csv(out, result.run_columns, result.run_rows())
@@ -371,19 +370,18 @@ def _announce_remote(doc: Any) -> None:
 def _follow(client: Any, sweep: dict[str, Any]) -> dict[str, Any]:
     import time
 
-    from betascope.progress import DAY_S, fmt_duration, rich_progress
+    from betascope.progress import DAY_S, TerminalBar, fmt_duration
 
     steps = int((sweep.get("spec") or {}).get("steps") or 1)
     total = max(1, sweep["total_runs"]) * steps
-    bar, update = rich_progress(f"sweep {sweep['id']}", total)
     warned = False
-    with bar:  # type: ignore[attr-defined]
+    with TerminalBar(f"sweep {sweep['id']}", total) as bar:
         while True:
-            update(sweep["progress"] * total, total)
-            left = bar.meter.remaining_s()  # type: ignore[attr-defined]
+            bar.update(sweep["progress"] * total, total, sweep["status"])
+            left = bar.meter.remaining_s()
             if not warned and left is not None and left > DAY_S:
                 warned = True
-                bar.console.print(f"warning: at the rate measured so far the sweep needs "  # type: ignore[attr-defined]
+                bar.console.print("warning: at the rate measured so far the sweep needs "
                                   f"{fmt_duration(left)} more")
             if sweep["status"] in ("done", "failed", "canceled"):
                 break

@@ -92,34 +92,6 @@ class Throughput:
         return "estimating…" if left is None else fmt_duration(left)
 
 
-def rich_progress(description: str, total: float, *, clock: Callable[[], float] = time.monotonic,
-                  console: object | None = None) -> tuple[object, Callable[[float, float], None]]:
-    """A rich Progress whose time column is a `Throughput` estimate, and its update call."""
-    from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
-    from rich.text import Text
-
-    meter = Throughput(total, clock=clock)
-
-    class EtaColumn(ProgressColumn):
-        max_refresh = 0.5
-
-        def render(self, task: Task) -> Text:
-            return Text(f"{meter.eta_text()} left" if not task.finished else "done",
-                        style="progress.remaining")
-
-    kwargs = {"console": console} if console is not None else {}
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                   TextColumn("{task.percentage:>5.1f}%"), EtaColumn(), **kwargs)  # type: ignore[arg-type]
-    task = bar.add_task(description, total=total)
-
-    def update(done: float, new_total: float) -> None:
-        meter.update(done, new_total)
-        bar.update(task, completed=done, total=new_total)
-
-    bar.meter = meter  # type: ignore[attr-defined]
-    return bar, update
-
-
 # --- bars for terminals and notebooks --------------------------------------------------------
 
 
@@ -184,28 +156,41 @@ class NotebookBar:
 
 
 class TerminalBar:
-    """rich's bar with the measured time left and a status column."""
+    """rich's bar whose time column is a `Throughput` estimate, with a status column."""
 
     def __init__(self, description: str, total: float, *,
-                 clock: Callable[[], float] = time.monotonic, console: object | None = None):
-        from rich.progress import TextColumn
+                 clock: Callable[[], float] = time.monotonic, console: Any = None) -> None:
+        from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+        from rich.text import Text
 
-        self.bar, self._update = rich_progress(description, total, clock=clock, console=console)
-        self.meter: Throughput = self.bar.meter  # type: ignore[attr-defined]
-        self.bar.columns = (*self.bar.columns, TextColumn("{task.fields[status]}"))  # type: ignore[attr-defined]
-        self._task = self.bar.task_ids[0]  # type: ignore[attr-defined]
-        self.bar.update(self._task, status="")  # type: ignore[attr-defined]
+        meter = self.meter = Throughput(total, clock=clock)
+
+        class EtaColumn(ProgressColumn):
+            max_refresh = 0.5
+
+            def render(self, task: Task) -> Text:
+                left = "done" if task.finished else f"{meter.eta_text()} left"
+                return Text(left, style="progress.remaining")
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            TextColumn("{task.percentage:>5.1f}%"), EtaColumn(),
+                            TextColumn("{task.fields[status]}"), console=console)
+        self.console = self.bar.console
+        self._task = self.bar.add_task(description, total=total, status="")
 
     def __enter__(self) -> TerminalBar:
-        self.bar.__enter__()  # type: ignore[attr-defined]
+        self.bar.__enter__()
         return self
 
     def update(self, done: float, total: float, status: str = "") -> None:
-        self._update(done, total)
-        self.bar.update(self._task, status=status)  # type: ignore[attr-defined]
+        self.meter.update(done, total)
+        self.bar.update(self._task, completed=done, total=total, status=status)
 
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[attr-defined]
+    def refresh(self) -> None:
+        self.bar.refresh()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
 
 
 class NoBar:

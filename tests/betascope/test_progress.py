@@ -10,7 +10,7 @@ import re
 import pytest
 from rich.console import Console
 
-from betascope.progress import Throughput, fmt_duration, rich_progress
+from betascope.progress import TerminalBar, Throughput, fmt_duration
 
 
 class FakeClock:
@@ -97,16 +97,14 @@ def test_durations_read_plainly() -> None:
 def test_the_progress_bar_shows_the_measured_time_left() -> None:
     clock = FakeClock()
     out = io.StringIO()
-    bar, update = rich_progress("sweep", 27_000, clock=clock,
-                                console=Console(file=out, width=100, force_terminal=True,
-                                                color_system=None))
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
     shown = {}
-    with bar:  # type: ignore[attr-defined]
+    with TerminalBar("sweep", 27_000, clock=clock, console=console) as bar:
         for t, done in engine_events(3.0, 1000.0, 27_000):
             clock.t = t
-            update(done, 27_000)
+            bar.update(done, 27_000)
             if done in (300, 13_500):
-                bar.refresh()  # type: ignore[attr-defined]
+                bar.refresh()
                 shown[done] = out.getvalue().rsplit("sweep", 1)[-1]
     assert "estimating… left" in shown[300]
     assert "0:00:14 left" in shown[13_500] or "0:00:13 left" in shown[13_500], shown
