@@ -110,9 +110,9 @@ def test_run_writes_one_row_per_run_in_design_columns(small_run: dict[str, Path]
 
 def page_figures(page: str) -> dict[str, Any]:
     """The Plotly figures of a `run --html` page, by element id."""
-    found = re.search(r"<script id='figures' type='application/json'>(.*?)</script>", page, re.S)
+    found = re.search(r"<script id='figures-gz'[^>]*>(.*?)</script>", page, re.S)
     assert found, "no figure data in the page"
-    return json.loads(found.group(1))
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
 
 
 def _is_map(fig: dict[str, Any]) -> bool:

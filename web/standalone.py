@@ -16,25 +16,33 @@ import plotly.io as pio
 from web.figures import CONFIG
 
 
+def gzip_b64(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode(), 9, mtime=0)).decode("ascii")
+
+
 @lru_cache(maxsize=1)
 def _plotly_gzip_b64() -> str:
     from plotly.offline import get_plotlyjs
 
-    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode("ascii")
+    return gzip_b64(get_plotlyjs())
 
 
 _LOADER = """
 (async function () {
   const status = document.getElementById("status");
-  try {
-    // plotly.js travels gzipped (a third of its size); the browser unpacks it offline
-    const b64 = document.getElementById("plotly-gz").textContent.trim();
+  // plotly.js and the figures travel gzipped (plotly.js in a third of its size, the
+  // figures' repetitive JSON in a tenth); the browser unpacks them offline
+  async function gunzip(id) {
+    const b64 = document.getElementById(id).textContent.trim();
     const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text();
+  }
+  try {
     const script = document.createElement("script");
-    script.textContent = await new Response(stream).text();
+    script.textContent = await gunzip("plotly-gz");
     document.head.append(script);
-    const figures = JSON.parse(document.getElementById("figures").textContent);
+    const figures = JSON.parse(await gunzip("figures-gz"));
     const config = JSON.parse(document.getElementById("plot-config").textContent);
     for (const [id, fig] of Object.entries(figures)) {
       await Plotly.newPlot(document.getElementById(id), fig.data, fig.layout, config);
@@ -59,7 +67,8 @@ th{text-align:left} .num{text-align:right;font-variant-numeric:tabular-nums}
 
 
 def standalone_page(title: str, meta: str, sections: list[dict[str, Any]]) -> str:
-    """One self-contained HTML page that works offline: plotly.js once, gzipped.
+    """One self-contained HTML page that works offline: plotly.js once and the figures'
+    data, both gzipped.
 
     Each section is {"heading": str, "figures": [(caption, Figure)], "html": str}; a
     figure's caption is its only title.
@@ -80,9 +89,9 @@ def standalone_page(title: str, meta: str, sections: list[dict[str, Any]]) -> st
                          "</section>")
         parts.append("</div>")
         parts.append(section.get("html", ""))
-    data = json.dumps(figures, separators=(",", ":")).replace("</", "<\\/")
+    data = json.dumps(figures, separators=(",", ":"))
     parts += [
-        f"<script id='figures' type='application/json'>{data}</script>",
+        f"<script id='figures-gz' type='application/octet-stream'>{gzip_b64(data)}</script>",
         f"<script id='plot-config' type='application/json'>{json.dumps(CONFIG)}</script>",
         f"<script id='plotly-gz' type='application/octet-stream'>{_plotly_gzip_b64()}</script>",
         f"<script>{_LOADER}</script></body></html>",
