@@ -51,8 +51,13 @@ def run(
     kernel: Annotated[str, typer.Option(help="eager | compiled")] = "eager",
     chunk_runs: Annotated[int, typer.Option(help="runs per engine call")] = 50_000,
     max_runs: Annotated[int, typer.Option(help="refuse grids larger than this")] = 2_000_000,
+    dry_run: Annotated[bool, typer.Option(help="print the run-steps and the estimated "
+                                               "duration, and stop")] = False,
 ) -> None:
-    """Run a sweep locally (no server) with a progress bar; write CSV and HTML."""
+    """Run a sweep locally (no server) with a progress bar; write CSV and HTML.
+
+    Before it starts it prints the sweep's run-steps (runs x steps) and how long they
+    take here, from a timed warm-up (a second or two), and warns above a day."""
     from experiments.local import run_local
 
     the_spec = _load_spec(spec, preset, max_runs)
@@ -62,32 +67,80 @@ def run(
         _fail("--kernel: must be eager or compiled")
     if chunk_runs < 1:
         _fail("--chunk-runs: must be at least 1")
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    _announce(the_spec, where="here", device=device, chunk_runs=chunk_runs)
+    if dry_run:
+        return
+    from betascope.progress import TerminalBar
 
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TimeRemainingColumn(), transient=False,
-    ) as bar:
-        task = bar.add_task(the_spec.name[:40], total=the_spec.total_runs() * the_spec.steps)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with TerminalBar(the_spec.name[:40], the_spec.total_runs() * the_spec.steps) as bar:
         try:
             result = run_local(the_spec, device=device, kernel=kernel, chunk_runs=chunk_runs,
-                               progress=progress)
+                               progress=bar.update)
         except ValueError as exc:
             _fail(str(exc))
     _write_csv(out, result.run_columns, result.run_rows())
+    typer.echo(f"wrote {out} ({result.total} runs)")
     if cells is not None:
         _write_csv(cells, result.cell_columns, result.cell_rows())
+        typer.echo(f"wrote {cells} (one row per cell)")
     if html is not None:
         html.write_text(result.html_page(), encoding="utf-8")
+        typer.echo(f"wrote {html} ({html.stat().st_size / 1e6:.1f} MB, works offline: "
+                   "open it in a browser)")
     counts = result.outcome_counts()
-    typer.echo(
-        f"{result.total} runs: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f"; wrote {out}"
-    )
+    typer.echo(f"{result.total} runs: "
+               + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+    typer.echo(star_table(result.boundary(), the_spec.axis_values()["beta2"]))
+
+
+def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 50_000) -> None:
+    """Run-steps, the measured estimate, and a warning when it is above a day."""
+    from betascope.progress import DAY_S, fmt_duration
+    from experiments.local import estimate
+
+    run_steps = spec.total_runs() * spec.steps
+    typer.echo(f"{spec.total_runs()} runs x {spec.steps} steps = {run_steps:.3g} run-steps")
+    try:
+        est = estimate(spec, device=device, chunk_runs=chunk_runs)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"estimated duration {where}: {fmt_duration(est.seconds)} "
+               f"(warm-up measured {est.rate:.3g} run-steps/s)")
+    if est.seconds > DAY_S:
+        typer.echo(f"warning: this sweep would take about {fmt_duration(est.seconds)} {where}; "
+                   "shrink the grid or the steps (Ctrl-C stops it)", err=True)
+
+
+def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
+    """beta2* per beta1 and batch size for each (clip, lr), with the scaling slope."""
+    from web.figures import value_labels
+
+    rows = boundary["by_batch"]
+    if not rows:
+        return ""
+    l1 = value_labels([r["beta1"] for r in rows])
+    l2 = value_labels(list(beta2_grid))
+    lowest = min(beta2_grid)
+    lines = ["β2*: the smallest β2 from which the β1 column converges "
+             "(≤: every grid β2 converges, -: none)"]
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["clip"], r["lr"]), []).append(r)
+    for (clip, lr), group in groups.items():
+        head = ["β1"] + [f"batch {b}" for b in group[0]["batch_size"]] + ["slope"]
+        body = []
+        for r in group:
+            cells = ["-" if v is None else ("≤" if v == lowest else "") + l2[v]
+                     for v in r["beta2_star"]]
+            fit = r["fit"]
+            slope = "" if not fit else f"{round(fit['slope'], 2) + 0.0:.2f}" + (
+                "" if fit["stderr"] is None else f" ± {fit['stderr']:.2f}")
+            body.append([l1[r["beta1"]], *cells, slope])
+        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+        lines.append(f"clip {clip} · lr {lr:g}")
+        for row in [head, *body]:
+            lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
 
 
 def _write_csv(path: Path, header: Any, rows: Any) -> None:
@@ -255,10 +308,16 @@ def submit(
     spec: Annotated[Path | None, typer.Argument(help="sweep spec, YAML or JSON")] = None,
     preset: Annotated[str | None, typer.Option(help="submit a built-in preset")] = None,
     wait: Annotated[bool, typer.Option(help="follow progress until the sweep ends")] = False,
+    estimate: Annotated[bool, typer.Option(help="print run-steps and a duration measured "
+                                                "here before submitting")] = True,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a sweep to a betascope server; with --wait, follow it with a progress bar."""
+    """Submit a sweep to a betascope server; with --wait, follow it with a progress bar.
+
+    Before it submits it prints the sweep's run-steps and how long they would take on
+    this machine (a timed warm-up; the server's workers may be faster), and warns above
+    a day; with --wait the time left comes from the server's measured progress."""
     import httpx
     import yaml
 
@@ -276,6 +335,8 @@ def submit(
             _fail(f"cannot read {spec}: {exc}")
     else:
         _fail("give a SPEC file or --preset NAME")
+    if estimate:
+        _announce_remote(doc)
     try:
         with _client(url, token) as client:
             resp = client.post("/api/v1/sweeps", json=doc)
@@ -294,18 +355,34 @@ def submit(
         raise typer.Exit(code=1)
 
 
+def _announce_remote(doc: Any) -> None:
+    """_announce for a spec the server will run; a spec that does not parse here is left
+    for the server to reject with its own message."""
+    from experiments.spec import SpecError, parse_spec
+
+    try:
+        parsed = parse_spec(doc, max_runs=10**15)
+    except (SpecError, ValueError, TypeError):
+        return
+    _announce(parsed, where="at this machine's speed")
+
+
 def _follow(client: Any, sweep: dict[str, Any]) -> dict[str, Any]:
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from betascope.progress import DAY_S, TerminalBar, fmt_duration
 
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task(f"sweep {sweep['id']}", total=1.0, status=sweep["status"])
+    steps = int((sweep.get("spec") or {}).get("steps") or 1)
+    total = max(1, sweep["total_runs"]) * steps
+    warned = False
+    with TerminalBar(f"sweep {sweep['id']}", total) as bar:
         while True:
-            bar.update(task, completed=sweep["progress"], status=sweep["status"])
+            bar.update(sweep["progress"] * total, total, sweep["status"])
+            left = bar.meter.remaining_s()
+            if not warned and left is not None and left > DAY_S:
+                warned = True
+                bar.console.print("warning: at the rate measured so far the sweep needs "
+                                  f"{fmt_duration(left)} more")
             if sweep["status"] in ("done", "failed", "canceled"):
                 break
             time.sleep(0.5)

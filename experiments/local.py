@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from experiments import analysis, export
-from experiments.engine import ChunkResult, run_chunk
+from experiments.engine import STATS_STEPS, ChunkResult, run_chunk
 from experiments.outcomes import OUTCOMES, Outcomes
-from experiments.runs import RunTable, all_runs, clip_columns
+from experiments.runs import RunTable, all_runs, clip_columns, runs_at
 from experiments.spec import SweepSpec, run_keys
 
 
@@ -54,21 +57,59 @@ class LocalResult:
         counts = np.bincount(self.outcomes.code, minlength=len(OUTCOMES))
         return {name: int(c) for name, c in zip(OUTCOMES, counts, strict=True)}
 
+    def boundary(self) -> dict[str, Any]:
+        """beta2*(beta1) per slice and beta2* against batch size: GET /boundary's shape."""
+        out = analysis.boundary(self.spec, self.cells())
+        out["sqrt_curve"] = analysis.sqrt_curve(self.spec.axis_values()["beta2"])
+        return out
+
+    def phase_map(self, metric: str = "outcome", **chosen: Any) -> dict[str, Any]:
+        """One slice (batch_size, clip, lr; omitted = first): GET /phase-map's shape."""
+        c = self.cells()
+        sl = analysis.slice_index(self.spec, **chosen)
+        return {
+            **analysis.phase_map(self.spec, c, metric, sl),
+            "beta2_star": analysis.beta2_star(self.spec, c, sl),
+        }
+
     def html_page(self) -> str:
-        from web.figures import phase_map_figure, standalone_page
+        """The sweep page's figures for every slice, one self-contained file."""
+        from web.figures import fit_table_html, phase_map_figure, scaling_figure
+        from web.standalone import standalone_page
 
         c = self.cells()
-        figures = []
         values = self.spec.axis_values()
-        for ci in range(len(values["clip"])):
-            for li in range(len(values["lr"])):
-                for bi in range(len(values["batch_size"])):
+        avail = analysis.available(self.spec)
+        extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
+        rows = analysis.by_batch(self.spec, c)
+        sections = []
+        for ci, clip in enumerate(avail["clip"]):
+            for li, lr in enumerate(avail["lr"]):
+                figures = []
+                for bi, batch in enumerate(values["batch_size"]):
                     sl = {"batch_size": bi, "clip": ci, "lr": li}
                     pm = analysis.phase_map(self.spec, c, "outcome", sl)
+                    extra = {m: analysis.phase_map(self.spec, c, m, sl) for m in extra_metrics}
                     star = analysis.beta2_star(self.spec, c, sl)
-                    label = ", ".join(f"{k}={v}" for k, v in pm["slice"].items())
-                    figures.append((label, phase_map_figure(pm, star=star, title=label)))
-        return standalone_page(self.spec.name, figures)
+                    figures.append(
+                        (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
+                    )
+                mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
+                figures.append(("β2* against batch size", scaling_figure(mine)))
+                sections.append(
+                    {
+                        "heading": f"clip {clip} · lr {lr:g}",
+                        "figures": figures,
+                        "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch size)"
+                        "</h3>" + fit_table_html(mine),
+                    }
+                )
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.outcome_counts().items())
+        meta = (
+            f"{self.spec.problem.kind} · {self.spec.optimizer.kind} · {self.spec.steps} steps"
+            f" · {self.total} runs: {counts}"
+        )
+        return standalone_page(self.spec.name, meta, sections)
 
 
 def run_local(
@@ -102,3 +143,57 @@ def run_local(
     curves = np.concatenate([r.curves for _, r in parts], axis=0)
     keys = run_keys(spec, runs, kernel=kernel).astype(str).tolist()
     return LocalResult(spec, runs, keys, outcomes, steps, curves)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a sweep would take here, from a short timed warm-up of the engine."""
+
+    run_steps: int  # runs x steps
+    rate: float  # run-steps per second, measured
+    seconds: float  # run_steps / rate, plus each chunk's set-up time
+    sample_runs: int  # runs in the warm-up
+    sample_steps: int  # steps they took
+
+
+def estimate(
+    spec: SweepSpec,
+    *,
+    device: str = "auto",
+    chunk_runs: int = 50_000,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Estimate:
+    """Time the engine on one chunk's worth of the grid for a few hundred steps, and
+    extrapolate.
+
+    The sample is as many runs as a chunk holds, spread over the whole grid (every
+    clip mode and batch size weighs as in the sweep), timed at k and 2k steps (k a
+    multiple of the engine's minibatch-statistics block), so the difference is the
+    per-step cost and the rest is a chunk's set-up. A tiny call first takes the
+    one-off costs. The eager kernel is timed even for `--kernel compiled`: compiling
+    would cost more than the warm-up, and the compiled kernel is rarely slower.
+    """
+    n, steps = spec.total_runs(), spec.steps
+    m = min(n, chunk_runs)
+
+    def timed(m: int, k: int) -> float:
+        rows = np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
+        short = spec.model_copy(update={"steps": k})
+        t0 = clock()
+        run_chunk(short, runs_at(spec, rows), device=device, kernel="eager")
+        return clock() - t0
+
+    timed(min(m, 8), min(steps, 8))
+    k = min(steps, STATS_STEPS)
+    t = timed(m, k)
+    run_steps = n * steps
+    if 2 * k <= steps and t < 5.0:
+        t2 = timed(m, 2 * k)
+        # t = setup + k*p and t2 = setup + 2k*p; a noisy pair can make their difference
+        # tiny, so p is taken as at least half of what t2 alone would say: errs long
+        per_step = max((t2 - t) / k, t2 / (4 * k))
+        if per_step > 0:
+            setup = max(0.0, t - k * per_step)
+            seconds = math.ceil(n / m) * setup + n / m * steps * per_step
+            return Estimate(run_steps, m / per_step, seconds, m, 2 * k)
+    return Estimate(run_steps, m * k / t, run_steps / (m * k / t), m, k)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import gzip
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -85,6 +88,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         torch.set_num_threads(before)
     assert result.exit_code == 0, result.output
     assert f"{SMALL_RUNS} runs" in result.output
+    out["output"] = tmp / "output.txt"
+    out["output"].write_text(result.stdout)
     return out
 
 
@@ -103,17 +108,107 @@ def test_run_writes_one_row_per_run_in_design_columns(small_run: dict[str, Path]
     }
 
 
+def page_figures(page: str) -> dict[str, Any]:
+    """The Plotly figures of a `run --html` page, by element id."""
+    found = re.search(r"<script id='figures-gz'[^>]*>(.*?)</script>", page, re.S)
+    assert found, "no figure data in the page"
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
+
+
+def _is_map(fig: dict[str, Any]) -> bool:
+    return bool(fig["data"]) and fig["data"][0]["type"] == "heatmap"
+
+
+def page_plotly(page: str) -> str:
+    found = re.search(r"<script id='plotly-gz'[^>]*>(.*?)</script>", page, re.S)
+    assert found, "no plotly.js in the page"
+    return gzip.decompress(base64.b64decode(found.group(1))).decode()
+
+
 def test_run_writes_cells_and_a_self_contained_page(small_run: dict[str, Path]) -> None:
     header, cells = _read(small_run["cells"])
     assert header[:5] == ["beta1", "beta2", "batch_size", "clip", "lr"]
     assert len(cells) == SMALL_RUNS // 2  # two seeds per cell
     assert all(int(c["n_runs"]) == 2 for c in cells)
     page = small_run["html"].read_text(encoding="utf-8")
-    assert get_plotlyjs()[:2000] in page  # plotly.js itself, inlined
-    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", page, re.I)
-    assert "cli test" in page
-    # one phase map per (batch, clip, lr) slice
-    assert page.count("<figure>") == 2 * 2
+    # plotly.js once, gzipped: the page is well under half of plotly.js's own size
+    assert page_plotly(page) == get_plotlyjs()
+    assert page.count("plotly.js v") == 0 and len(page) < 0.5 * len(get_plotlyjs())
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
+    assert "<title>cli test · betascope</title>" in page
+    figs = page_figures(page)
+    maps = [f for f in figs.values() if _is_map(f)]
+    scaling = [f for f in figs.values() if not _is_map(f)]
+    assert len(maps) == 2 * 2 and len(scaling) == 2  # a map per slice, a chart per (clip, lr)
+    # each caption once, and no second title inside the figure
+    assert page.count("<h3>batch size 1</h3>") == 2 and page.count("clip none · lr 0.1") == 1
+    assert all("title" not in f["layout"] or not f["layout"]["title"].get("text")
+               for f in figs.values())
+
+
+def test_run_html_draws_the_sweep_page_map(small_run: dict[str, Path]) -> None:
+    page = small_run["html"].read_text(encoding="utf-8")
+    for fig in page_figures(page).values():
+        if not _is_map(fig):
+            continue
+        heat, sqrt, star = fig["data"]
+        x, y = fig["layout"]["xaxis"], fig["layout"]["yaxis"]
+        # beta2 is log-spaced: spaced by log10(1 - beta2) on a reversed axis, as the page
+        assert y["title"]["text"] == "β2  (spaced by log(1 − β2))" and x["title"]["text"] == "β1"
+        assert y["range"][0] > y["range"][1] and "0.99" in y["ticktext"]
+        b2 = [1 - 10**u for u in heat["y"]]
+        assert b2 == pytest.approx([0.0, 1 - 0.1**(2 / 3), 1 - 0.1**(4 / 3), 0.99])
+        # whole cells: the range ends half a step beyond the first and last grid point
+        assert x["range"] == pytest.approx([-0.45, 1.35])
+        assert y["range"] == pytest.approx([heat["y"][0] - (heat["y"][1] - heat["y"][0]) / 2,
+                                            heat["y"][3] + (heat["y"][3] - heat["y"][2]) / 2])
+        # beta1 = sqrt(beta2) as a smooth curve: at beta1 = 0.2 it is at beta2 = 0.04
+        assert sqrt["name"].startswith("β1 = √β2") and len(sqrt["x"]) > 100
+        curve_b2 = [1 - 10**u for u in sqrt["y"]]
+        assert curve_b2 == pytest.approx([b * b for b in sqrt["x"]], abs=1e-12)
+        near = min(range(len(sqrt["x"])), key=lambda i: abs(sqrt["x"][i] - 0.2))
+        assert sqrt["x"][near] == pytest.approx(0.2, abs=0.01)
+        assert curve_b2[near] == pytest.approx(0.04, abs=0.005)
+        assert star["name"].startswith("β2*(β1)")
+        # people's labels: no snake_case names anywhere a reader sees
+        seen = json.dumps([heat["text"], heat["colorbar"], sqrt["name"], star["name"], x, y],
+                          ensure_ascii=False)
+        assert not re.search(r"beta[12]|not_converged|beta2_star", seen), seen
+
+
+def test_run_prints_what_it_wrote_and_the_outcomes(small_run: dict[str, Path]) -> None:
+    out = small_run["output"].read_text()
+    lines = out.splitlines()
+    assert re.match(rf"{SMALL_RUNS} runs x 200 steps = 1\.28e\+04 run-steps$", lines[0]), out
+    assert lines[1].startswith("estimated duration here: "), out
+    for key in ("runs", "cells", "html"):
+        assert any(line.startswith(f"wrote {small_run[key]}") for line in lines), out
+    assert re.search(rf"^{SMALL_RUNS} runs: \d+ converged, \d+ not converged, \d+ diverged$", out,
+                     re.M), out
+    table = out[out.index("β2*: "):]
+    assert "clip none · lr 0.1" in table and "clip value:0.05 · lr 0.1" in table
+    assert re.search(r"^ +β1 +batch 1 +batch 4 +slope$", table, re.M), table
+
+
+def test_dry_run_warns_above_a_day(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    # ten times the issue's 2 x 10^13 run-steps: 20,000,000 runs of 10^7 steps, so that no
+    # CPU, however idle, gets it under a day
+    spec.write_text("name: huge\nproblem: {kind: zhang2022, n: 20}\nsteps: 10000000\n"
+                    "grid: {beta1: {start: 0.0, stop: 0.99, num: 200},\n"
+                    "       beta2: {log1m: [0.0001, 1.0], num: 1000}, batch_size: [1, 2, 3, 4, 5,"
+                    " 6, 7, 8, 9, 10], seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}\n")
+    result = _invoke("run", str(spec), "--dry-run", "--device", "cpu", "--max-runs",
+                     "100000000", "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 0, result.output
+    assert "20000000 runs x 10000000 steps = 2e+14 run-steps" in result.stdout
+    assert re.search(r"estimated duration here: [\d.]+ days", result.stdout), result.stdout
+    assert "warning: this sweep would take about" in result.stderr
+    assert not (tmp_path / "r.csv").exists()
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_SPEC)
+    quick = _invoke("run", str(small), "--dry-run", "--device", "cpu")
+    assert quick.exit_code == 0 and "warning" not in quick.output
 
 
 def test_run_preset(tmp_path: Path) -> None:

@@ -1,75 +1,354 @@
-"""Plotly figure builders for phase maps, shared by the pages and the CLI's --html.
+"""Plotly figure builders for phase maps: the Python twin of web/static/maps.js.
+
+`betascope run --html` and the notebook API (`betascope.run(...).phase_map()`)
+draw with these, so they must show what the sweep page shows: one cell per grid
+point with the page's cell edges, log(1 - beta) axes for log-spaced grids, the
+curve beta1 = sqrt(beta2) drawn smoothly, beta2*(beta1), and beta2* against
+batch size with its scaling fit. When maps.js changes how a map looks, change
+this file too (tests/test_figures.py holds the two palettes equal).
 
 No database and no torch here: inputs are the plain dicts that
-experiments.analysis and the REST API return.
+experiments.analysis and the REST API return (phase-map and boundary shapes).
 """
 
 from __future__ import annotations
 
-import html
+import math
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
+OUTCOME_NAMES = ("converged", "not_converged", "diverged")
+OUTCOME_LABELS = ("converged", "not converged", "diverged")
 OUTCOME_COLOURS = {"converged": "#2e7d32", "not_converged": "#f9a825", "diverged": "#c62828"}
+EMPTY = "#d6d8db"  # cells without results show the plot background
+FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
+CONFIG = {"displaylogo": False, "responsive": True,
+          "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+SYMBOLS = {"beta1": "β1", "beta2": "β2"}
+METRICS: dict[str, dict[str, Any]] = {
+    "outcome": {"label": "majority outcome"},
+    "diverged_frac": {"label": "diverged fraction", "colorscale": "Reds", "zmin": 0, "zmax": 1},
+    "converged_frac": {"label": "converged fraction", "colorscale": "Greens", "zmin": 0, "zmax": 1},
+    "final_rel": {"label": "median final rel. loss", "colorscale": "Viridis", "log": True},
+    "div_step": {"label": "median divergence step", "colorscale": "Plasma", "log": True,
+                 "reverse": True},
+}
+# plotly.js's own defaults, as the pages get them (no Python-side template)
+_BARE = go.layout.Template()
 
 
-def _outcome_colourscale() -> list[list[Any]]:
-    c = list(OUTCOME_COLOURS.values())
-    return [[0.0, c[0]], [1 / 3, c[0]], [1 / 3, c[1]], [2 / 3, c[1]], [2 / 3, c[2]], [1.0, c[2]]]
+# --- axes --------------------------------------------------------------------------------------
+
+
+def default_scale(betas: list[float]) -> str:
+    """log(1 - beta) suits an axis whose 1 - beta spans more than 1.5 decades (as maps.js)."""
+    q = [1 - b for b in betas if 1 - b > 0]
+    return "log1m" if len(q) > 2 and max(q) / min(q) > 30 else "linear"
+
+
+def coord(mode: str, b: float) -> float:
+    """Plotted coordinate of a beta: itself, or log10(1 - beta) on a reversed axis."""
+    return math.log10(1 - b) if mode == "log1m" else b
+
+
+def _edges(c: list[float]) -> tuple[float, float]:
+    """Outer edges of the first and last cell: half a step beyond each end, as plotly
+    draws a heatmap's cells (each edge halfway between neighbouring grid points)."""
+    if len(c) == 1:
+        return c[0] - 0.5, c[0] + 0.5
+    return c[0] - (c[1] - c[0]) / 2, c[-1] + (c[-1] - c[-2]) / 2
+
+
+def axis(name: str, betas: list[float], mode: str) -> dict[str, Any]:
+    """Axis layout for sorted grid betas, with maps.js's range and ticks."""
+    lo, hi = _edges([coord(mode, b) for b in betas])
+    sym = SYMBOLS.get(name, name)
+    base: dict[str, Any] = {"zeroline": False, "showgrid": False, "ticks": "outside",
+                            "automargin": True, "linecolor": "#9ca3af", "mirror": True}
+    if mode != "log1m":
+        return {**base, "title": {"text": sym}, "range": [lo, hi]}
+    # ticks where 1 - beta is 1, 5 or 2 times a power of ten (0.9, 0.95, 0.98, 0.99, ...),
+    # thinned to the 1s and 5s, then to the 1s, when there are too many
+    top, bottom = min(lo, hi), max(lo, hi)
+    ticks = []
+    for k in range(13):
+        nines = "0." + "9" * k
+        for u, label, rank in ((-k, "0" if k == 0 else nines, 0),
+                               (-k - math.log10(2), nines + "5", 1),
+                               (-k - math.log10(5), nines + "8", 2)):
+            if top <= u <= bottom:
+                ticks.append((u, label, rank))
+    use = ticks
+    for keep in (1, 0):
+        if len(use) > 9:
+            use = [t for t in ticks if t[2] <= keep]
+    return {**base, "title": {"text": f"{sym}  (spaced by log(1 − {sym}))"},
+            "range": [max(lo, hi), min(lo, hi)],
+            "tickvals": [t[0] for t in use], "ticktext": [t[1] for t in use]}
+
+
+def value_labels(values: list[float]) -> dict[float, str]:
+    """Each grid value with as few digits as tell it from its neighbours (0.3, not
+    0.30000000000000004); the rounding stays well inside the grid's spacing."""
+    vals = sorted(set(float(v) for v in values))
+    gaps = [b - a for a, b in zip(vals, vals[1:], strict=False)]
+    tol = 0.01 * min(gaps) if gaps else 0.0
+    for p in range(1, 17):
+        labels = [f"{v:.{p}g}" for v in vals]
+        close = all(abs(float(s) - v) <= max(tol, 1e-12 * abs(v)) for s, v in zip(labels, vals,
+                                                                                     strict=True))
+        if close and len(set(labels)) == len(vals):
+            return dict(zip(vals, labels, strict=True))
+    return {v: repr(v) for v in vals}
+
+
+# --- the phase map ------------------------------------------------------------------------------
+
+
+def _scales(pm: dict[str, Any], scale: str | dict[str, str] | None) -> dict[str, str]:
+    if isinstance(scale, str):
+        return {"x": scale, "y": scale}
+    auto = {"x": default_scale(pm["x"]["values"]), "y": default_scale(pm["y"]["values"])}
+    return {**auto, **(scale or {})}
+
+
+def _colour(metric: str, v: float | None) -> float | None:
+    if not METRICS[metric].get("log") or v is None:
+        return v
+    if v == 0:
+        return -16.0
+    return math.log10(v) if v > 0 else None
+
+
+def _log_ticks(z: list[list[float | None]]) -> dict[str, Any]:
+    seen = [v for row in z for v in row if v is not None]
+    if not seen:
+        return {}
+    lo, hi = math.floor(min(seen)), math.ceil(max(seen))
+    step = max(1, math.ceil((hi - lo) / 8))
+    vals = list(range(lo, hi + 1, step))
+    return {"tickvals": vals, "ticktext": ["1" if k == 0 else f"1e{k}" for k in vals]}
+
+
+def _pct(v: float) -> str:
+    return f"{round(v * 1000) / 10:g} %"
 
 
 def phase_map_figure(
-    pm: dict[str, Any], *, star: list[float | None] | None = None, title: str = ""
+    pm: dict[str, Any],
+    *,
+    star: list[float | None] | None = None,
+    scale: str | dict[str, str] | None = None,
+    show_sqrt: bool = True,
+    title: str | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> go.Figure:
-    """Heatmap of one slice on the exact grid, with beta1 = sqrt(beta2) and beta2*(beta1)."""
-    x, y, z = pm["x"]["values"], pm["y"]["values"], pm["z"]
-    fig = go.Figure()
-    if pm["metric"] == "outcome":
-        names = pm.get("outcomes") or list(OUTCOME_COLOURS)
-        text = [[names[int(v)] if v is not None else "no runs" for v in row] for row in z]
-        fig.add_trace(
-            go.Heatmap(
-                x=x, y=y, z=z, zmin=0, zmax=2, text=text, colorscale=_outcome_colourscale(),
-                colorbar={"tickvals": [1 / 3, 1, 5 / 3], "ticktext": names},
-                hovertemplate="beta1=%{x}<br>beta2=%{y}<br>%{text}<extra></extra>",
-                xgap=0, ygap=0,
-            )
+    """One slice as the sweep page draws it.
+
+    `pm` is a phase-map response (x, y, z rows over y, metric); `star` is beta2*(beta1)
+    in the order of pm's x values; `scale` is "linear", "log1m", {"x": .., "y": ..} or
+    None (each axis as the page picks it from its spacing); `extra` maps other metrics
+    to phase maps of the same slice, for the hover.
+    """
+    metric = pm["metric"]
+    modes = _scales(pm, scale)
+    # sorted axes: plotly puts each cell edge halfway to its neighbour only on a sorted axis
+    xo = sorted(range(len(pm["x"]["values"])), key=lambda i: pm["x"]["values"][i])
+    yo = sorted(range(len(pm["y"]["values"])), key=lambda i: pm["y"]["values"][i])
+    b1 = [float(pm["x"]["values"][i]) for i in xo]
+    b2 = [float(pm["y"]["values"][i]) for i in yo]
+    maps = {**(extra or {}), metric: pm}
+    z = {m: [[p["z"][i][j] for j in xo] for i in yo] for m, p in maps.items()}
+    stars = [star[j] for j in xo] if star is not None else None
+    l1, l2 = value_labels(b1), value_labels(b2)
+    xs, ys = [coord(modes["x"], v) for v in b1], [coord(modes["y"], v) for v in b2]
+    dense = len(b1) > 40 or len(b2) > 40
+    heat: dict[str, Any] = {
+        "x": xs, "y": ys, "z": [[_colour(metric, v) for v in row] for row in z[metric]],
+        "zsmooth": False, "xgap": 0 if dense else 1, "ygap": 0 if dense else 1,
+        "hoverongaps": False, "text": _hover(b1, b2, l1, l2, z, stars),
+        "hovertemplate": "%{text}<extra></extra>", "name": "cells",
+    }
+    if metric == "outcome":
+        c = [OUTCOME_COLOURS[k] for k in OUTCOME_NAMES]
+        heat.update(
+            zmin=0, zmax=2,
+            colorscale=[[0, c[0]], [1 / 3, c[0]], [1 / 3, c[1]], [2 / 3, c[1]], [2 / 3, c[2]],
+                        [1, c[2]]],
+            colorbar={"tickvals": [1 / 3, 1, 5 / 3], "ticktext": list(OUTCOME_LABELS),
+                      "thickness": 14, "len": 0.6, "y": 0.5, "outlinewidth": 0},
         )
     else:
-        fig.add_trace(go.Heatmap(x=x, y=y, z=z, colorscale="Viridis",
-                                 colorbar={"title": pm["metric"]}))
-    b2 = [v for v in y if v >= 0]
-    fig.add_trace(
-        go.Scatter(x=[v**0.5 for v in b2], y=b2, mode="lines", name="beta1 = sqrt(beta2)",
-                   line={"color": "black", "dash": "dash"})
-    )
-    if star is not None:
-        fig.add_trace(
-            go.Scatter(x=x, y=star, mode="lines+markers", name="beta2*(beta1)",
-                       line={"color": "white", "width": 2}, connectgaps=False)
-        )
+        m = METRICS[metric]
+        heat.update(colorscale=m["colorscale"], reversescale=bool(m.get("reverse")),
+                    colorbar={"title": {"text": m["label"], "side": "right"}, "thickness": 14,
+                              "outlinewidth": 0, **(_log_ticks(heat["z"]) if m.get("log") else {})})
+        if "zmin" in m:
+            heat.update(zmin=m["zmin"], zmax=m["zmax"])
+    fig = go.Figure(go.Heatmap(**heat))
+    if show_sqrt:
+        fig.add_trace(sqrt_curve_trace(b1, b2, modes))
+    if stars is not None:
+        fig.add_trace(go.Scatter(
+            x=xs, y=[None if v is None else coord(modes["y"], v) for v in stars],
+            mode="lines+markers", name="β2*(β1), extracted boundary", connectgaps=False,
+            hoverinfo="skip", line={"color": "#ffffff", "width": 3},
+            marker={"color": "#ffffff", "size": 7, "line": {"color": "#111827", "width": 1.2}},
+        ))
     fig.update_layout(
-        title=title, xaxis_title="beta1", yaxis_title="beta2", height=460, width=560,
-        xaxis={"range": [min(x) - 1e-9, max(x) + 1e-9]} if len(x) > 1 else {},
-        legend={"orientation": "h", "y": -0.2},
+        template=_BARE, font=FONT, margin={"l": 64, "r": 20, "t": 40 if title else 16, "b": 60},
+        title={"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left"} if title
+        else None,
+        xaxis=axis("beta1", b1, modes["x"]), yaxis=axis("beta2", b2, modes["y"]),
+        plot_bgcolor=EMPTY, paper_bgcolor="#ffffff", showlegend=True,
+        legend={"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top"}, hovermode="closest",
+        hoverlabel={"bgcolor": "#111827", "font": {"color": "#fff", "size": 12}},
+        width=560, height=520,
     )
     return fig
 
 
-def standalone_page(title: str, figures: list[tuple[str, go.Figure]]) -> str:
-    """One self-contained HTML page (plotly.js inlined, works offline)."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        f"<script>{get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;margin:1em} .maps{display:flex;flex-wrap:wrap}</style>",
-        f"</head><body><h1>{html.escape(title)}</h1><div class='maps'>",
-    ]
-    for caption, fig in figures:
-        parts.append(f"<figure><figcaption>{html.escape(caption)}</figcaption>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
-        parts.append("</figure>")
-    parts.append("</div></body></html>")
-    return "\n".join(parts)
+def _hover(b1: list[float], b2: list[float], l1: dict[float, str], l2: dict[float, str],
+           z: dict[str, list[list[Any]]], stars: list[float | None] | None) -> list[list[str]]:
+    rows = []
+    for i, y in enumerate(b2):
+        row = []
+        for j, x in enumerate(b1):
+            lines = [f"β1 = {l1[x]}", f"β2 = {l2[y]}"]
+            get = {m: v[i][j] for m, v in z.items()}
+            if "outcome" in get:
+                o = get["outcome"]
+                lines.append("<i>no results yet</i>" if o is None
+                             else f"majority: <b>{OUTCOME_LABELS[int(o)]}</b>")
+            dv, cv = get.get("diverged_frac"), get.get("converged_frac")
+            if dv is not None:
+                lines.append("diverged: " + _pct(dv))
+            if cv is not None:
+                lines.append("converged: " + _pct(cv))
+            if dv is not None and cv is not None:
+                lines.append("not converged: " + _pct(max(0.0, 1 - dv - cv)))
+            if get.get("final_rel") is not None:
+                lines.append(f"median final rel: {get['final_rel']:.3g}")
+            if get.get("div_step") is not None:
+                lines.append(f"median div step: {get['div_step']:.3g}")
+            if stars is not None:
+                s = stars[j]
+                shown = "none" if s is None else l2.get(s, f"{s:g}")
+                lines.append("β2* of this column: " + shown)
+            row.append("<br>".join(lines))
+        rows.append(row)
+    return rows
+
+
+def sqrt_curve_trace(b1: list[float], b2: list[float], modes: dict[str, str],
+                     n: int = 200) -> go.Scatter:
+    """beta1 = sqrt(beta2), i.e. beta2 = beta1**2, as a smooth curve: sampled evenly in
+    both plotted coordinates over the grid's range, not through grid points."""
+    lo, hi, y0, y1 = min(b1), max(b1), min(b2), max(b2)
+
+    def even(a: float, b: float, mode: str, t: float) -> float:
+        if mode == "log1m":
+            return 1 - (1 - a) ** (1 - t) * (1 - b) ** t
+        return a + (b - a) * t
+
+    pts = sorted([even(lo, hi, modes["x"], k / n) for k in range(n + 1)]
+                 + [math.sqrt(even(y0, y1, modes["y"], k / n)) for k in range(n + 1)])
+    xs, ys = [], []
+    for b in pts:
+        if lo <= b <= hi and y0 <= b * b <= y1:
+            xs.append(coord(modes["x"], b))
+            ys.append(coord(modes["y"], b * b))
+    return go.Scatter(x=xs, y=ys, mode="lines", name="β1 = √β2 (convergence needs β1 < √β2)",
+                      hoverinfo="skip", line={"color": "#111827", "width": 2, "dash": "dash"})
+
+
+# --- beta2* against batch size -----------------------------------------------------------------
+
+
+def _viridis(t: float) -> str:
+    stops = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+    x = max(0.0, min(1.0, t)) * (len(stops) - 1)
+    i = min(len(stops) - 2, int(x))
+    f = x - i
+    c = [round(a + (b - a) * f) for a, b in zip(stops[i], stops[i + 1], strict=True)]
+    return f"rgb({c[0]},{c[1]},{c[2]})"
+
+
+def _slope_text(fit: dict[str, Any] | None) -> str:
+    if not fit:
+        return ""
+    err = fit.get("stderr")
+    slope = round(fit["slope"], 2) + 0.0  # no "-0.00"
+    return f" · slope {slope:.2f}" + (f" ± {err:.2f}" if err is not None else "")
+
+
+def scaling_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """beta2* against batch size, one line per beta1, for the boundary's `by_batch` rows of
+    one (clip, lr); y spaced by log(1 - beta2*) as on the sweep page."""
+    with_data = [r for r in rows if any(v is not None for v in r["beta2_star"])]
+    b1s = [r["beta1"] for r in rows] or [0.0]
+    lo, hi = min(b1s), max(b1s)
+    l1 = value_labels(b1s)
+    stars = sorted({v for r in with_data for v in r["beta2_star"] if v is not None})
+    l2 = value_labels(stars) if stars else {}
+
+    def shade(b1: float) -> str:  # no pale yellow on white
+        return _viridis(0.85 * ((b1 - lo) / (hi - lo) if hi > lo else 0.5))
+
+    fig = go.Figure()
+    for r in with_data:
+        slope = _slope_text(r.get("fit"))
+        fig.add_trace(go.Scatter(
+            x=r["batch_size"],
+            y=[None if v is None else coord("log1m", v) for v in r["beta2_star"]],
+            mode="lines+markers", name=f"β1 = {l1[r['beta1']]}{slope}", connectgaps=False,
+            line={"color": shade(r["beta1"]), "width": 1.8},
+            marker={"color": shade(r["beta1"]), "size": 7},
+            customdata=["none" if v is None else l2[v] for v in r["beta2_star"]],
+            hovertemplate=f"β1 = {l1[r['beta1']]}<br>batch %{{x}}<br>β2* = %{{customdata}}"
+                          f"{slope}<extra></extra>",
+        ))
+    n = len(with_data)
+    if n > 14:  # too many for a legend: a colour bar for beta1 instead
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+            marker={"color": [lo], "cmin": lo, "cmax": hi, "showscale": True,
+                    "colorscale": [[t, _viridis(0.85 * t)] for t in (0, 0.25, 0.5, 0.75, 1)],
+                    "colorbar": {"title": {"text": "β1", "side": "right"}, "thickness": 14,
+                                 "outlinewidth": 0}},
+        ))
+    yaxis = axis("beta2", stars, "log1m") if stars else {}
+    batches = rows[0]["batch_size"] if rows else []
+    fig.update_layout(
+        template=_BARE, font=FONT, margin={"l": 70, "r": 16, "t": 10, "b": 50},
+        height=380 if n else 120, width=640,
+        xaxis={"type": "log", "title": {"text": "batch size"}, "tickvals": batches,
+               "ticks": "outside", "zeroline": False, "visible": n > 0},
+        yaxis={**yaxis, "title": {"text": "β2*  (spaced by log(1 − β2))"}, "showgrid": True,
+               "gridcolor": "#eef0f3", "visible": n > 0},
+        showlegend=n <= 14, legend={"x": 1.02, "y": 1}, hovermode="closest",
+        annotations=[] if n else [{
+            "text": "no β1 column converges from some β2 upward yet", "showarrow": False,
+            "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "font": {"color": "#6b7280"}}],
+    )
+    return fig
+
+
+def fit_table_html(rows: list[dict[str, Any]]) -> str:
+    """The sweep page's fit table: slope of log(1 - beta2*) against log(batch) per beta1."""
+    fitted = [r for r in rows if r.get("fit")]
+    if not fitted:
+        return "<p class='note'>No β1 has β2* values at two batch sizes or more: no fit.</p>"
+    l1 = value_labels([r["beta1"] for r in fitted])
+    head = ("<tr><th>β1</th><th class='num'>slope</th><th class='num'>± s.e.</th>"
+            "<th class='num'>points</th><th class='num'>half-life rule</th></tr>")
+    body = []
+    for r in fitted:
+        f = r["fit"]
+        err = "–" if f.get("stderr") is None else f"{f['stderr']:.3f}"
+        slope = round(f["slope"], 3) + 0.0
+        body.append(f"<tr><td>{l1[r['beta1']]}</td><td class='num'>{slope:.3f}</td>"
+                    f"<td class='num'>{err}</td><td class='num'>{f['n_points']}</td>"
+                    "<td class='num'>1</td></tr>")
+    return "<table class='fits'>" + head + "".join(body) + "</table>"

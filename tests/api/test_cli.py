@@ -62,6 +62,10 @@ def test_submit_wait_and_export(server: tuple[str, dict[str, str]], tmp_path: Pa
     done = _betascope("submit", str(path), "--wait", "--url", url, env=env)
     assert done.returncode == 0, done.stderr
     assert "sweep 1: 32 runs, 0 cached" in done.stdout and "done, 32 of 32 runs" in done.stdout
+    # before it submits: the run-steps and a duration measured here
+    lines = done.stdout.splitlines()
+    assert lines[0] == "32 runs x 100 steps = 3.2e+03 run-steps", done.stdout
+    assert lines[1].startswith("estimated duration at this machine's speed: "), done.stdout
 
     out = tmp_path / "runs.csv"
     exported = _betascope("export", "1", "--out", str(out), "--url", url, env=env)
@@ -75,6 +79,25 @@ def test_submit_wait_and_export(server: tuple[str, dict[str, str]], tmp_path: Pa
 
     again = _betascope("submit", str(path), "--url", url, env=env)
     assert again.returncode == 0 and "32 cached, done" in again.stdout
+
+
+def test_submit_warns_above_a_day_before_sending(server: tuple[str, dict[str, str]],
+                                                 tmp_path: Path) -> None:
+    url, env = server
+    doc = spec("huge", steps=10_000_000)
+    # 4,000,000 runs: over the server's cap, so the server refuses it after the warning
+    doc["grid"].update(beta1={"start": 0.0, "stop": 0.99, "num": 200},
+                       beta2={"log1m": [1.0e-4, 1.0], "num": 1000}, batch_size=[1, 2],
+                       clip=[{"mode": "none"}], seed=list(range(10)))
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc))
+    result = _betascope("submit", str(path), "--url", url, env=env)
+    assert "4000000 runs x 10000000 steps = 4e+13 run-steps" in result.stdout, result.stdout
+    assert "warning: this sweep would take about" in result.stderr
+    assert "days at this machine's speed" in result.stderr
+    assert result.returncode == 2 and "413" in result.stderr  # and the server's answer
+    quiet = _betascope("submit", str(path), "--no-estimate", "--url", url, env=env)
+    assert "run-steps" not in quiet.stdout and "warning" not in quiet.stderr
 
 
 def test_submit_reports_field_errors(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:

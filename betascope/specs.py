@@ -1,0 +1,55 @@
+"""What `betascope.run(...)` and `Client.submit(...)` accept as a spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
+    """A spec document from a dict, a preset name, a YAML or JSON file, or YAML/JSON text.
+
+    `presets` gives the preset documents by name (asked only when a name may be one).
+    Raises ValueError saying what was expected.
+    """
+    import yaml
+
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if hasattr(spec, "model_dump"):  # a parsed SweepSpec
+        return dict(spec.model_dump(mode="json"))
+    if isinstance(spec, Path):
+        return _load(spec.read_text(encoding="utf-8"), str(spec))
+    if not isinstance(spec, str):
+        raise ValueError(f"a spec is a dict, a preset name, a file or YAML text, not {type(spec)}")
+    text = spec.strip()
+    if "\n" not in text and ":" not in text and "{" not in text:
+        known = presets()
+        if text in known:
+            return dict(known[text])
+        path = Path(text).expanduser()
+        if path.is_file():
+            return _load(path.read_text(encoding="utf-8"), str(path))
+        raise ValueError(f"{text!r} is neither a preset ({', '.join(sorted(known))}) nor a file")
+    if "\n" not in text and Path(text).expanduser().is_file():
+        return _load(Path(text).expanduser().read_text(encoding="utf-8"), text)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"the spec is not valid YAML or JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError("the spec must be a mapping (a YAML or JSON object)")
+    return doc
+
+
+def _load(text: str, where: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{where} is not valid YAML or JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: the spec must be a mapping (a YAML or JSON object)")
+    return doc
