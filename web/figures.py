@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 
 OUTCOME_NAMES = ("converged", "not_converged", "diverged")
 OUTCOME_LABELS = ("converged", "not converged", "diverged")
-OUTCOME_COLOURS = {"converged": "#0072B2", "not_converged": "#F0E442", "diverged": "#D55E00"}  # Okabe-Ito
+# Okabe-Ito: told apart under every common colour-vision deficiency
+OUTCOME_COLOURS = {"converged": "#0072B2", "not_converged": "#F0E442", "diverged": "#D55E00"}
 EMPTY = "#d6d8db"  # cells without results show the plot background
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
 CONFIG = {"displaylogo": False, "responsive": True,
