@@ -78,7 +78,9 @@ def run(
                                progress=bar.update)
         except ValueError as exc:
             _fail(str(exc))
-    _write_csv(out, result.run_columns, result.run_rows())
+    with out.open("wb") as fh:
+        for piece in result.run_csv():
+            fh.write(piece)
     typer.echo(f"wrote {out} ({result.total} runs)")
     if cells is not None:
         _write_csv(cells, result.cell_columns, result.cell_rows())

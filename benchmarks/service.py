@@ -9,8 +9,10 @@ same spec over REST: `embedded` is SQLite with the in-process executor,
 `postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
 Both share this machine's cores, so POST -> done over the engine's time is the
 service's overhead. Printed per mode: POST latency, POST -> done / engine, the
-first phase-map after done, runs CSV and Parquet export rows/s, bytes stored
-per run, and the API process's peak memory growth (VmHWM, from /proc).
+first phase-map after done, runs CSV and Parquet export rows/s, the slowest of
+the per-run reads (status, a runs page, a filtered page, a page from the
+middle, one run by its key), bytes stored per run, and the API process's peak
+memory growth (VmHWM, from /proc).
 
 Postgres mode needs BETASCOPE_TEST_DATABASE_URL (a fresh schema is made and
 dropped) and Redis at BETASCOPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
@@ -156,6 +158,19 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
             for block in resp.iter_bytes():
                 nbytes += len(block)
         out["parquet_rows_s"] = total / (time.perf_counter() - t0)
+        reads = [f"{url}/sweeps/{sid}", f"{url}/sweeps/{sid}/runs?limit=100",
+                 f"{url}/sweeps/{sid}/runs?limit=100&outcome=diverged&batch_size=1",
+                 f"{url}/sweeps/{sid}/runs?limit=100&cursor={total // 2}"]
+        worst = 0.0
+        for read in reads:
+            t0 = time.perf_counter()
+            page = client.get(read)
+            page.raise_for_status()
+            worst = max(worst, time.perf_counter() - t0)
+        key = client.get(f"{url}/sweeps/{sid}/runs?limit=1&cursor={total - 2}").json()
+        t0 = time.perf_counter()
+        client.get(f"{url}/sweeps/{sid}/runs/{key['items'][0]['run_key']}").raise_for_status()
+        out["run_read"] = max(worst, time.perf_counter() - t0)
         out["memory_mb"] = (_hwm_kib(api.pid) - base) / 1024
         out["bytes_per_run"] = _stored_bytes(env["BETASCOPE_DATABASE_URL"], sid) / total
         out["total"] = total
@@ -213,13 +228,14 @@ def main() -> None:
             ("first phase-map after done (ms)", "phase_map", "{:.0f}"),
             ("runs CSV export (rows/s)", "csv_rows_s", "{:,.0f}"),
             ("Parquet export (rows/s)", "parquet_rows_s", "{:,.0f}"),
+            ("slowest per-run read (ms)", "run_read", "{:.0f}"),
             ("bytes stored per run", "bytes_per_run", "{:.1f}"),
             ("API peak memory growth (MB)", "memory_mb", "{:.0f}")]
     for label, key, form in rows:
         cells = []
         for r in results.values():
-            v = r["done"] / engine if key is None else r[key] * (1000 if key == "phase_map"
-                                                                  else 1)
+            scale = 1000 if key in ("phase_map", "run_read") else 1
+            v = r["done"] / engine if key is None else r[key] * scale
             cells.append(form.format(v))
         print(f"{label:34}" + "".join(f"{c:>14}" for c in cells))
 

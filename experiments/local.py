@@ -25,6 +25,7 @@ class LocalResult:
     outcomes: Outcomes
     curve_steps: np.ndarray
     curves: np.ndarray
+    kernel: str = "eager"
 
     run_columns = export.RUN_COLUMNS
     cell_columns = export.CELL_COLUMNS
@@ -52,6 +53,23 @@ class LocalResult:
 
     def cell_rows(self) -> Iterator[list[str]]:
         return export.cell_rows(self.spec, self.cells())
+
+    def run_csv(self, piece: int = 50_000) -> Iterator[bytes]:
+        """The runs CSV (header first) as bytes, a piece of runs at a time, column-wise:
+        the bytes the service's export.csv gives for the same sweep."""
+        yield export.csv_lines([export.RUN_COLUMNS])
+        o = self.outcomes
+        for lo in range(0, self.total, piece):
+            rows = np.arange(lo, min(lo + piece, self.total))
+            part = Outcomes(
+                o.code[rows],
+                o.final_loss[rows],
+                o.final_rel[rows],
+                o.final_gap[rows],
+                o.div_step[rows],
+                o.clip_fraction[rows],
+            )
+            yield export.run_csv(self.spec, self.runs.take(rows), part, kernel=self.kernel)
 
     def outcome_counts(self) -> dict[str, int]:
         counts = np.bincount(self.outcomes.code, minlength=len(OUTCOMES))
@@ -142,7 +160,7 @@ def run_local(
     steps = parts[0][1].curve_steps
     curves = np.concatenate([r.curves for _, r in parts], axis=0)
     keys = run_keys(spec, runs, kernel=kernel).astype(str).tolist()
-    return LocalResult(spec, runs, keys, outcomes, steps, curves)
+    return LocalResult(spec, runs, keys, outcomes, steps, curves, kernel)
 
 
 @dataclass(frozen=True)
