@@ -148,6 +148,13 @@ def _parse_yaml(text: str) -> Any:
         return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise _bad(TOO_DEEP) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids: it gives an offset
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        raise _bad(f"body is not valid YAML: line {line}, column {column}: character "
+                   f"U+{exc.character:04X} is not allowed" if isinstance(exc.character, int)
+                   else f"body is not valid YAML: line {line}, column {column}: "
+                        f"{exc.reason}") from None
     except yaml.YAMLError as exc:
         raise _bad(f"body is not valid YAML: {yaml_problem(exc)}") from None
 

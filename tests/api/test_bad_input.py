@@ -204,6 +204,7 @@ YAML_MISTAKES = [
     (b"name: 2001-02-30\n", 1, 7),
     (b"steps: 1" + b"0" * 5000 + b"\n", 1, 8),
     (b"? [a, b]\n: 1\n", 1, 3),
+    (b"name: ok\nsteps: 3\x07\n", 2, 9),
 ]
 
 
