@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy.exc
-from fastapi import APIRouter, FastAPI, HTTPException, Request, status
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from api.db.session import get_database
+from api.guards import CrossSite, Hygiene, TrustedHosts, redact_access_log
 from api.settings import Settings, get_settings
 from workers.dispatch import make_dispatcher
 from workers.reconcile import Reconciler
@@ -59,9 +62,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = get_database(settings.database_url)
     app.state.dispatcher = dispatcher
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # the last added runs first: Host, then cross-site refusal, then the body's limits
+    app.add_middleware(Hygiene, max_bytes=settings.max_body_bytes,
+                       body_timeout=settings.body_timeout_seconds)
+    app.add_middleware(CrossSite)
+    app.add_middleware(TrustedHosts, hosts=settings.served_hosts())
     for error in DATABASE_DOWN:
         app.add_exception_handler(error, _database_down)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
+    redact_access_log()
 
     from api.routes import analysis, export, meta, runs, sweeps
 
@@ -93,44 +103,32 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class BodyLimit:
-    """Reject request bodies over `max_bytes` with 413, by Content-Length or as they stream."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_413(send, self.max_bytes)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=_too_big(
-                        self.max_bytes))
-            return message
-
-        await self.app(scope, limited, send)
+# A 422 names the parameter and the rule; echoing a 100 kB query back would only
+# make the answer an amplifier.
+MAX_ECHO = 100
 
 
-def _too_big(limit: int) -> str:
-    return f"request body exceeds {limit} bytes (BETASCOPE_MAX_BODY_BYTES)"
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": jsonable_encoder([_short(e) for e in exc.errors()])},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    import json
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_ECHO:
+        return f"{value[:MAX_ECHO]}... ({len(value)} characters)"
+    if isinstance(value, bytes):
+        return _short(value.decode("utf-8", "replace"))
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_short(v) for v in value[:10]]
+        return items + [f"... ({len(value)} items)"] if len(value) > 10 else items
+    return value
 
-    body = json.dumps({"detail": _too_big(limit)}).encode()
-    headers: list[Any] = [(b"content-type", b"application/json"),
-                          (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # nobody is left to read an answer; not a server error worth a traceback
+    log.info("%s %s: client disconnected before sending the whole body",
+             request.method, request.url.path)
+    return Response(status_code=400)

@@ -219,8 +219,18 @@ def serve(
             else f"broker {redact_url(settings.broker_url)}")
     typer.echo(f"betascope on http://{settings.host}:{settings.port} ({mode}, "
                f"database {redact_url(settings.database_url)})")
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        typer.echo("note: only Host localhost/127.0.0.1/::1 is served; set "
+                   "BETASCOPE_ALLOWED_HOSTS to the names clients use (docs/security.md)")
+    from api.guards import timed_h11_protocol
+
     uvicorn.run(create_app(settings.model_copy(update={"auto_upgrade": False})),
-                host=settings.host, port=settings.port, log_level="info")
+                host=settings.host, port=settings.port, log_level="info",
+                # slow clients must not hold connections: headers and bodies have
+                # deadlines, idle keep-alives close, and past the limit new ones get 503
+                http=timed_h11_protocol(settings.header_timeout_seconds),
+                h11_max_incomplete_event_size=16 * 1024, timeout_keep_alive=5,
+                limit_concurrency=settings.max_connections)
 
 
 def _gpu_count() -> int:

@@ -67,7 +67,10 @@ def require_token(request: Request, settings: SettingsDep) -> None:
     if expected is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), expected):
+    # bytes, as they came: compare_digest refuses str with non-ASCII characters (a 500),
+    # and Starlette decodes header bytes as Latin-1, so this round-trips exactly
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+            given.strip().encode("latin-1"), expected.encode("ascii")):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail="missing or wrong bearer token",
             headers={"WWW-Authenticate": "Bearer"},

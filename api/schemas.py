@@ -35,12 +35,15 @@ class Problem(BaseModel):
 
 
 _MEANING = {
-    400: "The body is not UTF-8, is empty, nests too deeply, or is not valid JSON or YAML",
+    400: "The body is not UTF-8, is empty, nests too deeply, uses too many YAML aliases, or "
+         "is not valid JSON or YAML; or the Host is not one this server answers",
     401: "Missing or wrong bearer token (when BETASCOPE_API_TOKEN is set)",
+    403: "A browser sent this from another origin (Origin, Sec-Fetch-Site): refused",
+    408: "The body did not arrive within BETASCOPE_BODY_TIMEOUT_SECONDS",
     404: "No such sweep (or run)",
     409: "The sweep's status does not allow this",
     413: "Body over BETASCOPE_MAX_BODY_BYTES, or grid over BETASCOPE_MAX_RUNS",
-    415: "The body is neither application/json nor application/yaml",
+    415: "The body is neither application/json nor application/yaml, or is a form",
     422: "A field or parameter is invalid; the message names it",
 }
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BETASCOPE_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a rejected URL may hold a password; the validators below
+    # name what they got with the password masked instead
+    model_config = SettingsConfigDict(env_prefix="BETASCOPE_", extra="ignore", frozen=True,
+                                      hide_input_in_errors=True)
 
     database_url: str = Field(
         "sqlite:///./betascope.db", description="SQLAlchemy URL: sqlite:///FILE or postgresql://..."
@@ -39,6 +41,21 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address `betascope serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `betascope serve` binds")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated Host names served besides localhost, 127.0.0.1, ::1 and "
+        "the bind address ('*.example.org' for subdomains, '*' for any)",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection that has not sent its request headers in this "
+        "time is closed (408)",
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request body not received in full in this time gets 408"
+    )
+    max_connections: int = Field(
+        200, ge=1, description="open connections `betascope serve` holds; more get 503"
+    )
     queue: str = Field("betascope", min_length=1, description="Celery queue name")
     lease_seconds: float = Field(120.0, gt=0, description="a claimed chunk's lease")
     heartbeat_seconds: float = Field(
@@ -74,7 +91,9 @@ class Settings(BaseSettings):
             # psycopg 3 is the driver we ship; a bare URL would ask for psycopg2
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
         if not v.startswith(("sqlite://", "postgresql+psycopg://")):
-            raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+            raise ValueError(
+                f"must be sqlite:///PATH or postgresql://USER@HOST/DB, not {redact_url(v)!r}"
+            )
         return v
 
     @field_validator("broker_url", mode="before")
@@ -84,13 +103,39 @@ class Settings(BaseSettings):
             return None
         v = str(v).strip()
         if not v.startswith(("redis://", "rediss://", "amqp://", "amqps://", "memory://")):
-            raise ValueError("must be a redis://, rediss:// or amqp:// URL (or unset)")
+            raise ValueError(
+                f"must be a redis://, rediss:// or amqp:// URL (or unset), not {redact_url(v)!r}"
+            )
         return v
 
     @field_validator("api_token", mode="before")
     @classmethod
     def _token(cls, v: object) -> object:
-        return None if v is None or (isinstance(v, str) and not v.strip()) else v
+        """Stripped (a trailing newline from a secrets file must not lock every client
+        out), and printable ASCII: HTTP headers carry bytes, not text."""
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if v is None or not isinstance(v, str):
+            return v
+        v = v.strip()
+        if not v:
+            return None
+        if not all("!" <= c <= "~" for c in v):
+            raise ValueError(
+                "must be printable ASCII without spaces (letters, digits, punctuation); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return v
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = v.split(",")
+        if isinstance(v, list | tuple):
+            return [h.strip().lower().removeprefix("[").removesuffix("]") for h in v
+                    if isinstance(h, str) and h.strip()]
+        return v
 
     @field_validator("device")
     @classmethod
@@ -120,14 +165,29 @@ class Settings(BaseSettings):
     def token(self) -> str | None:
         return self.api_token.get_secret_value() if self.api_token is not None else None
 
+    def served_hosts(self) -> frozenset[str]:
+        """Host names (no port) the service answers to: loopback, the bind address and
+        BETASCOPE_ALLOWED_HOSTS. Anything else is a DNS-rebinding attempt or a typo."""
+        hosts = {"localhost", "127.0.0.1", "::1", *self.allowed_hosts}
+        if self.host not in ("0.0.0.0", "::", ""):
+            hosts.add(self.host.lower().removeprefix("[").removesuffix("]"))
+        return frozenset(hosts)
+
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ***, fit for a log or a message."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with its password replaced by ***, fit for a log or a message. Whatever
+    stands between '://' and the last '@' of the authority counts as credentials, so
+    a URL too malformed to parse is masked as well."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
         return url
-    user, host = parts.netloc.rsplit("@", 1)
-    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    user, host = netloc.rsplit("@", 1)
+    if ":" not in user:
+        return url
+    return f"{scheme}://{user.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 @lru_cache(maxsize=1)

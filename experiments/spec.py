@@ -8,10 +8,12 @@ its result, so identical runs are computed once and shared between sweeps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -22,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -316,46 +319,24 @@ class SweepSpec(_Strict):
     grid: GridSpec
     criteria: Criteria = Field(default_factory=lambda: Criteria.model_validate({}))
 
-    @model_validator(mode="after")
-    def _batch_fits_problem(self) -> SweepSpec:
-        limit = sample_count(self.problem)
-        if isinstance(self.problem, Reddi2018Spec) and any(b != 1 for b in self.grid.batch_size):
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        # a name is shown in pages, logs and file listings: a NUL or a newline can cut
+        # or forge a line there, a bidi override can make "exe.txt" read "txt.exe"
+        bad = next((c for c in v if unicodedata.category(c) == "Cc" or c in _BIDI), None)
+        if bad is not None:
             raise ValueError(
-                "grid.batch_size: reddi2018 is an online sequence of losses; batch size must be 1"
+                f"must not contain control or bidi characters (found U+{ord(bad):04X})"
             )
-        if isinstance(self.problem, Reddi2018StochasticSpec) and self.sampling == "reshuffle":
-            raise ValueError(
-                "sampling: reddi2018_stochastic draws i.i.d. samples; use with_replacement"
-            )
-        for b in self.grid.batch_size:
-            if b > limit:
-                raise ValueError(f"grid.batch_size: {b} exceeds the problem's {limit} samples")
-        return self
+        return v
 
     @model_validator(mode="after")
-    def _distinct_axis_values(self) -> SweepSpec:
-        # A repeated value would make two grid points one run (one run_key): the
-        # sweep would count a run twice and store it once.
-        for axis, values in self.axis_values().items():
-            seen = [
-                canonical_json(v.model_dump(mode="json")) if axis == "clip" else v for v in values
-            ]
-            if len(set(seen)) != len(seen):
-                raise ValueError(f"grid.{axis}: values must be distinct")
-        return self
-
-    @model_validator(mode="after")
-    def _betas_fit_dtype(self) -> SweepSpec:
-        # A beta2 of 1 - 1e-9 is below 1 in float64 but 1.0 in float32: v would
-        # never move off zero and the run would blow up for a reason the grid hides.
-        if self.dtype == "float32":
-            values = self.axis_values()
-            for axis in ("beta1", "beta2"):
-                for v in values[axis]:
-                    if np.float32(v) >= 1.0:
-                        raise ValueError(
-                            f"grid.{axis}: {v!r} rounds to 1.0 in float32; use dtype float64"
-                        )
+    def _consistent(self) -> SweepSpec:
+        problems = _cross_errors(self.problem, self.grid, self.sampling, self.dtype)
+        if problems:
+            field, msg = problems[0]  # parse_spec reports all of them
+            raise ValueError(f"{field}: {msg}")
         return self
 
     def axis_values(self) -> dict[str, list[Any]]:
@@ -386,6 +367,82 @@ class SweepSpec(_Strict):
         # exact integers: an int64 product of six axes can wrap to a small number
         # (2**16 values on four axes is 2**64, i.e. 0) and slip under the run cap
         return math.prod(self.axis_sizes())
+
+
+# U+061C, U+200E/F marks, U+202A-E embeddings and overrides, U+2066-9 isolates
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _cross_errors(problem: Any, grid: Any, sampling: Any, dtype: Any) -> list[tuple[str, str]]:
+    """Checks that span fields, each run when the fields it reads are valid (None when
+    not), so a spec with a bad field still hears about every other mistake at once."""
+    errors: list[tuple[str, str]] = []
+    if problem is not None and grid is not None:
+        limit = sample_count(problem)
+        if isinstance(problem, Reddi2018Spec) and any(b != 1 for b in grid.batch_size):
+            errors.append(
+                (
+                    "grid.batch_size",
+                    "reddi2018 is an online sequence of losses; batch size must be 1",
+                )
+            )
+        else:
+            over = [b for b in grid.batch_size if b > limit]
+            if over:
+                errors.append(
+                    ("grid.batch_size", f"{over[0]} exceeds the problem's {limit} samples")
+                )
+    if isinstance(problem, Reddi2018StochasticSpec) and sampling == "reshuffle":
+        errors.append(
+            ("sampling", "reddi2018_stochastic draws i.i.d. samples; use with_replacement")
+        )
+    if grid is None:
+        return errors
+    b1 = grid.beta1 if isinstance(grid.beta1, list) else grid.beta1.values()
+    b2 = grid.beta2 if isinstance(grid.beta2, list) else grid.beta2.values()
+    axes = {
+        "beta1": b1,
+        "beta2": b2,
+        "batch_size": grid.batch_size,
+        "clip": grid.clip,
+        "lr": grid.lr or [],
+        "seed": grid.seed,
+    }
+    # A repeated value would make two grid points one run (one run_key): the sweep
+    # would count a run twice and store it once.
+    for axis, values in axes.items():
+        seen = [canonical_json(v.model_dump(mode="json")) if axis == "clip" else v for v in values]
+        if len(set(seen)) != len(seen):
+            errors.append((f"grid.{axis}", "values must be distinct"))
+    # A beta2 of 1 - 1e-9 is below 1 in float64 but 1.0 in float32: v would never
+    # move off zero and the run would blow up for a reason the grid hides.
+    if dtype == "float32":
+        for axis, values in (("beta1", b1), ("beta2", b2)):
+            rounded = next((v for v in values if np.float32(v) >= 1.0), None)
+            if rounded is not None:
+                errors.append(
+                    (f"grid.{axis}", f"{rounded!r} rounds to 1.0 in float32; use dtype float64")
+                )
+    return errors
+
+
+def _part(name: str, data: dict[str, Any]) -> Any:
+    """One top-level field of `data` validated on its own; None when it is invalid."""
+    field = SweepSpec.model_fields[name]
+    if name not in data:
+        return None if field.is_required() else field.get_default(call_default_factory=True)
+    try:
+        return _adapter(name).validate_python(data[name])
+    except ValidationError:
+        return None
+
+
+@functools.cache
+def _adapter(name: str) -> TypeAdapter[Any]:
+    field = SweepSpec.model_fields[name]
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[valid-type]
 
 
 class SpecError(ValueError):
@@ -447,6 +504,11 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
                 field, msg = named.groups()
                 loc = field if not loc or field.startswith(loc + ".") else f"{loc}.{field}"
             errors.append((loc, msg))
+        # cross-field checks run only once every field is valid; run them here on the
+        # fields that are, so one answer lists every mistake
+        errors += _cross_errors(
+            *(_part(name, data) for name in ("problem", "grid", "sampling", "dtype"))
+        )
         raise SpecError(_dedupe(errors)) from None
     total = spec.total_runs()
     if total > max_runs:
@@ -474,18 +536,19 @@ def load_spec_text(text: str, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError([("", f"not valid YAML or JSON: {_yaml_problem(exc)}")]) from None
+        raise SpecError([("", f"not valid YAML or JSON: {yaml_problem(exc)}")]) from None
     return parse_spec(data, max_runs=max_runs)
 
 
-def _yaml_problem(exc: Exception) -> str:
-    """PyYAML's complaint on one line, with where it found it (its str() spans
-    several lines of context, which a CLI error or a 422 cannot show)."""
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's complaint on one line, led by where it found it: "line 3, column 5:
+    mapping values are not allowed here" (its str() spans several lines of context
+    and a caret, which a CLI error or a 400 cannot show)."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     mark = getattr(exc, "problem_mark", None)
     if mark is None:
         return problem
-    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 # --- run keys -------------------------------------------------------------------------------

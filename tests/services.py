@@ -40,6 +40,8 @@ FAST = {
     "max_body_bytes": 65536,
     "max_runs": 20000,
     "chunk_runs": 16,
+    # Starlette's TestClient sends Host: testserver (loopback names are always served)
+    "allowed_hosts": "testserver",
 }
 
 

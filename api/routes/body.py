@@ -11,12 +11,21 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import SettingsDep
 from experiments.spec import RunCapError, SpecError, SweepSpec, parse_spec
 
-JSON_TYPES = {"application/json", ""}
+# Exactly these, never a missing type: a page on another site can POST a body without
+# one (or as text/plain) with no preflight, so accepting it would let that page submit.
+JSON_TYPES = {"application/json"}
 YAML_TYPES = {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
 # A spec nests four levels deep (grid.clip[0].mode). Anything far deeper is a mistake
 # or an attack, and would otherwise end in a RecursionError, a 500.
 MAX_DEPTH = 32
 TOO_DEEP = f"body nests deeper than {MAX_DEPTH} levels: a spec needs far fewer"
+# Limits on the work one body can cause before and while it is validated. A list
+# is checked item by item (each bad item one error), and a YAML alias repeats a
+# whole subtree for the price of a few bytes: 330,000 "*a" in a megabyte once
+# made a 50 MB answer. No spec comes near these.
+MAX_LIST = 10_000
+MAX_ALIASES = 100
+MAX_ERRORS = 50
 
 
 async def spec_document(request: Request) -> Any:
@@ -43,10 +52,18 @@ def valid_spec(doc: SpecDocument, settings: SettingsDep) -> SweepSpec:
     except RunCapError as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
     except SpecError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[
-            {"loc": ["body", *_loc(field)], "field": field, "msg": msg, "type": "spec"}
-            for field, msg in exc.errors
-        ]) from None
+        raise spec_errors(exc.errors) from None
+
+
+def spec_errors(errors: list[tuple[str, str]]) -> HTTPException:
+    """422 listing (field, message) pairs: the first MAX_ERRORS, then how many more."""
+    detail = [{"loc": ["body", *_loc(field)], "field": field, "msg": msg, "type": "spec"}
+              for field, msg in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        detail.append({"loc": ["body"], "field": "", "type": "spec_truncated",
+                       "msg": f"{len(errors) - MAX_ERRORS} more errors not shown "
+                              f"(at most {MAX_ERRORS} are listed)"})
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 SpecDep = Annotated[SweepSpec, Depends(valid_spec)]
@@ -71,43 +88,75 @@ def parse_body(raw: bytes, *, yaml: bool) -> Any:
     if not text.strip():
         raise _bad("body is empty: send a spec")
     if yaml:
-        return _parse_yaml(text)
-    try:
-        doc = json.loads(text)
-    except RecursionError:
-        raise _bad(TOO_DEEP) from None
-    except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
-        raise _bad(f"body is not valid JSON: {exc}") from None
-    if _deeper_than(doc, MAX_DEPTH):
-        raise _bad(TOO_DEEP)
+        doc = _parse_yaml(text)
+    else:
+        try:
+            doc = json.loads(text)
+        except RecursionError:
+            raise _bad(TOO_DEEP) from None
+        except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
+            raise _bad(f"body is not valid JSON: {exc}") from None
+        if _deeper_than(doc, MAX_DEPTH):
+            raise _bad(TOO_DEEP)
+    long = _long_lists(doc)
+    if long:
+        raise spec_errors([(path, f"{n} values; a list may hold at most {MAX_LIST} (a long "
+                                  "axis is written {start, stop, num})") for path, n in long])
     return doc
 
 
 def _parse_yaml(text: str) -> Any:
     import yaml
 
+    from experiments.spec import yaml_problem
+
     class Loader(yaml.SafeLoader):
-        """SafeLoader that stops composing past MAX_DEPTH: fails fast, before the
-        scanner's cost, which grows with the square of the depth, adds up."""
+        """SafeLoader that stops composing past MAX_DEPTH (fails fast, before the
+        scanner's cost, which grows with the square of the depth, adds up) or past
+        MAX_ALIASES, and says where a value it cannot build is."""
 
         depth = 0
+        aliases = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.depth >= MAX_DEPTH:
                 raise _bad(TOO_DEEP)
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise _bad(f"body is not valid YAML: line {mark.line + 1}, column "
+                               f"{mark.column + 1}: more than {MAX_ALIASES} aliases (*name); "
+                               "write the values out")
             self.depth += 1
             try:
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
 
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, TypeError) as exc:  # 2001-02-30, a 5,000-digit integer
+                problem = ("an integer of over 4300 digits" if "digits" in str(exc)
+                           else str(exc))
+                raise yaml.constructor.ConstructorError(
+                    None, None, problem, node.start_mark) from None
+
     try:
         # aliases (a "billion laughs" body) build shared references, not copies
         return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise _bad(TOO_DEEP) from None
-    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: 2001-02-30
-        raise _bad(f"body is not valid YAML: {exc}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids: it gives an offset
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        raise _bad(f"body is not valid YAML: line {line}, column {column}: character "
+                   f"U+{exc.character:04X} is not allowed" if isinstance(exc.character, int)
+                   else f"body is not valid YAML: line {line}, column {column}: "
+                        f"{exc.reason}") from None
+    except yaml.YAMLError as exc:
+        raise _bad(f"body is not valid YAML: {yaml_problem(exc)}") from None
 
 
 def _deeper_than(doc: Any, limit: int) -> bool:
@@ -120,6 +169,26 @@ def _deeper_than(doc: Any, limit: int) -> bool:
             stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict)
                                                    else node))
     return False
+
+
+def _long_lists(doc: Any) -> list[tuple[str, int]]:
+    """(path, length) of every list over MAX_LIST items. Each container is visited
+    once, however many aliases share it, so the walk costs what the body does."""
+    found: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in node.items())
+        elif len(node) > MAX_LIST:
+            found.append((path, len(node)))
+        else:
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return sorted(found)
 
 
 def _bad(detail: str) -> HTTPException:

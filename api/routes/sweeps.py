@@ -21,7 +21,7 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut,
              dependencies=[Authorized], openapi_extra=spec_body_openapi(),
-             responses=errors(400, 401, 413, 415, 422))
+             responses=errors(400, 401, 403, 408, 413, 415, 422))
 def create_sweep(
     spec: SpecDep, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
 ) -> SweepOut:
@@ -64,7 +64,7 @@ def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized],
-             responses=errors(401, 404, 409, 422))
+             responses=errors(401, 403, 404, 409, 415, 422))
 def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
     """Cancel a queued or running sweep; workers stop at their next step block."""
     session.refresh(sweep, with_for_update=True)
@@ -77,7 +77,7 @@ def cancel_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
 
 
 @router.post("/{sweep_id}/retry", response_model=SweepOut, dependencies=[Authorized],
-             responses=errors(401, 404, 409, 422))
+             responses=errors(401, 403, 404, 409, 415, 422))
 def retry_sweep(sweep: SweepDep, session: SessionDep, dispatcher: DispatcherDep) -> SweepOut:
     """Run a failed (or canceled) sweep's unfinished chunks again."""
     session.refresh(sweep, with_for_update=True)
@@ -92,7 +92,7 @@ def retry_sweep(sweep: SweepDep, session: SessionDep, dispatcher: DispatcherDep)
 
 @router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT,
                dependencies=[Authorized], response_class=Response,
-               responses=errors(401, 404, 422))
+               responses=errors(401, 403, 404, 415, 422))
 def delete_sweep(sweep: SweepDep, session: SessionDep) -> Response:
     """Delete a sweep; run results stay while another sweep uses them."""
     session.refresh(sweep, with_for_update=True)

@@ -23,7 +23,7 @@ class SpecCheck(BaseModel):
 
 
 @router.post("/validate", response_model=SpecCheck, openapi_extra=spec_body_openapi(),
-             responses=errors(400, 413, 415, 422))
+             responses=errors(400, 403, 408, 413, 415, 422))
 def validate_spec(doc: SpecDocument, spec: SpecDep) -> SpecCheck:
     """Validate a spec (JSON or YAML) as POST /sweeps would: run count, or 422/413 errors.
     Read-only (it stores nothing), so it needs no token."""

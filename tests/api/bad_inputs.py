@@ -40,6 +40,23 @@ def _yaml_bomb() -> bytes:
             ).encode()
 
 
+def _many_aliases(n: int) -> bytes:
+    """A spec whose grid.beta1 is n aliases of one value: a few bytes each, and once
+    one error (and one line of the answer) each."""
+    import yaml
+
+    doc = _good()
+    doc["grid"]["beta1"] = "ALIASES"
+    return ("x: &x 0.5\n" + yaml.safe_dump(doc).replace(
+        "beta1: ALIASES", "beta1: [" + ", ".join(["*x"] * n) + "]")).encode()
+
+
+def _long_axis(n: int) -> bytes:
+    doc = _good()
+    doc["grid"]["beta1"] = [0] * n
+    return _json(doc)
+
+
 def _surrogate_name() -> bytes:
     return _json(_good()).replace(b'"name": "bad input"', b'"name": "x\\ud800y"')
 
@@ -91,11 +108,16 @@ BODIES = [
          "not valid JSON"),
     Body("YAML 5,000-digit integer", b"steps: 1" + b"0" * 5000 + b"\n", YAML, 400,
          "not valid YAML"),
+    Body("YAML with 1,000 aliases", _many_aliases(1000), YAML, 400, "aliases"),
+    Body("a 20,000-value axis", _long_axis(20_000), JSON, 422, "at most 10000"),
     Body("JSON array", b"[1, 2, 3]", JSON, 422, "mapping"),
     Body("JSON string", b'"a spec"', JSON, 422, "mapping"),
     Body("JSON null", b"null", JSON, 422, "mapping"),
     Body("YAML scalar", b"just some words\n", YAML, 422, "mapping"),
     Body("YAML list", b"- name: x\n", YAML, 422, "mapping"),
+    # a page on another site can send a body with no type, or as text/plain, without
+    # a preflight: neither may count as JSON
+    Body("no content type", _json(_good()), None, 415, "application/json"),
     Body("text/plain", _json(_good()), "text/plain", 415, "application/json"),
     Body("form encoded", b"name=x&steps=3", "application/x-www-form-urlencoded", 415,
          "application/json"),
@@ -194,6 +216,14 @@ SPECS = [
     SpecMistake("name too long", {"name": "x" * 201}, "name"),
     SpecMistake("name a number", {"name": 5}, "name"),
     SpecMistake("name an object", {"name": {"first": "x"}}, "name"),
+    # a NUL, a newline or an escape can cut or forge a line in a log or a listing; a
+    # bidi override makes "run-gpj.exe" read "run-exe.jpg"
+    SpecMistake("name with a NUL", {"name": "a\x00b"}, "name"),
+    SpecMistake("name with a newline", {"name": "line one\nline two"}, "name"),
+    SpecMistake("name with an escape", {"name": "\x1b[31mred"}, "name"),
+    SpecMistake("name with DEL", {"name": "a\x7fb"}, "name"),
+    SpecMistake("name with a bidi override", {"name": "run-\u202egpj.exe"}, "name"),
+    SpecMistake("name with a bidi isolate", {"name": "a\u2067b"}, "name"),
     SpecMistake("criteria inverted", {"criteria": {"converge_rel": 5.0, "diverge_rel": 1.0}},
                 "criteria.diverge_rel"),
     SpecMistake("grid as a list", {"grid": [0.1, 0.2]}, "grid"),

@@ -193,3 +193,48 @@ def test_multi_megabyte_bodies_over_a_socket(live: LiveServer, tmp_path: Path) -
             assert resp.status_code == body.status, (body.name, resp.text[:200])
         assert http.get("/api/v1/healthz").status_code == 200
     assert "Traceback" not in live.log(), live.log()[-3000:]
+
+
+# --- one answer says everything, plainly --------------------------------------------------
+
+YAML_MISTAKES = [
+    (b"name: [unclosed\nsteps: 3\n", 2, 6),
+    (b"grid:\n\tbeta1: [0.1]\n", 2, 1),
+    (b"name: x\nsteps: 3\n  grid: 1\n", 3, 7),
+    (b"name: 2001-02-30\n", 1, 7),
+    (b"steps: 1" + b"0" * 5000 + b"\n", 1, 8),
+    (b"? [a, b]\n: 1\n", 1, 3),
+    (b"name: ok\nsteps: 3\x07\n", 2, 9),
+]
+
+
+def test_yaml_errors_say_line_and_column_plainly(client: Any) -> None:
+    """The new-sweep page puts a YAML error beside the line it names: one line of text,
+    'line L, column C: what is wrong', none of PyYAML's multi-line context or caret."""
+    for text, line, column in YAML_MISTAKES:
+        resp = client.post("/api/v1/sweeps/validate", content=text,
+                           headers={"content-type": "application/yaml"})
+        assert resp.status_code == 400, (text[:40], resp.text)
+        detail = resp.json()["detail"]
+        assert detail.startswith(f"body is not valid YAML: line {line}, column {column}: "), (
+            text[:40], detail)
+        assert "\n" not in detail and "^" not in detail, detail
+
+
+def test_every_spec_error_is_reported_at_once(client: Any) -> None:
+    """A bad field and the checks that span fields (batch size against the problem,
+    repeated values, float32 rounding) in one 422, not one after the other."""
+    doc = spec("all at once", steps=20)
+    doc.update(steps=0, dtype="float32", sampling="sometimes")
+    doc["grid"].update(batch_size=[1, 40], seed=[3, 3], beta2=[0.5, 1 - 1e-9])
+    for path in ("/api/v1/sweeps/validate", "/api/v1/sweeps"):
+        resp = client.post(path, json=doc)
+        assert resp.status_code == 422, resp.text
+        fields = sorted(e["field"] for e in resp.json()["detail"])
+        assert fields == ["grid.batch_size", "grid.beta2", "grid.seed", "sampling", "steps"], (
+            resp.json())
+    # and with every field valid, every cross-field mistake at once
+    doc.update(steps=20, sampling="with_replacement")
+    resp = client.post("/api/v1/sweeps/validate", json=doc)
+    assert sorted(e["field"] for e in resp.json()["detail"]) == [
+        "grid.batch_size", "grid.beta2", "grid.seed"], resp.json()
