@@ -43,7 +43,14 @@ def claim_chunk_without_commit(
     session: Session, *, chunk_id: int, token: str, now: datetime, lease_seconds: float,
     max_worker_losses: int,
 ) -> ClaimedChunk | None:
-    """Take the chunk if it is queued, its lease expired, or this token holds it."""
+    """Take the chunk if it is queued, its lease expired, or this token holds it.
+
+    The sweep's row is locked before the chunk's, the order cancel, retry and
+    finishing a chunk take them in: taking them the other way round deadlocked
+    against a cancel on Postgres."""
+    sweep_id = session.scalar(select(Chunk.sweep_id).where(Chunk.id == chunk_id))
+    if sweep_id is None or lock_sweep_without_commit(session, sweep_id) is None:
+        return None
     expired = and_(Chunk.lease_expires_at < now,
                    Chunk.attempts - Chunk.failures < max_worker_losses)
     claimed = session.execute(
