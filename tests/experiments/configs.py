@@ -178,7 +178,10 @@ LOOP_CASES: list[Case] = [
     _loop("adamw-inv-sqrt", "lstsq", kind="adamw", weight_decay=0.1, schedule="inv_sqrt"),
     _loop("global-norm-inv-sqrt", "lstsq", "global_norm", schedule="inv_sqrt"),
     _loop("value-no-bias", "zhang2022", "value", bias_correction=False),
-    *(_loop("adamw-no-bias", p, kind="adamw", weight_decay=0.1, bias_correction=False) for p in _ALL),
+    *(
+        _loop("adamw-no-bias", p, kind="adamw", weight_decay=0.1, bias_correction=False)
+        for p in _ALL
+    ),
     _loop("adamw-no-bias-inv-sqrt-value", "lstsq", "value", kind="adamw", weight_decay=0.1,
           bias_correction=False, schedule="inv_sqrt"),
     _loop("value-inv-sqrt", "lstsq", "value", schedule="inv_sqrt"),

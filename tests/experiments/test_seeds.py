@@ -148,7 +148,9 @@ CASES: dict[str, tuple[dict[str, Any], Any]] = {
 
 
 @pytest.mark.parametrize("sampling", ["with_replacement", "reshuffle"])
-@pytest.mark.parametrize(("seed", "b", "n"), [(0, 1, 10), (1, 3, 10), (5, 4, 7), (2**31 - 1, 10, 10)])
+@pytest.mark.parametrize(
+    ("seed", "b", "n"), [(0, 1, 10), (1, 3, 10), (5, 4, 7), (2**31 - 1, 10, 10)]
+)
 def test_sampler_is_the_contract(sampling: str, seed: int, b: int, n: int) -> None:
     steps = 40
     got = batch_indices(
