@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import all_runs, get, spec, submit, wait_status
+from tests.services import wait_for
 
 pytestmark = pytest.mark.services
 
@@ -183,7 +184,28 @@ def test_openapi_documents_every_endpoint(client: Any) -> None:
 
 
 def test_progress_fields_while_running(client: Any) -> None:
-    sweep = submit(client, spec("fields", steps=20))
-    s = get(client, sweep["id"])
-    assert 0.0 <= s["progress"] <= 1.0 and s["total_runs"] == 32
-    wait_status(client, sweep["id"], "done")
+    # Long enough (32 runs in 2 chunks of 16) to be polled while it runs.
+    sweep = submit(client, spec("fields", steps=10_000))
+    seen: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        seen.append(get(client, sweep["id"]))
+        return seen[-1]["status"] not in ("queued", "running")
+
+    wait_for(finished, 120, "the sweep to finish", interval=0.05)
+    *active, last = seen
+    assert active, "the first poll, right after POST, already saw the sweep finished"
+    for s in active:  # every poll before the end: a consistent, partial picture
+        assert s["total_runs"] == 32 and s["failed_runs"] == 0 and s["cached_runs"] == 0, s
+        # partly finished chunks count, so progress is at least the share of runs done
+        assert s["done_runs"] / 32 <= s["progress"] <= 1.0, s
+        assert s["finished_at"] is None, s
+        assert s["done_runs"] < 32 or s["progress"] == 1.0, s
+        if s["status"] == "running":
+            assert s["started_at"] is not None, s
+    progress = [s["progress"] for s in seen]
+    done = [s["done_runs"] for s in seen]
+    assert progress == sorted(progress) and done == sorted(done), (progress, done)
+    assert last["status"] == "done", last
+    assert (last["progress"], last["done_runs"], last["failed_runs"]) == (1.0, 32, 0), last
+    assert last["started_at"] is not None and last["finished_at"] >= last["started_at"], last
