@@ -263,6 +263,16 @@ def test_sweeps_list_is_newest_first_and_pages(web: Watched, server: Server) -> 
 
 def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     sweep_id = server.create(small_zhang("long sweep to cancel", steps=2_000_000))
+    try:
+        _cancel_and_retry(web, sweep_id)
+        assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"
+    finally:
+        # however this test ends, no long sweep keeps loading the tests after it
+        if server.api("GET", f"/sweeps/{sweep_id}")["status"] in ("queued", "running"):
+            server.api("POST", f"/sweeps/{sweep_id}/cancel")
+
+
+def _cancel_and_retry(web: Watched, sweep_id: int) -> None:
     page = web.page
     web.goto(f"/sweeps/{sweep_id}")
     page.locator("#cancel").wait_for(state="visible")
@@ -275,6 +285,5 @@ def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     page.click("#retry")
     until(page, "['queued', 'running'].includes(document.getElementById('status').textContent)")
     page.locator("#cancel").wait_for(state="visible")
-    page.click("#cancel")  # leave no long sweep running for the tests after this one
+    page.click("#cancel")
     until(page, "document.getElementById('status').textContent === 'canceled'")
-    assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"
