@@ -212,7 +212,7 @@ MUTANTS: list[Mutant] = [
     Mutant("W7", "web/static/maps.js",
            "zmin: 0, zmax: 2,",
            "zmin: 0, zmax: 3,",
-           MAP, "outcome colour scale stretched"),
+           MAP, "outcome colour scale stretched: the colour bar names the wrong colours"),
     # --- CSV --------------------------------------------------------------------------------
     Mutant("V1", "experiments/export.py",
            '    "beta1",\n    "beta2",\n    "batch_size",\n    "clip_mode",',

@@ -129,6 +129,22 @@ def check_map(web: Watched, pm: dict[str, Any], *, colours: bool) -> None:
             if max(abs(a - b) for a, b in zip(rgb, want, strict=True)) > 8:
                 wrong.append(f"cell (beta1={beta1[j]}, beta2={beta2[i]}): {rgb} not {want}")
     assert not wrong, "\n".join(wrong)
+    # and the colour bar names each colour by its outcome: the bar's pixel beside each
+    # tick label is that outcome's colour
+    bar = web.page.evaluate(
+        """(() => {
+          const d = document.getElementById('map');
+          const fill = d.querySelector('.colorbar .cbfill').getBoundingClientRect();
+          return {x: fill.left + fill.width / 2, ticks: Array.from(
+            d.querySelectorAll('.colorbar .cbaxis text, .colorbar .ytick text'),
+            t => { const r = t.getBoundingClientRect();
+                   return {label: t.textContent, y: r.top + r.height / 2}; })};
+        })()"""
+    )
+    assert [t["label"] for t in bar["ticks"]] == labels, bar
+    for k, tick in enumerate(bar["ticks"]):
+        rgb = pixel(web, bar["x"], tick["y"])
+        assert max(abs(a - b) for a, b in zip(rgb, OUTCOME_RGB[k], strict=True)) <= 8, (tick, rgb)
 
 
 def test_drawn_map_is_the_apis_map_cell_by_cell(web: Watched, server: Server, sweep: int) -> None:
