@@ -279,7 +279,7 @@ def test_invalid_input_is_one_readable_error(
     spec.write_text(text)
     out = tmp_path / "runs.csv"
     result = _invoke("run", str(spec), "--out", str(out), *extra)
-    assert result.exit_code != 0
+    assert result.exit_code == 2, (result.exit_code, result.output)  # README: status 2
     assert isinstance(result.exception, SystemExit), result.exception
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -290,9 +290,9 @@ def test_invalid_input_is_one_readable_error(
 
 def test_missing_spec_file_and_unknown_preset(tmp_path: Path) -> None:
     missing = _invoke("run", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r.csv"))
-    assert missing.exit_code != 0 and "nope.yaml" in missing.stderr
+    assert missing.exit_code == 2 and "nope.yaml" in missing.stderr
     unknown = _invoke("run", "--preset", "zhang2099", "--out", str(tmp_path / "r.csv"))
-    assert unknown.exit_code != 0
+    assert unknown.exit_code == 2
     assert "zhang2099" in unknown.stderr and "zhang2022-batch" in unknown.stderr
 
 
@@ -306,7 +306,7 @@ def test_invalid_spec_in_a_real_process_prints_no_traceback(tmp_path: Path) -> N
         text=True,
         timeout=120,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.returncode
     assert proc.stderr.strip().splitlines() == [
         "error: invalid spec: steps: Input should be greater than or equal to 1"
     ], proc.stderr

@@ -16,6 +16,10 @@ import httpx
 from tests.services import ROOT, env_for, wait_for
 
 
+class _PortTaken(Exception):
+    """Another process bound the port between free_port() and the server."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -23,31 +27,53 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`python -m api.cli serve` with BETASCOPE_* settings; stop() ends it."""
+    """`python -m api.cli serve` with BETASCOPE_* settings; stop() ends it.
+
+    The port is found free and then bound by the server, so another process may
+    take it in between; wait_ready() then starts the server again on another
+    port (the CLI binds the port it is given, as a user runs it).
+    """
+
+    ATTEMPTS = 3
 
     def __init__(self, settings: dict[str, Any], log_path: Path, *args: str):
+        self._settings, self._args = settings, args
+        self.log_path = log_path
+        self._start()
+
+    def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = env_for({**settings, "port": self.port})
+        env = env_for({**self._settings, "port": self.port})
         env["PYTHONUNBUFFERED"] = "1"
-        self._log = log_path.open("wb")
+        self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", *args], cwd=ROOT, env=env,
+            [sys.executable, "-m", "api.cli", "serve", *self._args], cwd=ROOT, env=env,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 90) -> LiveServer:
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"betascope serve exited:\n{self.log()}")
+        for attempt in range(1, self.ATTEMPTS + 1):
             try:
-                return httpx.get(f"{self.url}/api/v1/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+                wait_for(self._up, timeout, "betascope serve to answer /readyz", interval=0.2)
+                return self
+            except _PortTaken:
+                self._log.close()
+                if attempt == self.ATTEMPTS:
+                    raise AssertionError(f"no free port in {attempt} tries:\n{self.log()}") \
+                        from None
+                self._start()
+        raise AssertionError("unreachable")
 
-        wait_for(up, timeout, "betascope serve to answer /readyz", interval=0.2)
-        return self
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            if "address already in use" in self.log().lower():
+                raise _PortTaken()
+            raise AssertionError(f"betascope serve exited:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.url}/api/v1/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_bytes().decode(errors="replace")

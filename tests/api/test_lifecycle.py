@@ -102,6 +102,15 @@ def test_same_spec_again_is_served_from_the_cache(client: Any) -> None:
 def test_cancel_stops_a_running_sweep(client: Any) -> None:
     long = spec("cancel me", steps=2_000_000, beta1=[0.0], seed=[0])  # minutes if not stopped
     sweep = submit(client, long)
+    try:
+        _cancel_and_check(client, sweep)
+    finally:
+        # however this test ends, the long sweep does not keep loading the next ones
+        if get(client, sweep["id"])["status"] in ("queued", "running"):
+            client.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
+
+
+def _cancel_and_check(client: Any, sweep: dict[str, Any]) -> None:
     s = wait_status(client, sweep["id"], "running", timeout=60)
     deadline = time.monotonic() + 60
     while s["progress"] == 0 and time.monotonic() < deadline:
@@ -111,11 +120,9 @@ def test_cancel_stops_a_running_sweep(client: Any) -> None:
     resp = client.post(f"/api/v1/sweeps/{sweep['id']}/cancel")
     assert resp.status_code == 200 and resp.json()["status"] == "canceled"
     assert resp.json()["finished_at"] is not None
-    # the worker stops between step blocks and is free: a small sweep finishes quickly
-    t0 = time.monotonic()
+    # the worker stops between step blocks and is free: a small sweep finishes
     quick = submit(client, spec("after cancel", steps=20))
     wait_status(client, quick["id"], "done", timeout=60)
-    assert time.monotonic() - t0 < 60
     stopped = get(client, sweep["id"])
     assert stopped["status"] == "canceled" and stopped["done_runs"] == 0
     time.sleep(1.0)

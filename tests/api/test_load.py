@@ -2,7 +2,9 @@
 
 50 sweep submissions at once, then 500 reads of phase maps and sweep status with
 50 in flight, while the in-process executor computes those sweeps. Postgres where
-BETASCOPE_TEST_DATABASE_URL answers, else the SQLite default. Every response must
+BETASCOPE_TEST_DATABASE_URL answers; without it the test fails under
+BETASCOPE_REQUIRE_SERVICES=1 (CI) and runs on the SQLite default otherwise, so
+a missing Postgres never quietly turns CI's load test into a SQLite one. Every response must
 be a 2xx; latencies (p50, p95, max per endpoint) are printed and written to
 artifacts/load.txt. Bounded in count and in time (an overall deadline).
 """
@@ -22,7 +24,7 @@ import pytest
 
 from tests.api.helpers import spec
 from tests.api.live import LiveServer
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, REQUIRE_SERVICES
 from tests.services import FAST, pg_schema_url, postgres_ok
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(400)]
@@ -99,6 +101,9 @@ def _stats(name: str, values: list[float]) -> str:
 def test_concurrent_submissions_and_reads(tmp_path: Path) -> None:
     if postgres_ok():
         backend, url = "postgres", pg_schema_url("load")
+    elif REQUIRE_SERVICES:
+        pytest.fail("Postgres at BETASCOPE_TEST_DATABASE_URL is required "
+                    "(BETASCOPE_REQUIRE_SERVICES=1) but unavailable")
     else:
         backend, url = "sqlite", f"sqlite:///{tmp_path}/load.db"
     settings = dict(FAST, database_url=url, max_runs=100_000)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import all_runs, get, spec, submit, wait_status
+from tests.services import wait_for
 
 pytestmark = pytest.mark.services
 
@@ -236,20 +237,36 @@ def test_openapi_documents_every_endpoint(client: Any) -> None:
 
 
 def test_progress_fields_while_running(client: Any) -> None:
-    sweep = submit(client, spec("fields", steps=6000))  # two chunks of a few seconds each
-    s = get(client, sweep["id"])
-    assert s["total_runs"] == 32 and s["eta_seconds"] is None  # nothing measured yet
-    from tests.services import wait_for
+    # Long enough (32 runs in 2 chunks of 16) to be polled while it runs.
+    sweep = submit(client, spec("fields", steps=10_000))
+    seen: list[dict[str, Any]] = []
 
-    def half() -> dict[str, Any] | None:
-        s = get(client, sweep["id"])
-        return s if s["status"] == "running" and 0 < s["done_runs"] < 32 else None
+    def finished() -> bool:
+        seen.append(get(client, sweep["id"]))
+        return seen[-1]["status"] not in ("queued", "running")
 
-    mid = wait_for(half, 120, "the first chunk done, the second not")
-    assert mid["runs_per_second"] > 0 and mid["eta_seconds"] > 0
-    # the rate is runs done over the time since the sweep started: the ETA is
-    # the rest at that rate (half the runs done: about the time spent so far)
-    assert mid["eta_seconds"] == pytest.approx(
-        (32 - mid["progress"] * 32) / mid["runs_per_second"], rel=1e-6)
-    done = wait_status(client, sweep["id"], "done")
-    assert done["eta_seconds"] == 0 and done["runs_per_second"] > 0
+    wait_for(finished, 120, "the sweep to finish", interval=0.05)
+    *active, last = seen
+    assert active, "the first poll, right after POST, already saw the sweep finished"
+    for s in active:  # every poll before the end: a consistent, partial picture
+        assert s["total_runs"] == 32 and s["failed_runs"] == 0 and s["cached_runs"] == 0, s
+        # partly finished chunks count, so progress is at least the share of runs done
+        assert s["done_runs"] / 32 <= s["progress"] <= 1.0, s
+        assert s["finished_at"] is None, s
+        assert s["done_runs"] < 32 or s["progress"] == 1.0, s
+        if s["status"] == "running":
+            assert s["started_at"] is not None, s
+        if s["status"] == "running" and 0 < s["done_runs"] < 32:  # a chunk landed
+            # the rate is runs done (running chunks' progress included) over the time
+            # since the sweep started; the ETA is the runs left at that rate
+            assert s["runs_per_second"] > 0 and s["eta_seconds"] > 0, s
+            assert s["eta_seconds"] == pytest.approx(
+                (32 - s["progress"] * 32) / s["runs_per_second"], rel=1e-6), s
+    progress = [s["progress"] for s in seen]
+    done = [s["done_runs"] for s in seen]
+    assert progress == sorted(progress) and done == sorted(done), (progress, done)
+    assert last["status"] == "done", last
+    assert (last["progress"], last["done_runs"], last["failed_runs"]) == (1.0, 32, 0), last
+    assert last["started_at"] is not None and last["finished_at"] >= last["started_at"], last
+    assert last["eta_seconds"] == 0 and last["runs_per_second"] > 0, last
+    assert any(s["eta_seconds"] for s in active), "no ETA was ever shown while it ran"

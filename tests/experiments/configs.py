@@ -4,8 +4,9 @@ Kept apart from the test logic (after torch's test_optim): a failing test id
 names a row here, and the row's drawn values are printed with the failure.
 
 Every problem runs with a deterministic gradient (full batch: `reshuffle` with
-batch_size = n, or the online `reddi2018`), so a per-configuration reference
-sees exactly the gradients the engine saw.
+batch_size = n, the online `reddi2018`, or `reddi2018_stochastic`'s seed-0
+stream, which the reference replays through the same sampler), so a
+per-configuration reference sees exactly the gradients the engine saw.
 
 Why the ranges are what they are: two correct Adam implementations differ in
 the last bit (torch.optim.Adam interpolates with lerp and raises beta to the
@@ -28,12 +29,34 @@ import numpy as np
 STEPS = 1000
 RTOL = 1e-10
 
+# float32 rows are shorter, so that rounding cannot add up past what a wrong
+# formula costs. Engine and torch.optim round differently (torch.optim takes
+# 1 - beta in float64, uses lerp and beta**k; the engine stays in float32 and
+# keeps a running product), each step a few units of 2**-24 = 6e-8 in x, m
+# and v. In the approach phase the map contracts, so that stays near
+# 4 * K * 2**-24 = 5e-5 after K = 200 steps, relative to the largest element
+# of a run's vector (test_optim measures float32 rows so: lstsq's small-scale
+# gradients are differences of far larger terms); the worst seen is 2.6e-5.
+# 1 - beta2 >= 1e-2 keeps float32's own rounding of beta2 (2**-24 / (1 - beta2)
+# relative, in 1 - beta2) below 1e-5. The tolerance is twice that bound; a
+# wrong formula costs far more: eps 100 times too large moves each step of
+# the zhang2022 rows (eps = 1e-5, |g| = 0.05) by 2 % and x by 4e-3 or more.
+STEPS_FLOAT32 = 200
+RTOL_FLOAT32 = 1e-4
+
 # name -> (problem spec, full batch size, constant-lr range, typical gradient norm)
 PROBLEMS: dict[str, tuple[dict[str, Any], int, tuple[float, float], float]] = {
     # x0 = -0.5 moves at most lr per step: 1,000 * 1e-3 never reaches x* = -2.
     "zhang2022": ({"kind": "zhang2022", "n": 20, "x0": -0.5}, 20, (1e-4, 1e-3), 0.05),
     # The projection onto [-1, 1] is a contraction, so any lr is safe.
     "reddi2018": ({"kind": "reddi2018", "C": 3.0, "x0": 0.0}, 1, (1e-3, 0.5), 2.0),
+    # Theorem 3's stochastic samples, batch 2 (w in {0, 1/2, 1}): projected like reddi2018.
+    "reddi2018_stochastic": (
+        {"kind": "reddi2018_stochastic", "C": 3.0, "delta": 0.1, "x0": 0.0},
+        2,
+        (1e-3, 0.5),
+        2.0,
+    ),
     # Several blocks (parameter tensors) of very different scales; x0 = 5 lies
     # at least 2 from every coordinate of x*.
     "lstsq": (
@@ -72,15 +95,29 @@ class Case:
     log10_one_minus_beta2: tuple[float, float] = (-4.0, -0.3)
     # axes not drawn: config i takes values[i] (axis values must be distinct)
     fixed: dict[str, list[float]] = field(default_factory=dict)
+    dtype: str = "float64"
+
+    @property
+    def steps(self) -> int:
+        return STEPS if self.dtype == "float64" else STEPS_FLOAT32
+
+    @property
+    def rtol(self) -> float:
+        return RTOL if self.dtype == "float64" else RTOL_FLOAT32
 
 
 # Clipped rows run each configuration under two thresholds on lstsq (several
 # tensors) and one elsewhere; the per-run references are what costs time.
-def _torch(problem: str, clip: str = "none", **opt: Any) -> Case:
+def _torch(problem: str, clip: str = "none", dtype: str = "float64", **opt: Any) -> Case:
     kind = opt.get("kind", "adam")
     n_clips = 2 if problem == "lstsq" else 1
     n = 3 if clip == "none" else 2
-    return Case(f"torch-{kind}-{clip}-{problem}", problem, "torch", clip, opt, n, n_clips)
+    if dtype == "float64":
+        return Case(f"torch-{kind}-{clip}-{problem}", problem, "torch", clip, opt, n, n_clips)
+    return Case(
+        f"torch-{kind}-{clip}-{problem}-{dtype}", problem, "torch", clip, opt, n, n_clips,
+        log10_one_minus_beta2=(-2.0, -0.3), dtype=dtype,
+    )
 
 
 def _loop(name: str, problem: str, clip: str = "none", **opt: Any) -> Case:
@@ -89,7 +126,7 @@ def _loop(name: str, problem: str, clip: str = "none", **opt: Any) -> Case:
     return Case(f"loop-{name}-{problem}", problem, "loop", clip, opt, n, n_clips)
 
 
-_ALL = tuple(PROBLEMS)
+_ALL = ("zhang2022", "reddi2018", "lstsq")
 
 TORCH_CASES: list[Case] = [
     *(_torch(p) for p in _ALL),
@@ -115,6 +152,21 @@ TORCH_CASES: list[Case] = [
     ),
     Case("torch-tiny-eps-lstsq", "lstsq", "torch", optimizer={"eps": 1e-16}, n_configs=2),
     Case("torch-tiny-eps-reddi2018", "reddi2018", "torch", optimizer={"eps": 1e-16}, n_configs=1),
+    # Theorem 3's stochastic problem, with and without clipping.
+    _torch("reddi2018_stochastic"),
+    _torch("reddi2018_stochastic", "value"),
+    # value clipping with decoupled decay and a larger eps
+    _torch("lstsq", "value", kind="adamw", weight_decay=0.1, eps=1e-6),
+]
+
+# float32 against torch.optim in float32 (a float32 Parameter, float32 gradients).
+FLOAT32_CASES: list[Case] = [
+    _torch("zhang2022", dtype="float32", eps=1e-5),
+    _torch("zhang2022", "global_norm", dtype="float32", eps=1e-5),
+    _torch("reddi2018", "value", dtype="float32"),
+    _torch("lstsq", dtype="float32"),
+    _torch("lstsq", "global_norm", dtype="float32", kind="adamw", weight_decay=0.05),
+    _torch("zhang2022", "value", dtype="float32", kind="adamw", weight_decay=0.05, eps=1e-5),
 ]
 
 LOOP_CASES: list[Case] = [
@@ -126,6 +178,18 @@ LOOP_CASES: list[Case] = [
     _loop("adamw-inv-sqrt", "lstsq", kind="adamw", weight_decay=0.1, schedule="inv_sqrt"),
     _loop("global-norm-inv-sqrt", "lstsq", "global_norm", schedule="inv_sqrt"),
     _loop("value-no-bias", "zhang2022", "value", bias_correction=False),
+    *(
+        _loop("adamw-no-bias", p, kind="adamw", weight_decay=0.1, bias_correction=False)
+        for p in _ALL
+    ),
+    _loop("adamw-no-bias-inv-sqrt-value", "lstsq", "value", kind="adamw", weight_decay=0.1,
+          bias_correction=False, schedule="inv_sqrt"),
+    _loop("value-inv-sqrt", "lstsq", "value", schedule="inv_sqrt"),
+    _loop("value-no-bias-inv-sqrt", "reddi2018", "value", schedule="inv_sqrt",
+          bias_correction=False),
+    _loop("no-bias-inv-sqrt", "reddi2018_stochastic", schedule="inv_sqrt", bias_correction=False),
+    _loop("adagc", "reddi2018_stochastic", "adagc"),
+    _loop("value-no-bias", "reddi2018_stochastic", "value", bias_correction=False),
 ]
 
 
@@ -179,9 +243,10 @@ def spec_document(case: Case) -> dict[str, Any]:
         "name": case.id,
         "problem": problem,
         "optimizer": optimizer,
-        "sampling": "reshuffle",
-        "steps": STEPS,
-        "dtype": "float64",
+        # reddi2018_stochastic draws i.i.d. samples, so only with_replacement applies
+        "sampling": "with_replacement" if case.problem == "reddi2018_stochastic" else "reshuffle",
+        "steps": case.steps,
+        "dtype": case.dtype,
         "grid": {
             "beta1": axes["beta1"],
             "beta2": axes["beta2"],

@@ -6,7 +6,8 @@ what they check is the optimizer, clipping and schedule, not the problem.
 
 - `torch_reference`: torch.optim.Adam / AdamW with torch.nn.utils.clip_grad_norm_
   or clip_grad_value_, one optimizer per configuration and one torch Parameter
-  per parameter tensor (block), so clip_grad_norm_ sees several tensors.
+  per parameter tensor (block), so clip_grad_norm_ sees several tensors; in
+  the spec's dtype (a float32 sweep is held to torch.optim in float32).
 - `loop_reference`: plain numpy, written from the formulas of DESIGN section 4,
   for what torch.optim cannot express (bias correction off, the inv_sqrt
   schedule, AdaGC).
@@ -38,7 +39,8 @@ class FullBatch:
     """A problem with its deterministic per-step gradient, at R = 1."""
 
     def __init__(self, spec: Any):
-        self.problem = build_problem(spec.problem, dtype=torch.float64, device=torch.device("cpu"))
+        self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+        self.problem = build_problem(spec.problem, dtype=self.dtype, device=torch.device("cpu"))
         batch = spec.grid.batch_size[0]
         steps = torch.arange(1, spec.steps + 1, dtype=torch.int64)
         self.stats = self.problem.batch_stats(
@@ -111,6 +113,7 @@ def loop_reference(
     spec: Any, fb: FullBatch, *, beta1: float, beta2: float, lr: float, clip: Any
 ) -> Final:
     """DESIGN section 4 step by step, one run, numpy float64."""
+    assert fb.dtype == torch.float64, "the loop reference is float64 only"
     opt = spec.optimizer
     x = fb.x0()
     m = np.zeros_like(x)

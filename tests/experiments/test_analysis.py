@@ -197,7 +197,13 @@ def test_boundary_and_by_batch_cover_every_slice() -> None:
     assert len(series) == 1
     assert series[0]["batch_size"] == [1, 2, 4]
     assert series[0]["beta2_star"] == [0.999, 0.99, 0.9]
-    assert series[0]["fit"]["slope"] > 0
+    # 1 - beta2* = 1e-3, 1e-2, 1e-1 at batch 1, 2, 4: exactly log(1 - beta2*) =
+    # log(1e-3) + log2(10) log(batch), with no spread
+    fit = series[0]["fit"]
+    assert fit["slope"] == pytest.approx(np.log(10) / np.log(2), rel=1e-12)
+    assert fit["intercept"] == pytest.approx(np.log(1e-3), rel=1e-12)
+    assert fit["stderr"] == pytest.approx(0.0, abs=1e-9) and fit["n_points"] == 3
+    assert fit["half_life_slope"] == 1.0
 
 
 def test_sqrt_curve_overlay() -> None:

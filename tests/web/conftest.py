@@ -1,8 +1,10 @@
 """Browser-test fixtures: a real uvicorn server on the embedded default and Chromium.
 
-The server is a subprocess on a free loopback port with a SQLite file in a
-temporary directory and the in-process executor (no broker), exactly what
-`betascope serve` runs. Chromium is Debian's, driven by Playwright; without
+The server is a subprocess with a SQLite file in a temporary directory and the
+in-process executor (no broker), exactly what `betascope serve` runs. It
+serves on a loopback socket this process binds and hands over (uvicorn
+--fd), so no other process can take the port between choosing and binding.
+Chromium is Debian's, driven by Playwright; without
 either, these tests skip locally and fail under BETASCOPE_REQUIRE_SERVICES=1.
 """
 
@@ -31,10 +33,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _listening_socket() -> socket.socket:
+    """A bound, listening loopback socket on a port the kernel picks."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
 
 
 class Server:
@@ -74,8 +79,10 @@ class Server:
 
 @contextmanager
 def start_server(tmp: Path, **extra_env: str) -> Iterator[Server]:
-    """`uvicorn api.app:create_app` on a free port with its own SQLite file in `tmp`."""
-    port = _free_port()
+    """`uvicorn api.app:create_app` on its own listening socket (handed over, so the
+    port cannot be taken in between) with its own SQLite file in `tmp`."""
+    sock = _listening_socket()
+    port = int(sock.getsockname()[1])
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
     database_url = f"sqlite:///{tmp / 'web.db'}"
     env.update(
@@ -88,11 +95,11 @@ def start_server(tmp: Path, **extra_env: str) -> Iterator[Server]:
     )
     env.update(extra_env)
     log = tmp / "server.log"
-    with log.open("wb") as out:
+    with log.open("wb") as out, sock:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+             "--fd", str(sock.fileno()), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),),
         )
     srv = Server(f"http://127.0.0.1:{port}", proc, log, database_url)
     try:

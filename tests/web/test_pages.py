@@ -270,6 +270,16 @@ def test_sweeps_list_is_newest_first_and_pages(web: Watched, server: Server) -> 
 
 def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     sweep_id = server.create(small_zhang("long sweep to cancel", steps=2_000_000))
+    try:
+        _cancel_and_retry(web, sweep_id)
+        assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"
+    finally:
+        # however this test ends, no long sweep keeps loading the tests after it
+        if server.api("GET", f"/sweeps/{sweep_id}")["status"] in ("queued", "running"):
+            server.api("POST", f"/sweeps/{sweep_id}/cancel")
+
+
+def _cancel_and_retry(web: Watched, sweep_id: int) -> None:
     page = web.page
     web.goto(f"/sweeps/{sweep_id}")
     page.locator("#cancel").wait_for(state="visible")
@@ -286,4 +296,3 @@ def test_cancel_and_retry_buttons(web: Watched, server: Server) -> None:
     page.click("#cancel")  # leave no long sweep running for the tests after this one
     page.click("#confirm-yes")
     until(page, "document.getElementById('status').textContent === 'canceled'")
-    assert server.api("GET", f"/sweeps/{sweep_id}")["status"] == "canceled"
