@@ -68,6 +68,9 @@ def test_a_run_has_the_same_key_in_any_sweep_that_holds_it() -> None:
     sub_keys = run_keys(sub, runs_at(sub, sub_flat[inside]))
     assert (full_keys == sub_keys).all()
     assert axis_maps(sub, full) is None  # the smaller grid does not contain the larger
+    overlap = json.loads(json.dumps(DOC))
+    overlap["grid"]["seed"] = [0, 99]  # shares seed 0 only
+    assert axis_maps(full, parse_spec(overlap)) is None
 
 
 def test_everything_the_runs_share_is_in_the_key() -> None:
@@ -80,6 +83,9 @@ def test_everything_the_runs_share_is_in_the_key() -> None:
         assert run_keys(other, runs_at(other, [5]))[0] != key, change
         assert grid_digest(other, "eager") != grid_digest(spec, "eager")
     assert run_keys(spec, runs_at(spec, [5]), kernel="compiled")[0] != key
+    for axis, values in (("seed", [0, 1, 8]), ("beta1", [0.0, 0.5]), ("lr", [0.1, 0.06])):
+        other = parse_spec({**DOC, "grid": {**DOC["grid"], axis: values}})
+        assert grid_digest(other, "eager") != grid_digest(spec, "eager"), axis
 
 
 def test_find_run_inverts_the_key_on_a_grid_of_ten_million() -> None:

@@ -30,7 +30,8 @@ SEEDS = ("tests/experiments/test_seeds.py",)
 SAMPLING = ("tests/experiments/test_sampling.py", "tests/experiments/test_seeds.py")
 ANALYSIS = ("tests/experiments/test_analysis.py",)
 OUTCOMES = ("tests/experiments/test_outcomes.py", "tests/experiments/test_engine.py")
-KEYS = ("tests/experiments/test_spec.py", "tests/experiments/test_engine.py")
+KEYS = ("tests/experiments/test_spec.py", "tests/experiments/test_engine.py",
+        "tests/experiments/test_keys.py")
 EXPORT = ("tests/experiments/test_export.py", "tests/test_cli.py")
 MAP = ("tests/web/test_map_content.py",)
 
@@ -152,8 +153,8 @@ MUTANTS: list[Mutant] = [
            OPTIM, "AdaGC's reference norm tracks unclipped norms"),
     # --- majority and boundary --------------------------------------------------------------
     Mutant("M1", "experiments/analysis.py",
-           "majority = (2 - np.argmax(worst_first, axis=1)).astype(np.int8)",
-           "majority = np.argmax(stacked, axis=1).astype(np.int8)",
+           "(d >= nc) & (d >= c), DIVERGED, np.where(nc >= c, NOT_CONVERGED, CONVERGED)",
+           "(d > nc) & (d > c), DIVERGED, np.where(nc > c, NOT_CONVERGED, CONVERGED)",
            ANALYSIS, "majority ties break toward the better outcome"),
     Mutant("M2", "experiments/analysis.py",
            "while first > 0 and ok[first - 1]:",
@@ -168,8 +169,8 @@ MUTANTS: list[Mutant] = [
            "out[g[starts]] = np.where(lo == hi, lo, hi)",
            ANALYSIS, "median of an even count is the upper middle"),
     Mutant("M5", "experiments/analysis.py",
-           "converged_frac=shaped(frac[0]),",
-           "converged_frac=shaped(frac[1]),",
+           "converged_frac=shaped(frac[:, 0]),",
+           "converged_frac=shaped(frac[:, 1]),",
            ANALYSIS, "converged_frac counts not-converged runs"),
     # --- axis order -------------------------------------------------------------------------
     Mutant("X1", "experiments/analysis.py",
@@ -194,16 +195,16 @@ MUTANTS: list[Mutant] = [
            "range: [Math.min(lo, hi), Math.max(lo, hi)], tickvals:",
            MAP, "log(1 - beta) axis not reversed: beta2 grows downward"),
     Mutant("W3", "web/static/maps.js",
-           'const COLOURS = ["#2e7d32", "#f9a825", "#c62828"];',
-           'const COLOURS = ["#c62828", "#f9a825", "#2e7d32"];',
+           'const COLOURS = ["#0072B2", "#F0E442", "#D55E00"];',
+           'const COLOURS = ["#D55E00", "#F0E442", "#0072B2"];',
            MAP, "converged and diverged colours swapped"),
     Mutant("W4", "web/static/maps.js",
            '[-k - Math.log10(2), nines + "5", 1]',
            '[-k - Math.log10(2), nines + "8", 1]',
            MAP, "a beta2 tick label at the wrong position"),
     Mutant("W5", "web/static/maps.js",
-           'const lines = ["β1 = " + b1, "β2 = " + b2];',
-           'const lines = ["β1 = " + b2, "β2 = " + b1];',
+           'const lines = ["β1 = " + fx(b1), "β2 = " + fy(b2)];',
+           'const lines = ["β1 = " + fx(b2), "β2 = " + fy(b1)];',
            MAP, "hover names beta1 and beta2 swapped"),
     Mutant("W6", "web/static/sweep.js",
            "query({ metric, batch_size: batch, clip, lr })",
@@ -232,13 +233,21 @@ MUTANTS: list[Mutant] = [
            "",
            KEYS, "run_key leaves out the dtype"),
     Mutant("R3", "experiments/spec.py",
-           '"seed": [repr(v) for v in table.seed.tolist()],',
-           '"seed": [repr(v) for v in table.batch_size.tolist()],',
-           KEYS, "run_key takes the batch size for the seed"),
+           "    for i, axis in enumerate(AXES):\n        lanes +=",
+           "    for i, axis in enumerate(AXES[:-1]):\n        lanes +=",
+           KEYS, "run_key leaves out the seed"),
     Mutant("R4", "experiments/spec.py",
            '"optimizer": spec.optimizer.model_dump(mode="json", exclude={"lr"}),',
            '"optimizer": spec.optimizer.model_dump(mode="json", exclude={"lr", "eps"}),',
            KEYS, "run_key leaves out eps"),
+    Mutant("R5", "experiments/reuse.py",
+           "    for axis, values in spec.axis_values().items():\n        h.update(",
+           "    for axis, values in list(spec.axis_values().items())[:-1]:\n        h.update(",
+           KEYS, "an identical grid is recognised whatever its seeds (served from the cache)"),
+    Mutant("R6", "experiments/reuse.py",
+           "        if int((m >= 0).sum()) != len(iv[axis]):",
+           "        if int((m >= 0).sum()) == 0:",
+           KEYS, "a grid counts as containing another that it only overlaps"),
     # --- outcome rules ----------------------------------------------------------------------
     Mutant("O1", "experiments/outcomes.py",
            "return (f - f_star) / (f0 - f_star)",
