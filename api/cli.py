@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -83,7 +82,9 @@ def run(
             fh.write(piece)
     typer.echo(f"wrote {out} ({result.total} runs)")
     if cells is not None:
-        _write_csv(cells, result.cell_columns, result.cell_rows())
+        with cells.open("wb") as fh:
+            for piece in result.cell_csv():
+                fh.write(piece)
         typer.echo(f"wrote {cells} (one row per cell)")
     if html is not None:
         html.write_text(result.html_page(), encoding="utf-8")
@@ -143,13 +144,6 @@ def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
         for row in [head, *body]:
             lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines)
-
-
-def _write_csv(path: Path, header: Any, rows: Any) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 @app.command()

@@ -157,15 +157,7 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     values = spec.axis_values()
     clips = values["clip"]
 
-    def pick(labels: Sequence[str], index: np.ndarray) -> pa.Array:
-        return pa.array([s.encode() for s in labels], pa.binary()).take(pa.array(index))
-
-    def floats(arr: np.ndarray, empty_if_nan: bool = False) -> pa.Array:
-        col = float_reprs(arr).cast(pa.binary())
-        if empty_if_nan:
-            col = pc.if_else(pa.array(np.isnan(arr)), pa.scalar(b"", pa.binary()), col)
-        return col
-
+    pick, floats = _pick, _float_column
     g = runs.grid_index
     div = np.asarray(outcomes.div_step, dtype=np.int64)
     div_text = pc.if_else(
@@ -190,6 +182,32 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
         div_text,
         pick([fmt(float(v)) for v in uniq], inverse.reshape(-1)),
     ]
+    return _join_lines(columns, n)
+
+
+def _pick(labels: Sequence[str], index: np.ndarray) -> Any:
+    """labels[index] as an Arrow binary array (each label formatted once)."""
+    import pyarrow as pa
+
+    return pa.array([t.encode() for t in labels], pa.binary()).take(pa.array(index))
+
+
+def _float_column(arr: np.ndarray, empty_if_nan: bool = False) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = float_reprs(arr).cast(pa.binary())
+    if empty_if_nan:
+        col = pc.if_else(pa.array(np.isnan(arr)), pa.scalar(b"", pa.binary()), col)
+    return col
+
+
+def _join_lines(columns: list[Any], n: int) -> bytes:
+    """Columns of formatted fields as CSV lines (csv.writer's minimal quoting needs
+    none here: no field holds a comma, quote or line break)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rows = pc.binary_join_element_wise(*columns, b",")
     lines = pc.binary_join_element_wise(rows, pa.scalar(b"", pa.binary()), b"\r\n")
     if isinstance(lines, pa.ChunkedArray):
@@ -197,6 +215,41 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     buffers = lines.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32)[lines.offset : lines.offset + n + 1]
     return buffers[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+
+
+def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
+    """Cells-level rows as bytes, a piece of cells at a time, column by column: the
+    bytes csv_lines(cell_rows(...)) gives (without the header)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from experiments.analysis import available
+    from experiments.outcomes import OUTCOMES
+
+    values = spec.axis_values()
+    avail = available(spec)
+    labels = {
+        "beta1": [fmt(float(v)) for v in values["beta1"]],
+        "beta2": [fmt(float(v)) for v in values["beta2"]],
+        "batch_size": [fmt(int(v)) for v in avail["batch_size"]],
+        "clip": [fmt(c) for c in avail["clip"]],
+        "lr": [fmt(float(v)) for v in avail["lr"]],
+    }
+    where = np.argwhere(cells.n_runs > 0)
+    for lo in range(0, len(where), piece):
+        at = where[lo : lo + piece]
+        sel = tuple(at[:, i] for i in range(at.shape[1]))
+        columns = [_pick(labels[a], at[:, i]) for i, a in enumerate(labels)]
+        columns += [
+            pc.cast(pa.array(cells.n_runs[sel]), pa.string()).cast(pa.binary()),
+            _pick([fmt(o) for o in OUTCOMES], cells.outcome[sel].astype(np.int64)),
+            _float_column(cells.converged_frac[sel]),
+            _float_column(cells.not_converged_frac[sel]),
+            _float_column(cells.diverged_frac[sel]),
+            _float_column(cells.final_rel[sel], empty_if_nan=True),
+            _float_column(cells.div_step[sel], empty_if_nan=True),
+        ]
+        yield _join_lines(columns, len(at))
 
 
 def float_reprs(x: np.ndarray) -> Any:

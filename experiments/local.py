@@ -54,6 +54,11 @@ class LocalResult:
     def cell_rows(self) -> Iterator[list[str]]:
         return export.cell_rows(self.spec, self.cells())
 
+    def cell_csv(self) -> Iterator[bytes]:
+        """The cells CSV (header first) as bytes, column-wise, as the service writes it."""
+        yield export.csv_lines([export.CELL_COLUMNS])
+        yield from export.cell_csv(self.spec, self.cells())
+
     def run_csv(self, piece: int = 50_000) -> Iterator[bytes]:
         """The runs CSV (header first) as bytes, a piece of runs at a time, column-wise:
         the bytes the service's export.csv gives for the same sweep."""

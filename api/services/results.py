@@ -8,6 +8,7 @@ experiments.export, so the service and `betascope run` write the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -27,8 +28,9 @@ from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
+CELLS_CACHE_BYTES = 256 << 20  # assembled cells kept in memory, newest first
 EXPORT_ROWS = 50_000  # runs formatted per CSV piece / Parquet batch
-SCAN_ROWS = 1 << 20  # flat indices examined per step when paging through runs
+SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
 _cells_lock = threading.Lock()
@@ -44,11 +46,18 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analys
             return _cells_cache[key]
     stats = cell_stats(session, Stored.of(sweep))
     value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
+    del stats
     with _cells_lock:
         _cells_cache[key] = value
-        while len(_cells_cache) > 16:
+        # bounded by size: a 1000 x 1000 map's cells take about 60 MB
+        while len(_cells_cache) > 1 and sum(_nbytes(v[0]) for v in _cells_cache.values()) \
+                > CELLS_CACHE_BYTES:
             _cells_cache.popitem(last=False)
     return value
+
+
+def _nbytes(c: analysis.Cells) -> int:
+    return sum(getattr(c, f.name).nbytes for f in dataclasses.fields(c))
 
 
 def phase_map(
@@ -217,12 +226,11 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
     """CSV bytes, streamed a piece at a time (the same bytes `betascope run` writes)."""
     if level == "cells":
         with db.session(read_only=True) as session:
-            stored = Stored.load(session, sweep_id)
-            stats = cell_stats(session, stored) if stored is not None else None
+            sweep = session.get(Sweep, sweep_id)
+            c = sweep_cells(session, sweep, spec)[0] if sweep is not None else None
         yield export.csv_lines([export.CELL_COLUMNS])
-        if stats is not None:
-            c = analysis.cells_from_stats(spec, stats)
-            yield export.csv_lines(list(export.cell_rows(spec, c)))
+        if c is not None:
+            yield from export.cell_csv(spec, c)
         return
     yield export.csv_lines([export.RUN_COLUMNS])
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
@@ -302,11 +310,10 @@ def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, ker
     spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
     if level == "cells":
         with db.session(read_only=True) as session:
-            stored = Stored.load(session, sweep_id)
-            stats = cell_stats(session, stored) if stored is not None else None
-        if stats is not None:
-            pq.write_table(_cell_table(spec, analysis.cells_from_stats(spec, stats)), spool,
-                           compression="zstd")
+            sweep = session.get(Sweep, sweep_id)
+            c = sweep_cells(session, sweep, spec)[0] if sweep is not None else None
+        if c is not None:
+            pq.write_table(_cell_table(spec, c), spool, compression="zstd")
         spool.seek(0)
         return spool
     columns = (columnar.CURVE,) if level == "curves" else RUN_COLUMNS + (columnar.FINAL_X,)

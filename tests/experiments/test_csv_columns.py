@@ -55,3 +55,22 @@ def test_run_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
     rows = export.run_rows(keys=keys, runs=runs, clip_modes=modes, clip_thresholds=thresholds,
                            steps=spec.steps, outcomes=outcomes)
     assert export.run_csv(spec, runs, outcomes, kernel="eager") == export.csv_lines(list(rows))
+
+
+@pytest.mark.parametrize("preset_name", sorted(PRESETS))
+def test_cell_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
+    from experiments.analysis import ResultFrame, cells
+
+    spec = parse_spec(PRESETS[preset_name])
+    runs = all_runs(spec)
+    n = len(runs)
+    rng = np.random.default_rng(7)
+    keep = rng.random(n) < 0.8  # some cells without runs
+    frame = ResultFrame(
+        grid=runs.grid_index[keep], code=rng.integers(0, 3, n).astype(np.int8)[keep],
+        final_rel=_awkward_floats(n, 4)[keep],
+        div_step=np.where(rng.random(n) < 0.5, np.nan, rng.integers(1, 99, n))[keep],
+    )
+    c = cells(spec, frame)
+    want = export.csv_lines(list(export.cell_rows(spec, c)))
+    assert b"".join(export.cell_csv(spec, c, piece=97)) == want
