@@ -88,11 +88,10 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     (diverged over not converged over converged): a boundary claimed converged
     should be so for most seeds."""
     shape = spec.axis_sizes()[:5]
-    counts = stats.counts.astype(np.float64)
-    n = counts.sum(axis=1)
+    c, nc, d = (stats.counts[:, i] for i in range(3))
+    n = c + nc + d
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = counts / n[:, None]
-    c, nc, d = counts[:, 0], counts[:, 1], counts[:, 2]
+        frac = [c / n, nc / n, d / n]  # contiguous: a million cells take 8 MB each
     majority = np.where(
         (d >= nc) & (d >= c), DIVERGED, np.where(nc >= c, NOT_CONVERGED, CONVERGED)
     ).astype(np.int8)  # ties go to the worse outcome
@@ -103,9 +102,9 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
 
     return Cells(
         n_runs=shaped(n.astype(np.int64)),
-        converged_frac=shaped(frac[:, 0]),
-        not_converged_frac=shaped(frac[:, 1]),
-        diverged_frac=shaped(frac[:, 2]),
+        converged_frac=shaped(frac[0]),
+        not_converged_frac=shaped(frac[1]),
+        diverged_frac=shaped(frac[2]),
         outcome=shaped(majority),
         final_rel=shaped(stats.final_rel),
         div_step=shaped(stats.div_step),

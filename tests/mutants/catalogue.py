@@ -169,8 +169,8 @@ MUTANTS: list[Mutant] = [
            "out[g[starts]] = np.where(lo == hi, lo, hi)",
            ANALYSIS, "median of an even count is the upper middle"),
     Mutant("M5", "experiments/analysis.py",
-           "converged_frac=shaped(frac[:, 0]),",
-           "converged_frac=shaped(frac[:, 1]),",
+           "converged_frac=shaped(frac[0]),",
+           "converged_frac=shaped(frac[1]),",
            ANALYSIS, "converged_frac counts not-converged runs"),
     # --- axis order -------------------------------------------------------------------------
     Mutant("X1", "experiments/analysis.py",
