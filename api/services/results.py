@@ -24,6 +24,7 @@ from api.db.store import Stored, cell_stats, data_version, gather
 from experiments import analysis, export
 from experiments.keys import find_run
 from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps
+from experiments.reuse import cell_index
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
@@ -52,20 +53,27 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analys
 
 
 def phase_map(
-    session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any]
+    session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any],
+    x: str | None = None, y: str | None = None,
 ) -> dict[str, Any]:
-    """One slice's heatmap; KeyError names a bad metric or an axis value not on the grid."""
-    sl = analysis.slice_index(spec, **chosen)
+    """One slice's heatmap over (x, y) (beta1, beta2 by default); KeyError names a bad
+    metric, map axis, or an axis value not on the grid."""
+    mx, my = analysis.map_axes(spec, x, y)
+    sl = analysis.slice_index(spec, mx, my, **chosen)
     c, n = sweep_cells(session, sweep, spec)
-    pm = analysis.phase_map(spec, c, metric, sl)
-    pm["beta2_star"] = analysis.beta2_star(spec, c, sl)
+    pm = analysis.phase_map(spec, c, metric, sl, mx, my)
+    # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing
+    on_betas = (mx, my) == analysis.MAP_DEFAULT
+    pm["beta2_star"] = (
+        analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl) if on_betas else None
+    )
     pm["n_results"] = n
     return pm
 
 
 def boundary(session: Session, sweep: Sweep, spec: SweepSpec) -> dict[str, Any]:
     c, _ = sweep_cells(session, sweep, spec)
-    out = analysis.boundary(spec, c)
+    out = analysis.boundaries(spec, c)
     out["sqrt_curve"] = analysis.sqrt_curve(spec.axis_values()["beta2"])
     return out
 
@@ -132,7 +140,6 @@ def list_runs(
     stored = Stored.of(sweep)
     sizes = spec.axis_sizes()
     total = spec.total_runs()
-    per_cell = sizes[-1]
     cell_ok = None
     if outcome is not None:
         stats = cell_stats(session, stored)
@@ -147,9 +154,9 @@ def list_runs(
         grid = np.unravel_index(window, sizes)
         keep = np.ones(len(window), dtype=bool)
         for axis, index in filters.items():
-            keep &= grid[AXES.index(axis)] == index
+            keep &= grid[spec.axes().index(axis)] == index
         if cell_ok is not None:
-            keep &= cell_ok[window // per_cell]
+            keep &= cell_ok[cell_index(spec, window)]
         window = window[keep]
         while len(window) and have <= limit:
             part, window = window[: 4 * (limit + 1)], window[4 * (limit + 1):]
@@ -219,12 +226,12 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
         with db.session(read_only=True) as session:
             stored = Stored.load(session, sweep_id)
             stats = cell_stats(session, stored) if stored is not None else None
-        yield export.csv_lines([export.CELL_COLUMNS])
+        yield export.csv_lines([export.cell_columns(spec)])
         if stats is not None:
             c = analysis.cells_from_stats(spec, stats)
             yield export.csv_lines(list(export.cell_rows(spec, c)))
         return
-    yield export.csv_lines([export.RUN_COLUMNS])
+    yield export.csv_lines([export.run_columns(spec)])
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
         yield export.run_csv(spec, runs_at(spec, flat), _outcomes(rec), kernel=kernel)
 
@@ -259,6 +266,9 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
         "div_step": pa.array(div, mask=div < 0),
         "clip_fraction": pa.array(rec["clip_fraction"]),
     })
+    values = spec.axis_values()
+    for j, axis in enumerate(spec.extra_axes()):  # after the standard columns, by path
+        cols[axis] = pa.array(np.asarray(values[axis])[runs.grid_index[:, len(AXES) + j]])
     if columnar.FINAL_X in rec:
         x = np.ascontiguousarray(rec[columnar.FINAL_X], dtype=np.float64)
         cols["final_x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
@@ -271,7 +281,7 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
     at = np.argwhere(c.n_runs > 0)
     values = spec.axis_values()
     avail = analysis.available(spec)
-    sel = tuple(at[:, i] for i in range(5))
+    sel = tuple(at[:, i] for i in range(at.shape[1]))
     table = {
         "beta1": pa.array(np.asarray(values["beta1"], dtype=np.float64)[at[:, 0]]),
         "beta2": pa.array(np.asarray(values["beta2"], dtype=np.float64)[at[:, 1]]),
@@ -287,7 +297,9 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
         "median_final_rel": pa.array(c.final_rel[sel], mask=np.isnan(c.final_rel[sel])),
         "median_div_step": pa.array(c.div_step[sel], mask=np.isnan(c.div_step[sel])),
     }
-    assert tuple(table) == export.CELL_COLUMNS
+    for j, axis in enumerate(spec.extra_axes()):
+        table[axis] = pa.array(np.asarray(values[axis])[at[:, 5 + j]])
+    assert tuple(table) == export.cell_columns(spec)
     return pa.table(table)
 
 
