@@ -112,6 +112,8 @@ class RunOut(_Out):
     div_step: int | None
     clip_fraction: float | None
     computed_at: datetime | None
+    extra: dict[str, int | float] = Field(
+        default_factory=dict, description="the run's values of the extra axes, by path")
 
 
 class Curve(_Out):

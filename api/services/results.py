@@ -102,6 +102,8 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
     keys = run_keys(spec, runs, kernel=sweep.kernel).astype(str).tolist()
     modes, thresholds = clip_columns(spec, runs)
     clips = [clip_label(c) for c in spec.axis_values()["clip"]]
+    values = spec.axis_values()
+    extra = [(j, a, values[a]) for j, a in enumerate(spec.extra_axes(), start=len(AXES))]
     chunk_ids = sorted(set(rec["_chunk"].tolist()))
     finished = dict(session.execute(
         select(Chunk.id, Chunk.finished_at).where(Chunk.id.in_(chunk_ids))).all())
@@ -120,6 +122,7 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
             "div_step": div if div >= 0 else None,
             "clip_fraction": float(rec["clip_fraction"][i]),
             "computed_at": finished.get(int(rec["_chunk"][i])),
+            "extra": {a: vals[int(runs.grid_index[i, j])] for j, a, vals in extra},
         })
     return out
 
