@@ -85,10 +85,15 @@ def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
     for axis in ("batch_size", "clip", "lr"):
         if given.get(axis) is not None:
             out[axis] = analysis.slice_index(spec, **{axis: given[axis]})[axis]
-    for axis, cast in (("beta1", float), ("beta2", float), ("seed", int)):
+    casts = [("beta1", float), ("beta2", float), ("seed", int)]
+    casts += [(axis, float) for axis in spec.extra_axes()]  # by path: problem.n=20
+    for axis, cast in casts:
         if given.get(axis) is None:
             continue
-        want = cast(given[axis])
+        try:
+            want = cast(given[axis])
+        except (TypeError, ValueError, OverflowError):  # an extra axis's raw text
+            raise KeyError(f"{axis}: {given[axis]!r} is not a number") from None
         hits = [i for i, v in enumerate(values[axis]) if cast(v) == want]
         if not hits:
             raise KeyError(f"{axis}: {given[axis]!r} is not on the grid")

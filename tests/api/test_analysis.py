@@ -104,6 +104,10 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
     from experiments.local import run_local
 
     client = make_client(chunk_runs=100, max_runs=100_000)
+    checked = client.post("/api/v1/sweeps/validate", json=EXTRA_DOC)
+    assert checked.status_code == 200, checked.text
+    assert list(checked.json()["axis_sizes"].items())[-3:] == [
+        ("seed", 3), ("problem.n", 3), ("optimizer.eps", 2)]
     sweep = submit(client, EXTRA_DOC)
     assert sweep["total_runs"] == 2 * 3 * 2 * 3 * 3 * 2
     wait_status(client, sweep["id"], "done", timeout=240)
@@ -165,3 +169,20 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
     key = local.keys[100]
     one = client.get(f"{url}/runs/{key}")
     assert one.status_code == 200 and one.json()["run_key"] == key
+    # a sweep whose grid contains this one's (one more n) reuses its runs; the chunks
+    # that mix reused and computed runs still hold whole cells
+    bigger = json.loads(json.dumps(EXTRA_DOC))
+    bigger["grid"]["problem.n"] = [5, 10, 20, 50]
+    again = submit(client, bigger)
+    done = wait_status(client, again["id"], "done", timeout=240)
+    assert done["cached_runs"] == sweep["total_runs"], done
+    big_local = run_local(parse_spec(bigger), device="cpu")
+    url2 = f"/api/v1/sweeps/{again['id']}"
+    for n in (5, 50):
+        body = client.get(f"{url2}/phase-map", params={"metric": "final_rel", "problem.n": n,
+                                                       "lr": 0.03}).json()
+        want = json.loads(json.dumps(big_local.phase_map("final_rel", lr=0.03,
+                                                         **{"problem.n": n})))
+        assert body["z"] == want["z"], n
+    cells2 = client.get(f"{url2}/export.csv", params={"level": "cells"}).text
+    assert list(csv.reader(io.StringIO(cells2)))[1:] == list(big_local.cell_rows())
