@@ -240,6 +240,21 @@ _EXTRA_KEY = re.compile(r"^(problem|optimizer)\.([A-Za-z_]\w*)$")
 _EXTRA_AXIS: TypeAdapter[Any] = TypeAdapter(_Axis)
 
 
+def _grid_key_errors(grid: Any) -> list[tuple[str, str]]:
+    """Keys of a grid document that are neither an axis nor an extra axis's path."""
+    if not isinstance(grid, dict):
+        return []
+    return [
+        (
+            str(key),
+            "Extra inputs are not permitted (an extra axis is named problem.<field> "
+            "or optimizer.<field>)",
+        )
+        for key in grid
+        if key not in GridSpec.model_fields and not _EXTRA_KEY.match(str(key))
+    ]
+
+
 class GridSpec(_Strict):
     # problem.<field> and optimizer.<field> axes are kept as extra keys, in the order
     # written; SweepSpec validates their values as the fields themselves
@@ -297,12 +312,10 @@ class GridSpec(_Strict):
     @model_validator(mode="after")
     def _extra_axes(self) -> GridSpec:
         extra = self.__pydantic_extra__ or {}
+        unknown = _grid_key_errors(extra)
+        if unknown:
+            raise ValueError(f"{unknown[0][0]}: {unknown[0][1]}")
         for key, raw in list(extra.items()):
-            if not _EXTRA_KEY.match(key):
-                raise ValueError(
-                    f"{key}: Extra inputs are not permitted (an extra axis is named "
-                    "problem.<field> or optimizer.<field>)"
-                )
             if key == "optimizer.lr":
                 raise ValueError(f"{key}: sweep the learning rate with the lr axis")
             try:
@@ -662,6 +675,8 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
         errors += _cross_errors(
             *(_part(name, data) for name in ("problem", "optimizer", "grid", "sampling", "dtype"))
         )
+        # unknown grid keys are found by GridSpec only once its fields are valid
+        errors += [(f"grid.{k}", m) for k, m in _grid_key_errors(data.get("grid"))]
         raise SpecError(_dedupe(errors)) from None
     total = spec.total_runs()
     if total > max_runs:

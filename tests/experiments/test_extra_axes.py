@@ -285,3 +285,18 @@ def test_the_html_page_draws_a_map_for_each_point_of_the_extra_axes() -> None:
     d["steps"] = 50
     page = run_local(parse_spec(d), device="cpu").html_page()
     assert page.count("problem.n 5") >= 1 and page.count("problem.n 20") >= 1
+
+
+def test_an_unknown_grid_key_is_reported_with_the_grids_other_errors() -> None:
+    d = doc(**{"bta1": [0.5]})
+    d["grid"]["beta1"] = [1.5]
+    assert {loc for loc, _ in errors_of(d)} == {"grid.beta1", "grid.bta1"}
+
+
+def test_a_spec_with_extra_axes_round_trips_through_its_stored_document() -> None:
+    d = copy.deepcopy(DOC)
+    d["grid"]["problem.n"] = {"start": 5, "stop": 20, "num": 4}
+    spec = parse_spec(d)
+    again = parse_spec(json.loads(json.dumps(spec.model_dump(mode="json"))))
+    assert again == spec and again.axis_values() == spec.axis_values()
+    assert run_keys(again, all_runs(again)).tolist() == run_keys(spec, all_runs(spec)).tolist()
