@@ -153,3 +153,28 @@ def test_compare_maps_two_sweeps_over_lr_and_beta2(web: Watched, server: Server,
     assert diff["differ"] == sum(1 for row in want for v in row if v)
     assert page.inner_text("#load-error") == ""
     assert drawn(web, "map-a")["z"] == pa["z"]
+
+
+def test_a_map_over_clip_settings_draws_them_as_categories(web: Watched,
+                                                           server: Server) -> None:
+    doc = axes_spec("clip x batch")
+    doc["grid"] = {"beta1": [0.9], "beta2": [0.9, 0.99], "batch_size": [1, 2, 4],
+                   "clip": [{"mode": "none"}, {"mode": "value", "threshold": 0.5},
+                            {"mode": "global_norm", "threshold": 0.1}], "seed": [0, 1]}
+    sweep = server.create(doc)
+    server.wait_done(sweep)
+    page = web.page
+    web.goto(f"/sweeps/{sweep}")
+    wait_map(web)
+    page.select_option("#x-axis", "clip")
+    page.select_option("#y-axis", "batch_size")
+    until(page, "(d => d.dataset.axes === JSON.stringify(['clip', 'batch_size']))"
+                "(document.getElementById('map'))")
+    wait_map(web)
+    got = drawn(web)
+    want = api_map(server, sweep, x="clip", y="batch_size")
+    assert want["x"]["values"] == ["none", "value:0.5", "global_norm:0.1"]
+    assert got["z"] == want["z"] and got["x"] == [0, 1, 2]
+    assert got["xscale"] == "category" and got["xticks"] == want["x"]["values"]
+    assert got["yscale"] == "log"  # batch sizes 1, 2, 4: evenly spaced in log
+    assert got["slice"] == {"beta1": 0.9, "beta2": 0.9, "lr": 0.1}
