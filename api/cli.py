@@ -126,10 +126,11 @@ def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
     lowest = min(beta2_grid)
     lines = ["β2*: the smallest β2 from which the β1 column converges "
              "(≤: every grid β2 converges, -: none)"]
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["clip"], r["lr"]), []).append(r)
-    for (clip, lr), group in groups.items():
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:  # one table per (clip, lr) and point of the extra axes (keys by path)
+        extra = tuple((k, v) for k, v in r.items() if "." in k)
+        groups.setdefault((r["clip"], r["lr"], extra), []).append(r)
+    for (clip, lr, extra), group in groups.items():
         head = ["β1"] + [f"batch {b}" for b in group[0]["batch_size"]] + ["slope"]
         body = []
         for r in group:
@@ -140,7 +141,7 @@ def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
                 "" if fit["stderr"] is None else f" ± {fit['stderr']:.2f}")
             body.append([l1[r["beta1"]], *cells, slope])
         widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-        lines.append(f"clip {clip} · lr {lr:g}")
+        lines.append(f"clip {clip} · lr {lr:g}" + "".join(f" · {k} {v}" for k, v in extra))
         for row in [head, *body]:
             lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines)

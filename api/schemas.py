@@ -112,6 +112,8 @@ class RunOut(_Out):
     div_step: int | None
     clip_fraction: float | None
     computed_at: datetime | None
+    extra: dict[str, int | float] = Field(
+        default_factory=dict, description="the run's values of the extra axes, by path")
 
 
 class Curve(_Out):
@@ -132,7 +134,7 @@ class RunPage(_Out):
 
 class Axis(_Out):
     name: str
-    values: list[float]
+    values: list[float | str]  # clip values are labels (none, mode:threshold)
 
 
 class PhaseMap(_Out):
@@ -143,7 +145,7 @@ class PhaseMap(_Out):
     outcomes: list[str] | None
     slice: dict[str, Any]
     available: dict[str, list[Any]]
-    beta2_star: list[float | None]
+    beta2_star: list[float | None] | None  # on beta1 x beta2 maps only
     n_results: int
 
 

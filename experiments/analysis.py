@@ -36,8 +36,9 @@ class ResultFrame:
 
 @dataclass(frozen=True)
 class Cells:
-    """Per-(beta1, beta2, batch, clip, lr) aggregates over seeds, arrays of shape
-    [n_beta1, n_beta2, n_batch, n_clip, n_lr]; cells without runs have n_runs 0."""
+    """Per-(beta1, beta2, batch, clip, lr, extra axes...) aggregates over seeds, arrays
+    of shape [n_beta1, n_beta2, n_batch, n_clip, n_lr, *extra axis sizes] (the
+    spec's cell_axes); cells without runs have n_runs 0."""
 
     n_runs: np.ndarray
     diverged_frac: np.ndarray
@@ -53,7 +54,7 @@ class CellStats:
     """What a phase map needs of each cell, computed from whole cells' runs:
     outcome counts [n, 3] (converged, not converged, diverged) and the medians
     over seeds. Counts merge by addition; medians are exact because a cell's
-    runs (its seeds, the last axis) are never split between two chunks."""
+    runs (its seeds) are never split between two chunks (experiments.reuse.chunk_unit)."""
 
     counts: np.ndarray  # int64 [n, 3]
     final_rel: np.ndarray  # float64 [n], median over seeds (nan values left out)
@@ -76,10 +77,17 @@ def cell_stats(cell: np.ndarray, frame: ResultFrame, size: int) -> CellStats:
     )
 
 
+def cell_shape(spec: SweepSpec) -> tuple[int, ...]:
+    """The shape of Cells arrays: one dimension per axis but seed (spec.cell_axes())."""
+    values = spec.axis_values()
+    return tuple(len(values[a]) for a in spec.cell_axes())
+
+
 def cells(spec: SweepSpec, frame: ResultFrame) -> Cells:
     """Aggregate runs over seeds (see cells_from_stats)."""
-    shape = spec.axis_sizes()[:5]
-    flat = np.ravel_multi_index(tuple(frame.grid[:, i] for i in range(5)), shape)
+    shape = cell_shape(spec)
+    keep = [i for i, a in enumerate(spec.axes()) if a != "seed"]
+    flat = np.ravel_multi_index(tuple(frame.grid[:, i] for i in keep), shape)
     return cells_from_stats(spec, cell_stats(flat, frame, int(np.prod(shape))))
 
 
@@ -87,7 +95,7 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     """Cells from per-cell aggregates. Majority ties break toward the worse outcome
     (diverged over not converged over converged): a boundary claimed converged
     should be so for most seeds."""
-    shape = spec.axis_sizes()[:5]
+    shape = cell_shape(spec)
     c, nc, d = (stats.counts[:, i] for i in range(3))
     n = c + nc + d
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,71 +137,132 @@ def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarra
     return out
 
 
-def slice_index(spec: SweepSpec, **chosen: Any) -> dict[str, int]:
-    """Resolve slice values (batch_size, clip label, lr) to axis indices; omitted = first.
+MAP_DEFAULT = ("beta1", "beta2")
 
-    Raises KeyError naming the axis for a value that is not on the grid.
-    """
+
+def map_axes(spec: SweepSpec, x: str | None = None, y: str | None = None) -> tuple[str, str]:
+    """The (x, y) axes of a phase map: any two cell axes with more than one value
+    (beta1 and beta2 when not given). Raises KeyError naming a bad choice."""
+    x, y = x or MAP_DEFAULT[0], y or MAP_DEFAULT[1]
+    axes = spec.cell_axes()
     values = spec.axis_values()
-    labels = {
-        "batch_size": [str(v) for v in values["batch_size"]],
-        "clip": [clip_label(c) for c in values["clip"]],
-        "lr": [repr(float(v)) for v in values["lr"]],
-    }
+    for name, axis in (("x", x), ("y", y)):
+        if axis not in axes:
+            raise KeyError(f"{name}: {axis!r} is not an axis of this sweep (have {list(axes)})")
+        if (x, y) != MAP_DEFAULT and len(values[axis]) < 2:
+            raise KeyError(f"{name}: {axis!r} has one value; a map needs two on each axis")
+    if x == y:
+        raise KeyError(f"y: must differ from x ({x!r})")
+    return x, y
+
+
+def _labels(spec: SweepSpec, axis: str) -> list[Any]:
+    """An axis's values as the API shows them: clip as its label, numbers as numbers."""
+    values = spec.axis_values()[axis]
+    if axis == "clip":
+        return [clip_label(c) for c in values]
+    if axis == "batch_size" or any(isinstance(v, int) for v in values):
+        return [int(v) if float(v).is_integer() else float(v) for v in values]
+    return [float(v) for v in values]
+
+
+def slice_index(
+    spec: SweepSpec, x: str | None = None, y: str | None = None, **chosen: Any
+) -> dict[str, int]:
+    """Resolve slice values to axis indices for every axis but the map's two (and
+    seed); omitted (or None) = the axis's first value. Extra axes are named by path
+    (`**{"problem.n": 20}`).
+
+    Raises KeyError naming the axis for a value that is not on the grid, or for a
+    slice on an axis the sweep does not have.
+    """
+    mx, my = map_axes(spec, x, y) if (x, y) != (None, None) else MAP_DEFAULT
+    axes = [a for a in spec.cell_axes() if a not in (mx, my)]
+    unknown = [a for a, v in chosen.items() if v is not None and a not in axes]
+    if unknown:
+        raise KeyError(f"{unknown[0]}: not a slice axis of this map (have {axes})")
     out = {}
-    for axis in SLICE_AXES:
+    for axis in axes:
         want = chosen.get(axis)
         if want is None:
             out[axis] = 0
             continue
-        try:
-            key = _normalise(axis, want)
-        except (ValueError, OverflowError):  # "global_norm:abc", a batch size of 1e400
-            key = None
-        if key not in labels[axis]:
-            raise KeyError(f"{axis}: {want!r} is not on the grid (have {labels[axis]})")
-        out[axis] = labels[axis].index(key)
+        labels = _labels(spec, axis)
+        hit = _find(axis, labels, want)
+        if hit is None:
+            shown = labels if axis == "clip" else [str(v) for v in labels]
+            raise KeyError(f"{axis}: {want!r} is not on the grid (have {shown})")
+        out[axis] = hit
     return out
 
 
-def _normalise(axis: str, value: Any) -> str:
-    if axis == "batch_size":
-        return str(int(float(value)))
-    if axis == "lr":
-        return repr(float(value))
-    text = str(value)
-    if ":" in text:
-        mode, thr = text.split(":", 1)
-        return f"{mode}:{float(thr)!r}"
-    return text
+def _find(axis: str, labels: list[Any], want: Any) -> int | None:
+    if axis == "clip":
+        text = str(want)
+        if ":" in text:
+            mode, thr = text.split(":", 1)
+            try:
+                text = f"{mode}:{float(thr)!r}"
+            except ValueError:  # "global_norm:abc"
+                return None
+        return labels.index(text) if text in labels else None
+    try:
+        value = float(want)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    for i, v in enumerate(labels):
+        if float(v) == value:
+            return i
+    return None
 
 
-def available(spec: SweepSpec) -> dict[str, list[Any]]:
-    values = spec.axis_values()
-    return {
-        "batch_size": list(values["batch_size"]),
-        "clip": [clip_label(c) for c in values["clip"]],
-        "lr": [float(v) for v in values["lr"]],
-    }
+def available(spec: SweepSpec, x: str = "beta1", y: str = "beta2") -> dict[str, list[Any]]:
+    """Every value of each slice axis of an (x, y) map: every cell axis but x and y."""
+    return {a: _labels(spec, a) for a in spec.cell_axes() if a not in (x, y)}
 
 
-def phase_map(spec: SweepSpec, c: Cells, metric: str, sl: dict[str, int]) -> dict[str, Any]:
-    """One slice as a heatmap: x = beta1, y = beta2, z rows over y."""
+def plane(spec: SweepSpec, arr: np.ndarray, x: str, y: str, sl: dict[str, int]) -> np.ndarray:
+    """One slice of a Cells array as [len(y), len(x)] (rows over y); axes missing
+    from `sl` take their first value."""
+    axes = spec.cell_axes()
+    index = tuple(slice(None) if a in (x, y) else sl.get(a, 0) for a in axes)
+    part = arr[index]
+    return part if axes.index(y) < axes.index(x) else part.T
+
+
+def cells_at(spec: SweepSpec, c: Cells, sl: dict[str, int]) -> Cells:
+    """The cells of one point of the extra axes: the five standard dimensions only,
+    as beta2_star and boundary read them."""
+    extra = spec.extra_axes()
+    if not extra:
+        return c
+    index = (slice(None),) * 5 + tuple(sl.get(a, 0) for a in extra)
+    return Cells(*(getattr(c, f)[index] for f in Cells.__dataclass_fields__))
+
+
+def phase_map(
+    spec: SweepSpec,
+    c: Cells,
+    metric: str,
+    sl: dict[str, int],
+    x: str = "beta1",
+    y: str = "beta2",
+) -> dict[str, Any]:
+    """One slice as a heatmap over the (x, y) axes (beta1, beta2 by default), z rows
+    over y; `sl` holds an index for each other axis (slice_index)."""
     if metric not in METRICS:
         raise KeyError(f"metric: must be one of {METRICS}")
-    arr = getattr(c, metric)[:, :, sl["batch_size"], sl["clip"], sl["lr"]]
-    z = arr.T.astype(np.float64)
+    z = plane(spec, getattr(c, metric), x, y, sl).astype(np.float64)
     if metric == "outcome":
         z = np.where(z < 0, np.nan, z)
-    values = spec.axis_values()
-    avail = available(spec)
+    avail = available(spec, x, y)
     return {
-        "x": {"name": "beta1", "values": [float(v) for v in values["beta1"]]},
-        "y": {"name": "beta2", "values": [float(v) for v in values["beta2"]]},
+        "x": {"name": x, "values": _labels(spec, x)},
+        "y": {"name": y, "values": _labels(spec, y)},
         "z": _nullable(z),
         "metric": metric,
         "outcomes": list(OUTCOMES) if metric == "outcome" else None,
-        "slice": {a: avail[a][sl[a]] for a in SLICE_AXES},
+        "slice": {a: avail[a][sl.get(a, 0)] for a in avail},
         "available": avail,
     }
 
@@ -246,6 +315,23 @@ def boundary(spec: SweepSpec, c: Cells) -> dict[str, Any]:
                     }
                 )
     return {"slices": slices, "by_batch": by_batch(spec, c)}
+
+
+def boundaries(spec: SweepSpec, c: Cells) -> dict[str, Any]:
+    """boundary() at every point of the extra axes, each slice and by_batch row
+    tagged with the extra axes' values (by path); boundary() itself without any."""
+    extra = spec.extra_axes()
+    if not extra:
+        return boundary(spec, c)
+    labels = {a: _labels(spec, a) for a in extra}
+    out: dict[str, list[Any]] = {"slices": [], "by_batch": []}
+    for point in np.ndindex(*(len(labels[a]) for a in extra)):
+        sl = dict(zip(extra, point, strict=True))
+        tag = {a: labels[a][i] for a, i in sl.items()}
+        part = boundary(spec, cells_at(spec, c, sl))
+        for key, rows in out.items():
+            rows += [{**row, **tag} for row in part[key]]
+    return out
 
 
 def by_batch(spec: SweepSpec, c: Cells) -> list[dict[str, Any]]:

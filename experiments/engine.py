@@ -21,7 +21,7 @@ from experiments import optim
 from experiments.outcomes import Outcomes, checkpoint_steps, classify
 from experiments.problems import Problem, build_problem
 from experiments.runs import RunTable
-from experiments.spec import SweepSpec
+from experiments.spec import AXES, SweepSpec
 
 BLOCK_STEPS = 8  # steps fused into one compiled call
 STATS_STEPS = 256  # minibatch summaries are drawn this many steps at a time
@@ -61,7 +61,58 @@ def run_chunk(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ChunkResult:
-    """Simulate every run of `runs`; progress(done, total) counts run-steps."""
+    """Simulate every run of `runs`; progress(done, total) counts run-steps.
+
+    Runs that differ in an extra axis (problem.n, optimizer.eps, ...) differ in
+    their problem or optimizer, so they cannot share one tensor program: each
+    point of the extra axes is simulated as a group of its own, as each clip
+    mode is within it."""
+    if not spec.extra_axes() or len(runs) == 0:
+        return _run_program(spec, runs, device, kernel, progress, should_stop)
+    points, group_of_run = np.unique(runs.grid_index[:, len(AXES) :], axis=0, return_inverse=True)
+    group_of_run = group_of_run.reshape(-1)
+    total = len(runs) * spec.steps
+    parts: list[tuple[np.ndarray, ChunkResult]] = []
+    done = 0
+    for g, point in enumerate(points):
+        rows = np.flatnonzero(group_of_run == g)
+
+        def group_progress(d: int, _t: int, base: int = done) -> None:
+            if progress is not None:
+                progress(base + d, total)
+
+        result = _run_program(
+            spec.at_point(point), runs.take(rows), device, kernel, group_progress, should_stop
+        )
+        parts.append((rows, result))
+        done += len(rows) * spec.steps
+    # problems of different dimension (an axis over a problem's size) pad with nan
+    dim = max(r.x_final.shape[1] for _, r in parts)
+    final = {k: np.full((len(runs), dim), np.nan) for k in ("x", "m", "v")}
+    curves = np.full((len(runs), len(parts[0][1].curve_steps)), np.nan)
+    for rows, r in parts:
+        curves[rows] = r.curves
+        for k, arr in (("x", r.x_final), ("m", r.m_final), ("v", r.v_final)):
+            final[k][rows, : arr.shape[1]] = arr
+    return ChunkResult(
+        Outcomes.gather([(rows, r.outcomes) for rows, r in parts], len(runs)),
+        parts[0][1].curve_steps,
+        curves,
+        x_final=final["x"],
+        m_final=final["m"],
+        v_final=final["v"],
+    )
+
+
+def _run_program(
+    spec: SweepSpec,
+    runs: RunTable,
+    device: str,
+    kernel: str,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> ChunkResult:
+    """The runs of one problem and optimizer (one point of any extra axes)."""
     dev = resolve_device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
     problem = build_problem(spec.problem, dtype=dtype, device=dev)

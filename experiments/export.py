@@ -45,6 +45,22 @@ CELL_COLUMNS = (
 )
 
 
+def run_columns(spec: Any) -> tuple[str, ...]:
+    """The runs CSV header: RUN_COLUMNS, then each extra axis named by its path."""
+    return RUN_COLUMNS + tuple(spec.extra_axes())
+
+
+def cell_columns(spec: Any) -> tuple[str, ...]:
+    """The cells CSV header: CELL_COLUMNS, then each extra axis named by its path."""
+    return CELL_COLUMNS + tuple(spec.extra_axes())
+
+
+def _extra_values(spec: Any) -> list[list[Any]]:
+    """Each extra axis's values, in order (their own type: an int field stays int)."""
+    values = spec.axis_values()
+    return [values[a] for a in spec.extra_axes()]
+
+
 def fmt(value: Any) -> str:
     """One CSV field."""
     if value is None:
@@ -73,11 +89,17 @@ def run_rows(
     clip_thresholds: Sequence[float | None],
     steps: int,
     outcomes: Any,
+    extras: Sequence[Sequence[Any]] = (),
 ) -> Iterator[list[str]]:
-    """Runs-level rows for a RunTable and its Outcomes (same order)."""
+    """Runs-level rows for a RunTable and its Outcomes (same order); `extras` holds
+    each extra axis's values (its columns follow the standard ones)."""
+    from experiments.spec import AXES
+
     labels = outcomes.labels
+    first = len(AXES)
     for i, key in enumerate(keys):
         div = int(outcomes.div_step[i])
+        more = [vals[int(runs.grid_index[i, first + j])] for j, vals in enumerate(extras)]
         yield format_row(
             (
                 key,
@@ -95,6 +117,7 @@ def run_rows(
                 _nan_to_none(float(outcomes.final_gap[i])),
                 div if div >= 0 else None,
                 float(outcomes.clip_fraction[i]),
+                *more,
             )
         )
 
@@ -110,9 +133,11 @@ def cell_rows(spec: Any, cells: Any) -> Iterator[list[str]]:
 
     values = spec.axis_values()
     avail = available(spec)
+    extras = _extra_values(spec)
     for idx in np.argwhere(cells.n_runs > 0):
-        i1, i2, ib, ic, il = (int(v) for v in idx)
-        at = (i1, i2, ib, ic, il)
+        i1, i2, ib, ic, il = (int(v) for v in idx[:5])
+        at = tuple(int(v) for v in idx)
+        more = [vals[int(i)] for vals, i in zip(extras, idx[5:], strict=True)]
         yield format_row(
             (
                 float(values["beta1"][i1]),
@@ -127,6 +152,7 @@ def cell_rows(spec: Any, cells: Any) -> Iterator[list[str]]:
                 float(cells.diverged_frac[at]),
                 _nan_to_none(float(cells.final_rel[at])),
                 _nan_to_none(float(cells.div_step[at])),
+                *more,
             )
         )
 
@@ -149,7 +175,7 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     import pyarrow.compute as pc
 
     from experiments.outcomes import OUTCOMES
-    from experiments.spec import run_keys
+    from experiments.spec import AXES, run_keys
 
     n = len(runs)
     if n == 0:
@@ -181,6 +207,10 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
         floats(outcomes.final_gap, empty_if_nan=True),
         div_text,
         pick([fmt(float(v)) for v in uniq], inverse.reshape(-1)),
+        *(
+            pick([fmt(v) for v in vals], g[:, len(AXES) + j])
+            for j, vals in enumerate(_extra_values(spec))
+        ),
     ]
     return _join_lines(columns, n)
 
@@ -238,7 +268,7 @@ def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
     where = np.argwhere(cells.n_runs > 0)
     for lo in range(0, len(where), piece):
         at = where[lo : lo + piece]
-        sel = tuple(at[:, i] for i in range(at.shape[1]))
+        sel = tuple(at[:, i] for i in range(at.shape[1]))  # every axis but seed
         columns = [_pick(labels[a], at[:, i]) for i, a in enumerate(labels)]
         columns += [
             pc.cast(pa.array(cells.n_runs[sel]), pa.string()).cast(pa.binary()),
@@ -248,6 +278,10 @@ def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
             _float_column(cells.diverged_frac[sel]),
             _float_column(cells.final_rel[sel], empty_if_nan=True),
             _float_column(cells.div_step[sel], empty_if_nan=True),
+            *(
+                _pick([fmt(v) for v in vals], at[:, 5 + j])
+                for j, vals in enumerate(_extra_values(spec))
+            ),
         ]
         yield _join_lines(columns, len(at))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.spec import AXES, SweepSpec, axis_hashes, program_digest
+from experiments.spec import SweepSpec, axis_hashes, program_digest
 
 
 def parse_key(key: str) -> tuple[bytes, np.ndarray] | None:
@@ -35,8 +35,9 @@ def find_run(spec: SweepSpec, key: str, *, kernel: str = "eager") -> int | None:
     hashes = axis_hashes(spec)
     sizes = spec.axis_sizes()
     left, right = _split(sizes)
-    sums_l, idx_l = _partial(hashes, sizes, left)
-    sums_r, idx_r = _partial(hashes, sizes, right)
+    axes = spec.axes()
+    sums_l, idx_l = _partial(hashes, axes, sizes, left)
+    sums_r, idx_r = _partial(hashes, axes, sizes, right)
     order = np.argsort(sums_l[:, 0], kind="stable")
     sorted0 = sums_l[order, 0]
     want = target[None, :] - sums_r  # uint64 wraps, as the sums did
@@ -46,7 +47,7 @@ def find_run(spec: SweepSpec, key: str, *, kernel: str = "eager") -> int | None:
         for pos in range(int(lo[r]), int(hi[r])):
             li = int(order[pos])
             if sums_l[li, 1] == want[r, 1]:
-                grid = [0] * len(AXES)
+                grid = [0] * len(axes)
                 for a, v in zip(left, idx_l[li], strict=True):
                     grid[a] = int(v)
                 for a, v in zip(right, idx_r[r], strict=True):
@@ -71,7 +72,10 @@ def _split(sizes: tuple[int, ...]) -> tuple[list[int], list[int]]:
 
 
 def _partial(
-    hashes: dict[str, np.ndarray], sizes: tuple[int, ...], axes: list[int]
+    hashes: dict[str, np.ndarray],
+    names: tuple[str, ...],
+    sizes: tuple[int, ...],
+    axes: list[int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lane sums [P, 2] over every combination of the given axes' values, and the
     combinations' indices [P, len(axes)]."""
@@ -81,5 +85,5 @@ def _partial(
     idx = np.stack(np.unravel_index(np.arange(int(np.prod(shape))), shape), axis=1)
     sums = np.zeros((idx.shape[0], 2), dtype=np.uint64)
     for j, a in enumerate(axes):
-        sums += hashes[AXES[a]][idx[:, j]]
+        sums += hashes[names[a]][idx[:, j]]
     return sums, idx

@@ -27,8 +27,13 @@ class LocalResult:
     curves: np.ndarray
     kernel: str = "eager"
 
-    run_columns = export.RUN_COLUMNS
-    cell_columns = export.CELL_COLUMNS
+    @property
+    def run_columns(self) -> tuple[str, ...]:
+        return export.run_columns(self.spec)
+
+    @property
+    def cell_columns(self) -> tuple[str, ...]:
+        return export.cell_columns(self.spec)
 
     @property
     def total(self) -> int:
@@ -49,6 +54,7 @@ class LocalResult:
             clip_thresholds=thresholds,
             steps=self.spec.steps,
             outcomes=self.outcomes,
+            extras=[self.spec.axis_values()[a] for a in self.spec.extra_axes()],
         )
 
     def cell_rows(self) -> Iterator[list[str]]:
@@ -56,13 +62,13 @@ class LocalResult:
 
     def cell_csv(self) -> Iterator[bytes]:
         """The cells CSV (header first) as bytes, column-wise, as the service writes it."""
-        yield export.csv_lines([export.CELL_COLUMNS])
+        yield export.csv_lines([export.cell_columns(self.spec)])
         yield from export.cell_csv(self.spec, self.cells())
 
     def run_csv(self, piece: int = 50_000) -> Iterator[bytes]:
         """The runs CSV (header first) as bytes, a piece of runs at a time, column-wise:
         the bytes the service's export.csv gives for the same sweep."""
-        yield export.csv_lines([export.RUN_COLUMNS])
+        yield export.csv_lines([export.run_columns(self.spec)])
         o = self.outcomes
         for lo in range(0, self.total, piece):
             rows = np.arange(lo, min(lo + piece, self.total))
@@ -82,18 +88,22 @@ class LocalResult:
 
     def boundary(self) -> dict[str, Any]:
         """beta2*(beta1) per slice and beta2* against batch size: GET /boundary's shape."""
-        out = analysis.boundary(self.spec, self.cells())
+        out = analysis.boundaries(self.spec, self.cells())
         out["sqrt_curve"] = analysis.sqrt_curve(self.spec.axis_values()["beta2"])
         return out
 
-    def phase_map(self, metric: str = "outcome", **chosen: Any) -> dict[str, Any]:
-        """One slice (batch_size, clip, lr; omitted = first): GET /phase-map's shape."""
+    def phase_map(
+        self, metric: str = "outcome", x: str | None = None, y: str | None = None, **chosen: Any
+    ) -> dict[str, Any]:
+        """One slice (batch_size, clip, lr, extra axes by path; omitted = first) over
+        (x, y) (beta1, beta2 by default): GET /phase-map's shape."""
         c = self.cells()
-        sl = analysis.slice_index(self.spec, **chosen)
-        return {
-            **analysis.phase_map(self.spec, c, metric, sl),
-            "beta2_star": analysis.beta2_star(self.spec, c, sl),
-        }
+        mx, my = analysis.map_axes(self.spec, x, y)
+        sl = analysis.slice_index(self.spec, mx, my, **chosen)
+        star = None
+        if (mx, my) == analysis.MAP_DEFAULT:
+            star = analysis.beta2_star(self.spec, analysis.cells_at(self.spec, c, sl), sl)
+        return {**analysis.phase_map(self.spec, c, metric, sl, mx, my), "beta2_star": star}
 
     def html_page(self) -> str:
         """The sweep page's figures for every slice, one self-contained file."""
@@ -104,29 +114,35 @@ class LocalResult:
         values = self.spec.axis_values()
         avail = analysis.available(self.spec)
         extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
-        rows = analysis.by_batch(self.spec, c)
+        extra_axes = self.spec.extra_axes()
         sections = []
-        for ci, clip in enumerate(avail["clip"]):
-            for li, lr in enumerate(avail["lr"]):
-                figures = []
-                for bi, batch in enumerate(values["batch_size"]):
-                    sl = {"batch_size": bi, "clip": ci, "lr": li}
-                    pm = analysis.phase_map(self.spec, c, "outcome", sl)
-                    extra = {m: analysis.phase_map(self.spec, c, m, sl) for m in extra_metrics}
-                    star = analysis.beta2_star(self.spec, c, sl)
-                    figures.append(
-                        (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
+        # one group of sections per point of the extra axes (none: one point)
+        for point in np.ndindex(*(len(avail[a]) for a in extra_axes)):
+            esl = dict(zip(extra_axes, point, strict=True))
+            ec = analysis.cells_at(self.spec, c, esl)
+            rows = analysis.by_batch(self.spec, ec)
+            where = "".join(f" · {a} {avail[a][i]}" for a, i in esl.items())
+            for ci, clip in enumerate(avail["clip"]):
+                for li, lr in enumerate(avail["lr"]):
+                    figures = []
+                    for bi, batch in enumerate(values["batch_size"]):
+                        sl = {"batch_size": bi, "clip": ci, "lr": li, **esl}
+                        pm = analysis.phase_map(self.spec, c, "outcome", sl)
+                        extra = {m: analysis.phase_map(self.spec, c, m, sl) for m in extra_metrics}
+                        star = analysis.beta2_star(self.spec, ec, sl)
+                        figures.append(
+                            (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
+                        )
+                    mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
+                    figures.append(("β2* against batch size", scaling_figure(mine)))
+                    sections.append(
+                        {
+                            "heading": f"clip {clip} · lr {lr:g}{where}",
+                            "figures": figures,
+                            "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch"
+                            " size)</h3>" + fit_table_html(mine),
+                        }
                     )
-                mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
-                figures.append(("β2* against batch size", scaling_figure(mine)))
-                sections.append(
-                    {
-                        "heading": f"clip {clip} · lr {lr:g}",
-                        "figures": figures,
-                        "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch size)"
-                        "</h3>" + fit_table_html(mine),
-                    }
-                )
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.outcome_counts().items())
         meta = (
             f"{self.spec.problem.kind} · {self.spec.optimizer.kind} · {self.spec.steps} steps"

@@ -84,6 +84,48 @@ PRESETS: dict[str, dict[str, Any]] = {
             "seed": [0, 1],
         },
     },
+    "zhang2022-n": {
+        "name": "Zhang et al. 2022: the divergence region grows with n (batch 1)",
+        "problem": {"kind": "zhang2022", "x0": -0.5},
+        "optimizer": {
+            "kind": "adam",
+            "lr": 0.1,
+            "schedule": "inv_sqrt",
+            "eps": 1e-8,
+            "bias_correction": False,
+        },
+        "sampling": "with_replacement",
+        "steps": 20000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
+            "beta2": {"log1m": [0.01, 1.0], "num": 24},
+            "batch_size": [1],
+            "seed": [0, 1, 2],
+            "problem.n": [5, 10, 20, 50],
+        },
+    },
+    "sohl-lr": {
+        "name": "Trainability after Sohl-Dickstein 2024: lr x beta2 on Zhang et al. (n=20)",
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "optimizer": {
+            "kind": "adam",
+            "schedule": "inv_sqrt",
+            "eps": 1e-8,
+            "bias_correction": False,
+        },
+        "sampling": "with_replacement",
+        "steps": 5000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": [0.9],
+            "beta2": {"log1m": [0.001, 1.0], "num": 24},
+            "batch_size": [1],
+            # 10**-3 ... 10**1 in 24 log-spaced steps: map it with x=lr, y=beta2
+            "lr": [float(f"{10 ** (-3 + 4 * i / 23):.4g}") for i in range(24)],
+            "seed": [0, 1, 2],
+        },
+    },
 }
 
 

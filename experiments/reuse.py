@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from experiments.spec import AXES, SweepSpec, axis_value_json, program_digest
+from experiments.spec import SEED, SweepSpec, axis_value_json, program_digest
 
 TARGET_CHUNKS = 16  # so that a map fills in visibly, even for a few thousand runs
 MIN_CHUNK_RUNS = 64
@@ -32,8 +32,10 @@ def axis_maps(outer: SweepSpec, inner: SweepSpec) -> list[np.ndarray] | None:
     """Per axis, each outer value's index in inner's axis (-1 if absent); None when
     inner's grid is not contained in outer's (same program assumed)."""
     maps = []
+    if outer.axes() != inner.axes():
+        return None
     ov, iv = outer.axis_values(), inner.axis_values()
-    for axis in AXES:
+    for axis in outer.axes():
         where = {axis_value_json(axis, v): i for i, v in enumerate(iv[axis])}
         m = np.array([where.get(axis_value_json(axis, v), -1) for v in ov[axis]], dtype=np.int64)
         if int((m >= 0).sum()) != len(iv[axis]):
@@ -57,12 +59,32 @@ def map_runs(
     return inside, inner_flat
 
 
+def chunk_unit(spec: SweepSpec) -> int:
+    """Runs in the smallest whole number of cells that is a range of flat indices:
+    the sizes of the seed axis and of every (extra) axis after it multiplied. With
+    extra axes a cell's seeds are not consecutive, but such a block holds each of
+    its cells whole."""
+    return math.prod(spec.axis_sizes()[SEED:])
+
+
+def cells_per_unit(spec: SweepSpec) -> int:
+    """Cells in one chunk_unit: the product of the extra axes' sizes."""
+    return math.prod(spec.axis_sizes()[SEED + 1 :])
+
+
+def cell_index(spec: SweepSpec, flat: np.ndarray) -> np.ndarray:
+    """Each run's cell: its flat index over every axis but seed (analysis.Cells order)."""
+    flat = np.asarray(flat, dtype=np.int64)
+    per = cells_per_unit(spec)
+    return (flat // chunk_unit(spec)) * per + flat % per
+
+
 def chunk_bounds(spec: SweepSpec, max_runs: int) -> np.ndarray:
     """Chunk boundaries [0, ..., total] over flat indices: about TARGET_CHUNKS chunks,
-    at most max_runs runs each, every chunk a whole number of cells (a cell's seeds
-    are consecutive flat indices, so its medians are computed in one chunk)."""
+    at most max_runs runs each, every chunk a whole number of chunk_units (so every
+    cell's runs are in one chunk, which computes its medians)."""
     total = spec.total_runs()
-    per_cell = spec.axis_sizes()[-1]
+    per_cell = chunk_unit(spec)
     size = min(max_runs, max(MIN_CHUNK_RUNS, math.ceil(total / TARGET_CHUNKS)))
     size = max(per_cell, size // per_cell * per_cell)
     return np.append(np.arange(0, total, size, dtype=np.int64), np.int64(total))

@@ -25,7 +25,7 @@ class RunTable:
     clip_index: np.ndarray  # int64, into spec.axis_values()["clip"]
     lr: np.ndarray
     seed: np.ndarray  # int64
-    grid_index: np.ndarray  # int64 [R, len(AXES)]
+    grid_index: np.ndarray  # int64 [R, len(spec.axes())]: standard axes, then extras
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -61,7 +61,7 @@ def runs_at(spec: SweepSpec, flat_index: np.ndarray | list[int]) -> RunTable:
         clip_index=col["clip"],
         lr=np.asarray(values["lr"], dtype=np.float64)[col["lr"]],
         seed=np.asarray(values["seed"], dtype=np.int64)[col["seed"]],
-        grid_index=grid.reshape(-1, len(AXES)),
+        grid_index=grid.reshape(-1, len(sizes)),
     )
 
 

@@ -236,9 +236,32 @@ def _no_clipping() -> list[ClipSpec]:
     return [ClipNone(mode="none")]
 
 
+_EXTRA_KEY = re.compile(r"^(problem|optimizer)\.([A-Za-z_]\w*)$")
+_EXTRA_AXIS: TypeAdapter[Any] = TypeAdapter(_Axis)
+
+
+def _grid_key_errors(grid: Any) -> list[tuple[str, str]]:
+    """Keys of a grid document that are neither an axis nor an extra axis's path."""
+    if not isinstance(grid, dict):
+        return []
+    return [
+        (
+            str(key),
+            "Extra inputs are not permitted (an extra axis is named problem.<field> "
+            "or optimizer.<field>)",
+        )
+        for key in grid
+        if key not in GridSpec.model_fields and not _EXTRA_KEY.match(str(key))
+    ]
+
+
 class GridSpec(_Strict):
-    beta1: _Axis
-    beta2: _Beta2Axis
+    # problem.<field> and optimizer.<field> axes are kept as extra keys, in the order
+    # written; SweepSpec validates their values as the fields themselves
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    beta1: _Axis = Field(default_factory=lambda: [0.9])
+    beta2: _Beta2Axis = Field(default_factory=lambda: [0.999])
     batch_size: list[int] = Field(default_factory=lambda: [1])
     clip: list[ClipSpec] = Field(default_factory=_no_clipping)
     lr: list[float] | None = None
@@ -286,6 +309,32 @@ class GridSpec(_Strict):
                 raise ValueError("every lr must be a positive finite number")
         return values
 
+    @model_validator(mode="after")
+    def _extra_axes(self) -> GridSpec:
+        extra = self.__pydantic_extra__ or {}
+        unknown = _grid_key_errors(extra)
+        if unknown:
+            raise ValueError(f"{unknown[0][0]}: {unknown[0][1]}")
+        for key, raw in list(extra.items()):
+            if key == "optimizer.lr":
+                raise ValueError(f"{key}: sweep the learning rate with the lr axis")
+            try:
+                axis = _EXTRA_AXIS.validate_python(raw)
+            except ValidationError as exc:
+                raise ValueError(f"{key}: {exc.errors()[0]['msg']}") from None
+            if not (axis if isinstance(axis, list) else axis.values()):
+                raise ValueError(f"{key}: must not be empty")
+            if isinstance(axis, list):
+                axis = list(raw)  # the raw numbers: the field's own type validates them
+                if any(isinstance(v, bool) or not isinstance(v, int | float) for v in axis):
+                    raise ValueError(f"{key}: every value must be a number")
+            extra[key] = axis  # the dict is the model's; frozen covers attributes only
+        return self
+
+    def extra_axes(self) -> dict[str, Any]:
+        """The extra axes (problem.<field>, optimizer.<field>) in the order written."""
+        return dict(self.__pydantic_extra__ or {})
+
 
 class Criteria(_Strict):
     converge_rel: float = Field(0.05, gt=0.0, allow_inf_nan=False)
@@ -299,6 +348,7 @@ class Criteria(_Strict):
 
 
 AXES = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
+SEED = AXES.index("seed")
 
 
 class SweepSpec(_Strict):
@@ -333,7 +383,7 @@ class SweepSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
-        problems = _cross_errors(self.problem, self.grid, self.sampling, self.dtype)
+        problems = _cross_errors(self.problem, self.optimizer, self.grid, self.sampling, self.dtype)
         if problems:
             field, msg = problems[0]  # parse_spec reports all of them
             raise ValueError(f"{field}: {msg}")
@@ -344,7 +394,7 @@ class SweepSpec(_Strict):
 
         Computed once per spec object (maps ask for it per column of a grid); the
         caller gets its own lists."""
-        key = ("axis_values", id(self.grid), id(self.optimizer))
+        key = ("axis_values", id(self.grid), id(self.problem), id(self.optimizer))
         if key not in self._derived:
             g = self.grid
             b1 = g.beta1 if isinstance(g.beta1, list) else g.beta1.values()
@@ -356,12 +406,54 @@ class SweepSpec(_Strict):
                 "clip": list(g.clip),
                 "lr": list(g.lr) if g.lr is not None else [self.optimizer.lr],
                 "seed": list(g.seed),
+                **{path: values for path, (values, _) in self._extras().items()},
             }
         return {axis: list(values) for axis, values in self._derived[key].items()}
 
+    def _extras(self) -> dict[str, tuple[list[Any], list[Any]]]:
+        """Per extra axis: (field values, the problem or optimizer model per value)."""
+        key = ("extras", id(self.grid), id(self.problem), id(self.optimizer))
+        if key not in self._derived:
+            extras, errors = _extra_axes(self.problem, self.optimizer, self.grid)
+            assert not errors, errors
+            self._derived[key] = extras
+        return self._derived[key]  # type: ignore[no-any-return]
+
+    def axes(self) -> tuple[str, ...]:
+        """Every axis in flat order: the six standard ones, then the extra axes."""
+        return AXES + tuple(self.grid.extra_axes())
+
+    def extra_axes(self) -> tuple[str, ...]:
+        return tuple(self.grid.extra_axes())
+
+    def cell_axes(self) -> tuple[str, ...]:
+        """The axes of a cell (every axis but seed): the dimensions of analysis.Cells."""
+        return tuple(a for a in self.axes() if a != "seed")
+
     def axis_sizes(self) -> tuple[int, ...]:
         values = self.axis_values()
-        return tuple(len(values[a]) for a in AXES)
+        return tuple(len(values[a]) for a in self.axes())
+
+    def at_point(self, extra_index: Any) -> SweepSpec:
+        """This spec with the problem and optimizer of one point of the extra axes
+        (`extra_index`: one index per extra axis): what the engine runs."""
+        if not self.extra_axes():
+            return self
+        extras = self._extras()
+        problem, optimizer = self.problem, self.optimizer
+        fields: dict[str, dict[str, Any]] = {"problem": {}, "optimizer": {}}
+        for (path, (values, _)), i in zip(extras.items(), extra_index, strict=True):
+            section, name = path.split(".", 1)
+            fields[section][name] = values[int(i)]
+        if fields["problem"]:
+            problem = type(problem).model_validate({**problem.model_dump(), **fields["problem"]})
+        if fields["optimizer"]:
+            optimizer = type(optimizer).model_validate(
+                {**optimizer.model_dump(), **fields["optimizer"]}
+            )
+        point = self.model_copy(update={"problem": problem, "optimizer": optimizer})
+        point._derived = {}  # its own: the copies of a chunk must not pile up in ours
+        return point
 
     def total_runs(self) -> int:
         # exact integers: an int64 product of six axes can wrap to a small number
@@ -373,12 +465,86 @@ class SweepSpec(_Strict):
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _cross_errors(problem: Any, grid: Any, sampling: Any, dtype: Any) -> list[tuple[str, str]]:
+def _numeric(annotation: Any) -> bool:
+    """An int or float field (optionally None), not a bool, text or list."""
+    import types
+    import typing
+
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(a in (int, float) for a in args)
+    return False
+
+
+def _extra_axes(
+    problem: Any, optimizer: Any, grid: Any
+) -> tuple[dict[str, tuple[list[Any], list[Any]]], list[tuple[str, str]]]:
+    """Each extra axis's values validated as the field itself would be: ({path:
+    (values, the section's model per value)}, errors). A section that is None
+    (invalid itself) is not checked."""
+    out: dict[str, tuple[list[Any], list[Any]]] = {}
+    errors: list[tuple[str, str]] = []
+    sections = {"problem": problem, "optimizer": optimizer}
+    for path, axis in grid.extra_axes().items():
+        section, name = path.split(".", 1)
+        base = sections[section]
+        if base is None:
+            continue
+        model = type(base)
+        kind = getattr(base, "kind", section)
+        field = model.model_fields.get(name)
+        if field is None or name == "kind":
+            errors.append((f"grid.{path}", f"{kind} has no field {name!r}"))
+            continue
+        if not _numeric(field.annotation):
+            errors.append((f"grid.{path}", f"{section}.{name} is not a numeric field"))
+            continue
+        raw = axis if isinstance(axis, list) else axis.values()
+        values: list[Any] = []
+        models: list[Any] = []
+        for i, v in enumerate(raw):
+            try:
+                m = model.model_validate({**base.model_dump(), name: v})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                msg = err["msg"].removeprefix("Value error, ")
+                named = _NAMED.match(msg)
+                errors.append((f"grid.{path}[{i}]", named.group(2) if named else msg))
+                break
+            values.append(getattr(m, name))
+            models.append(m)
+        else:
+            if len(set(values)) != len(values):
+                errors.append((f"grid.{path}", "values must be distinct"))
+            elif name in base.model_fields_set and getattr(base, name) not in values:
+                errors.append(
+                    (
+                        f"{section}.{name}",
+                        f"is also swept by grid.{path}; set it in one place",
+                    )
+                )
+            else:
+                out[path] = (values, models)
+    return out, errors
+
+
+def _cross_errors(
+    problem: Any, optimizer: Any, grid: Any, sampling: Any, dtype: Any
+) -> list[tuple[str, str]]:
     """Checks that span fields, each run when the fields it reads are valid (None when
     not), so a spec with a bad field still hears about every other mistake at once."""
     errors: list[tuple[str, str]] = []
+    variants = [problem]
+    if grid is not None:
+        extras, errors = _extra_axes(problem, optimizer, grid)
+        problem_axes = [models for path, (_, models) in extras.items() if path[0] == "p"]
+        if problem_axes:
+            # every problem a run uses must take the batch sizes (n is an axis: each n)
+            variants = [m for models in problem_axes for m in models]
     if problem is not None and grid is not None:
-        limit = sample_count(problem)
+        limit = min(sample_count(p) for p in variants)
         if isinstance(problem, Reddi2018Spec) and any(b != 1 for b in grid.batch_size):
             errors.append(
                 (
@@ -507,8 +673,10 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
         # cross-field checks run only once every field is valid; run them here on the
         # fields that are, so one answer lists every mistake
         errors += _cross_errors(
-            *(_part(name, data) for name in ("problem", "grid", "sampling", "dtype"))
+            *(_part(name, data) for name in ("problem", "optimizer", "grid", "sampling", "dtype"))
         )
+        # unknown grid keys are found by GridSpec only once its fields are valid
+        errors += [(f"grid.{k}", m) for k, m in _grid_key_errors(data.get("grid"))]
         raise SpecError(_dedupe(errors)) from None
     total = spec.total_runs()
     if total > max_runs:
@@ -559,10 +727,16 @@ def canonical_json(obj: Any) -> str:
 
 
 def _run_prefix(spec: SweepSpec, kernel: str) -> dict[str, Any]:
+    # a field swept by an extra axis is a per-run value (a term of the key's sum),
+    # not part of what the runs share
+    swept: dict[str, set[str]] = {"problem": set(), "optimizer": {"lr"}}
+    for path in spec.extra_axes():
+        section, name = path.split(".", 1)
+        swept[section].add(name)
     return {
         "engine": engine_version(kernel),
-        "problem": spec.problem.model_dump(mode="json"),
-        "optimizer": spec.optimizer.model_dump(mode="json", exclude={"lr"}),
+        "problem": spec.problem.model_dump(mode="json", exclude=swept["problem"] or None),
+        "optimizer": spec.optimizer.model_dump(mode="json", exclude=swept["optimizer"]),
         "sampling": spec.sampling,
         "steps": spec.steps,
         "dtype": spec.dtype,
@@ -587,7 +761,7 @@ def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
     """Per axis, each value's two 64-bit hash lanes: uint64 [n_values, 2], the first
     16 bytes of sha256(canonical_json([axis, value])) read little-endian."""
     # keyed by the objects the axes come from: a model_copy shares _derived
-    key = ("axis_hashes", id(spec.grid), id(spec.optimizer))
+    key = ("axis_hashes", id(spec.grid), id(spec.problem), id(spec.optimizer))
     if key in spec._derived:
         return spec._derived[key]  # type: ignore[no-any-return]
     out = {}
@@ -627,6 +801,6 @@ def run_lanes(spec: SweepSpec, table: Any) -> np.ndarray:
     """The two hash lanes of each run of a RunTable: uint64 [R, 2]."""
     hashes = axis_hashes(spec)
     lanes = np.zeros((len(table), 2), dtype=np.uint64)
-    for i, axis in enumerate(AXES):
+    for i, axis in enumerate(spec.axes()):
         lanes += hashes[axis][table.grid_index[:, i]]
     return lanes

@@ -322,3 +322,27 @@ def test_presets_lists_the_paper_reproductions() -> None:
     shown = _invoke("presets", "zhang2022-batch")
     assert shown.exit_code == 0
     assert json.loads(shown.stdout) == PRESETS["zhang2022-batch"]
+
+
+def test_run_with_an_extra_axis_writes_its_columns_and_a_table_per_value(
+    tmp_path: Path,
+) -> None:
+    doc = {"name": "n axis", "problem": {"kind": "zhang2022", "x0": -0.5},
+           "optimizer": {"schedule": "inv_sqrt", "bias_correction": False}, "steps": 100,
+           "grid": {"beta1": [0.0, 0.9], "beta2": {"log1m": [0.01, 1.0], "num": 3},
+                    "seed": [0, 1], "problem.n": [5, 20]}}
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(doc))
+    out, cells, page = tmp_path / "runs.csv", tmp_path / "cells.csv", tmp_path / "map.html"
+    res = _invoke("run", str(spec_file), "--out", str(out), "--cells", str(cells),
+                  "--html", str(page), "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    header, rows = _read(out)
+    assert header[-1] == "problem.n" and len(rows) == 2 * 3 * 2 * 2
+    assert {r["problem.n"] for r in rows} == {"5", "20"}
+    cell_header, cell_rows = _read(cells)
+    assert cell_header[-1] == "problem.n" and len(cell_rows) == 2 * 3 * 2
+    # the beta2* table and the page: one per value of n
+    assert "lr 0.1 · problem.n 5" in res.output and "lr 0.1 · problem.n 20" in res.output
+    html = page.read_text()
+    assert "problem.n 5" in html and "problem.n 20" in html

@@ -13,7 +13,7 @@ from api.db.chunks import ClaimedChunk
 from api.db.session import Database
 from api.db.store import Stored, gather, spec_of
 from experiments.analysis import ResultFrame, cell_stats
-from experiments.reuse import axis_maps, map_runs
+from experiments.reuse import axis_maps, cell_index, cells_per_unit, chunk_unit, map_runs
 from experiments.runs import RunTable, runs_at
 from experiments.spec import SweepSpec
 from experiments.version import engine_version
@@ -78,11 +78,13 @@ def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
     code = np.concatenate([cols["outcome"], plan.reused_inputs.get("outcome", np.zeros(0))])
     rel = np.concatenate([cols["final_rel"], plan.reused_inputs.get("final_rel", np.zeros(0))])
     div = np.concatenate([cols["div_step"], plan.reused_inputs.get("div_step", np.zeros(0))])
-    per_cell = plan.spec.axis_sizes()[-1]
     frame = ResultFrame(
         grid=np.zeros((len(flat), 0), dtype=np.int64), code=code.astype(np.int8),
         final_rel=rel.astype(np.float64),
         div_step=np.where(div >= 0, div, np.nan).astype(np.float64),
     )
-    stats = cell_stats((flat - plan.lo) // per_cell, frame, (plan.hi - plan.lo) // per_cell)
+    # the range holds whole chunk units, so its cells are consecutive from lo's
+    first = int(cell_index(plan.spec, np.array([plan.lo]))[0])
+    n_cells = (plan.hi - plan.lo) // chunk_unit(plan.spec) * cells_per_unit(plan.spec)
+    stats = cell_stats(cell_index(plan.spec, flat) - first, frame, n_cells)
     return runs_data, columnar.encode_cells(stats)

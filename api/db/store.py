@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.db import columnar
 from api.db.models import Chunk, Sweep
 from experiments.analysis import CellStats
-from experiments.reuse import axis_maps, map_runs
+from experiments.reuse import axis_maps, cells_per_unit, chunk_unit, map_runs
 from experiments.spec import SweepSpec, parse_spec
 
 _specs: OrderedDict[tuple[Any, ...], SweepSpec] = OrderedDict()
@@ -77,9 +77,8 @@ def data_version(session: Session, sweep_id: int) -> tuple[int, Any]:
 
 def cell_stats(session: Session, sweep: Stored) -> CellStats:
     """Every cell's aggregates (cells without results count no runs)."""
-    sizes = sweep.spec.axis_sizes()
-    n_cells = int(np.prod(sizes[:5]))
-    per_cell = sizes[5]
+    unit, per_unit = chunk_unit(sweep.spec), cells_per_unit(sweep.spec)
+    n_cells = sweep.spec.total_runs() // unit * per_unit
     rows = session.execute(
         select(Chunk.lo, Chunk.hi, Chunk.cells_data)
         .where(Chunk.sweep_id == sweep.id, Chunk.status == "done").order_by(Chunk.lo)
@@ -93,7 +92,7 @@ def cell_stats(session: Session, sweep: Stored) -> CellStats:
     div_step = np.full(n_cells, np.nan)
     for lo, hi, data in rows:
         part = columnar.decode_cells(data)
-        at = slice(lo // per_cell, hi // per_cell)
+        at = slice(lo // unit * per_unit, hi // unit * per_unit)  # chunks hold whole units
         counts[at], final_rel[at], div_step[at] = part.counts, part.final_rel, part.div_step
     return CellStats(counts, final_rel, div_step)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from api.deps import SessionDep, SweepDep
 from api.schemas import Boundary, PhaseMap, errors
@@ -17,18 +17,25 @@ Metric = Literal["outcome", "diverged_frac", "converged_frac", "final_rel", "div
 
 @router.get("/phase-map", response_model=PhaseMap, responses=errors(404, 422))
 def phase_map(
+    request: Request,
     sweep: SweepDep,
     session: SessionDep,
     metric: Metric = "outcome",
+    x: Annotated[str | None, Query(description="map axis on x (default beta1)")] = None,
+    y: Annotated[str | None, Query(description="map axis on y (default beta2)")] = None,
     batch_size: Annotated[int | None, Query(description="default: the first on the grid")] = None,
     clip: Annotated[str | None, Query(description="none or mode:threshold")] = None,
     lr: float | None = None,
+    beta1: Annotated[float | None, Query(description="slice, when beta1 is not mapped")] = None,
+    beta2: Annotated[float | None, Query(description="slice, when beta2 is not mapped")] = None,
 ) -> PhaseMap:
-    """One (batch size, clip, lr) slice as a (beta1, beta2) heatmap; z rows run over beta2."""
+    """One slice as a heatmap over two axes (beta1 x beta2 by default); z rows run over y.
+    Every other axis is a slice parameter; an extra axis by its path (problem.n=20)."""
     spec = stored_spec(sweep)
-    chosen = {"batch_size": batch_size, "clip": clip, "lr": lr}
+    chosen = {"batch_size": batch_size, "clip": clip, "lr": lr, "beta1": beta1, "beta2": beta2}
+    chosen.update({k: v for k, v in request.query_params.items() if "." in k})
     try:
-        pm = results.phase_map(session, sweep, spec, metric=metric, chosen=chosen)
+        pm = results.phase_map(session, sweep, spec, metric=metric, chosen=chosen, x=x, y=y)
     except KeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
             from None

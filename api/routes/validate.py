@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from api.routes.body import SpecDep, SpecDocument, spec_body_openapi
 from api.schemas import errors
-from experiments.spec import AXES
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
@@ -28,4 +27,5 @@ def validate_spec(doc: SpecDocument, spec: SpecDep) -> SpecCheck:
     """Validate a spec (JSON or YAML) as POST /sweeps would: run count, or 422/413 errors.
     Read-only (it stores nothing), so it needs no token."""
     return SpecCheck(total_runs=spec.total_runs(), steps=spec.steps,
-                     axis_sizes=dict(zip(AXES, spec.axis_sizes(), strict=True)), document=doc)
+                     axis_sizes=dict(zip(spec.axes(), spec.axis_sizes(), strict=True)),
+                     document=doc)

@@ -25,6 +25,7 @@ from api.db.store import Stored, cell_stats, data_version, gather
 from experiments import analysis, export
 from experiments.keys import find_run
 from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps
+from experiments.reuse import cell_index
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
@@ -61,20 +62,27 @@ def _nbytes(c: analysis.Cells) -> int:
 
 
 def phase_map(
-    session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any]
+    session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any],
+    x: str | None = None, y: str | None = None,
 ) -> dict[str, Any]:
-    """One slice's heatmap; KeyError names a bad metric or an axis value not on the grid."""
-    sl = analysis.slice_index(spec, **chosen)
+    """One slice's heatmap over (x, y) (beta1, beta2 by default); KeyError names a bad
+    metric, map axis, or an axis value not on the grid."""
+    mx, my = analysis.map_axes(spec, x, y)
+    sl = analysis.slice_index(spec, mx, my, **chosen)
     c, n = sweep_cells(session, sweep, spec)
-    pm = analysis.phase_map(spec, c, metric, sl)
-    pm["beta2_star"] = analysis.beta2_star(spec, c, sl)
+    pm = analysis.phase_map(spec, c, metric, sl, mx, my)
+    # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing
+    on_betas = (mx, my) == analysis.MAP_DEFAULT
+    pm["beta2_star"] = (
+        analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl) if on_betas else None
+    )
     pm["n_results"] = n
     return pm
 
 
 def boundary(session: Session, sweep: Sweep, spec: SweepSpec) -> dict[str, Any]:
     c, _ = sweep_cells(session, sweep, spec)
-    out = analysis.boundary(spec, c)
+    out = analysis.boundaries(spec, c)
     out["sqrt_curve"] = analysis.sqrt_curve(spec.axis_values()["beta2"])
     return out
 
@@ -86,10 +94,15 @@ def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
     for axis in ("batch_size", "clip", "lr"):
         if given.get(axis) is not None:
             out[axis] = analysis.slice_index(spec, **{axis: given[axis]})[axis]
-    for axis, cast in (("beta1", float), ("beta2", float), ("seed", int)):
+    casts = [("beta1", float), ("beta2", float), ("seed", int)]
+    casts += [(axis, float) for axis in spec.extra_axes()]  # by path: problem.n=20
+    for axis, cast in casts:
         if given.get(axis) is None:
             continue
-        want = cast(given[axis])
+        try:
+            want = cast(given[axis])
+        except (TypeError, ValueError, OverflowError):  # an extra axis's raw text
+            raise KeyError(f"{axis}: {given[axis]!r} is not a number") from None
         hits = [i for i, v in enumerate(values[axis]) if cast(v) == want]
         if not hits:
             raise KeyError(f"{axis}: {given[axis]!r} is not on the grid")
@@ -103,6 +116,8 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
     keys = run_keys(spec, runs, kernel=sweep.kernel).astype(str).tolist()
     modes, thresholds = clip_columns(spec, runs)
     clips = [clip_label(c) for c in spec.axis_values()["clip"]]
+    values = spec.axis_values()
+    extra = [(j, a, values[a]) for j, a in enumerate(spec.extra_axes(), start=len(AXES))]
     chunk_ids = sorted(set(rec["_chunk"].tolist()))
     finished = dict(session.execute(
         select(Chunk.id, Chunk.finished_at).where(Chunk.id.in_(chunk_ids))).all())
@@ -121,6 +136,7 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
             "div_step": div if div >= 0 else None,
             "clip_fraction": float(rec["clip_fraction"][i]),
             "computed_at": finished.get(int(rec["_chunk"][i])),
+            "extra": {a: vals[int(runs.grid_index[i, j])] for j, a, vals in extra},
         })
     return out
 
@@ -141,7 +157,6 @@ def list_runs(
     stored = Stored.of(sweep)
     sizes = spec.axis_sizes()
     total = spec.total_runs()
-    per_cell = sizes[-1]
     cell_ok = None
     if outcome is not None:
         stats = cell_stats(session, stored)
@@ -156,9 +171,9 @@ def list_runs(
         grid = np.unravel_index(window, sizes)
         keep = np.ones(len(window), dtype=bool)
         for axis, index in filters.items():
-            keep &= grid[AXES.index(axis)] == index
+            keep &= grid[spec.axes().index(axis)] == index
         if cell_ok is not None:
-            keep &= cell_ok[window // per_cell]
+            keep &= cell_ok[cell_index(spec, window)]
         window = window[keep]
         while len(window) and have <= limit:
             part, window = window[: 4 * (limit + 1)], window[4 * (limit + 1):]
@@ -228,11 +243,11 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
         with db.session(read_only=True) as session:
             sweep = session.get(Sweep, sweep_id)
             c = sweep_cells(session, sweep, spec)[0] if sweep is not None else None
-        yield export.csv_lines([export.CELL_COLUMNS])
+        yield export.csv_lines([export.cell_columns(spec)])
         if c is not None:
             yield from export.cell_csv(spec, c)
         return
-    yield export.csv_lines([export.RUN_COLUMNS])
+    yield export.csv_lines([export.run_columns(spec)])
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
         yield export.run_csv(spec, runs_at(spec, flat), _outcomes(rec), kernel=kernel)
 
@@ -267,6 +282,9 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
         "div_step": pa.array(div, mask=div < 0),
         "clip_fraction": pa.array(rec["clip_fraction"]),
     })
+    values = spec.axis_values()
+    for j, axis in enumerate(spec.extra_axes()):  # after the standard columns, by path
+        cols[axis] = pa.array(np.asarray(values[axis])[runs.grid_index[:, len(AXES) + j]])
     if columnar.FINAL_X in rec:
         x = np.ascontiguousarray(rec[columnar.FINAL_X], dtype=np.float64)
         cols["final_x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
@@ -279,7 +297,7 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
     at = np.argwhere(c.n_runs > 0)
     values = spec.axis_values()
     avail = analysis.available(spec)
-    sel = tuple(at[:, i] for i in range(5))
+    sel = tuple(at[:, i] for i in range(at.shape[1]))
     table = {
         "beta1": pa.array(np.asarray(values["beta1"], dtype=np.float64)[at[:, 0]]),
         "beta2": pa.array(np.asarray(values["beta2"], dtype=np.float64)[at[:, 1]]),
@@ -295,7 +313,9 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
         "median_final_rel": pa.array(c.final_rel[sel], mask=np.isnan(c.final_rel[sel])),
         "median_div_step": pa.array(c.div_step[sel], mask=np.isnan(c.div_step[sel])),
     }
-    assert tuple(table) == export.CELL_COLUMNS
+    for j, axis in enumerate(spec.extra_axes()):
+        table[axis] = pa.array(np.asarray(values[axis])[at[:, 5 + j]])
+    assert tuple(table) == export.cell_columns(spec)
     return pa.table(table)
 
 

@@ -75,3 +75,114 @@ def test_phase_map_and_boundary_equal_the_cli(make_client: Any) -> None:
     stars = row["beta2_star"]
     assert row["batch_size"] == [1, 2, 4, 8] and None not in stars, stars
     assert all(a > b for a, b in zip(stars, stars[1:], strict=False)), stars
+
+
+EXTRA_DOC: dict[str, Any] = {
+    "name": "extra axes over REST",
+    "problem": {"kind": "zhang2022", "x0": -0.5},
+    "optimizer": {"lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False},
+    "steps": 300,
+    "grid": {
+        "beta1": [0.0, 0.9],
+        "beta2": [0.5, 0.9, 0.99],
+        "lr": [0.1, 0.03],
+        "seed": [0, 1, 2],
+        "problem.n": [5, 10, 20],
+        "optimizer.eps": [1e-8, 1e-3],
+    },
+}
+
+
+def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
+    """Several chunks of 54 runs (3 seeds x 3 n x 2 eps per block): maps, boundary
+    and both CSV levels equal the CLI's, and so does any map the API draws."""
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    from experiments.local import run_local
+
+    client = make_client(chunk_runs=100, max_runs=100_000)
+    checked = client.post("/api/v1/sweeps/validate", json=EXTRA_DOC)
+    assert checked.status_code == 200, checked.text
+    assert list(checked.json()["axis_sizes"].items())[-3:] == [
+        ("seed", 3), ("problem.n", 3), ("optimizer.eps", 2)]
+    sweep = submit(client, EXTRA_DOC)
+    assert sweep["total_runs"] == 2 * 3 * 2 * 3 * 3 * 2
+    wait_status(client, sweep["id"], "done", timeout=240)
+    spec = parse_spec(EXTRA_DOC)
+    local = run_local(spec, device="cpu")
+    url = f"/api/v1/sweeps/{sweep['id']}"
+
+    def get_map(**params: Any) -> dict[str, Any]:
+        got = client.get(f"{url}/phase-map", params=params)
+        assert got.status_code == 200, got.text
+        return got.json()  # type: ignore[no-any-return]
+
+    cases = [
+        ({}, {}),
+        ({"problem.n": 20, "optimizer.eps": 1e-3}, {"problem.n": 20, "optimizer.eps": 1e-3}),
+        ({"x": "lr", "y": "beta2", "beta1": 0.9, "problem.n": 10},
+         {"x": "lr", "y": "beta2", "beta1": 0.9, "problem.n": 10}),
+        ({"x": "problem.n", "y": "beta2", "lr": 0.03}, {"x": "problem.n", "y": "beta2",
+                                                       "lr": 0.03}),
+        ({"x": "beta2", "y": "optimizer.eps"}, {"x": "beta2", "y": "optimizer.eps"}),
+    ]
+    for params, chosen in cases:
+        for metric in ("outcome", "diverged_frac", "final_rel"):
+            body = get_map(metric=metric, **params)
+            want = json.loads(json.dumps(local.phase_map(metric, **chosen)))
+            for key in ("x", "y", "z", "slice", "available", "beta2_star"):
+                assert body[key] == want[key], (params, metric, key)
+    lr_map = get_map(x="lr", y="beta2")
+    assert lr_map["x"] == {"name": "lr", "values": [0.1, 0.03]} and lr_map["beta2_star"] is None
+    assert set(lr_map["slice"]) == {"beta1", "batch_size", "clip", "problem.n", "optimizer.eps"}
+    default = get_map()
+    assert default["slice"] == {"batch_size": 1, "clip": "none", "lr": 0.1, "problem.n": 5,
+                                "optimizer.eps": 1e-8}
+    assert default["available"]["problem.n"] == [5, 10, 20]
+    for params, says in (({"x": "seed"}, "x"), ({"problem.n": 7}, "problem.n"),
+                         ({"x": "problem.n", "problem.n": 5}, "problem.n"),
+                         ({"x": "batch_size"}, "batch_size"), ({"x": "lr", "y": "lr"}, "y"),
+                         ({"optimizer.beta9": 1}, "optimizer.beta9")):
+        bad = client.get(f"{url}/phase-map", params=params)
+        assert bad.status_code == 422 and says in bad.json()["detail"], (params, bad.text)
+
+    boundary = client.get(f"{url}/boundary").json()
+    want_b = json.loads(json.dumps(local.boundary()))
+    assert boundary["slices"] == want_b["slices"] and boundary["by_batch"] == want_b["by_batch"]
+
+    runs_csv = client.get(f"{url}/export.csv").content
+    assert runs_csv == b"".join(local.run_csv())
+    cells_csv = client.get(f"{url}/export.csv", params={"level": "cells"}).text
+    rows = list(csv.reader(io.StringIO(cells_csv)))
+    assert tuple(rows[0]) == local.cell_columns and rows[0][-2:] == ["problem.n", "optimizer.eps"]
+    assert rows[1:] == list(local.cell_rows())
+    for level, first in (("runs", "run_key"), ("cells", "beta1")):
+        got = client.get(f"{url}/export.parquet", params={"level": level})
+        table = pq.read_table(io.BytesIO(got.content))
+        assert table.column_names[0] == first
+        n = table.column("problem.n").to_pylist()
+        assert set(n) == {5, 10, 20} and set(table.column("optimizer.eps").to_pylist()) == {
+            1e-8, 1e-3}
+    key = local.keys[100]
+    one = client.get(f"{url}/runs/{key}")
+    assert one.status_code == 200 and one.json()["run_key"] == key
+    # a sweep whose grid contains this one's (one more n) reuses its runs; the chunks
+    # that mix reused and computed runs still hold whole cells
+    bigger = json.loads(json.dumps(EXTRA_DOC))
+    bigger["grid"]["problem.n"] = [5, 10, 20, 50]
+    again = submit(client, bigger)
+    done = wait_status(client, again["id"], "done", timeout=240)
+    assert done["cached_runs"] == sweep["total_runs"], done
+    big_local = run_local(parse_spec(bigger), device="cpu")
+    url2 = f"/api/v1/sweeps/{again['id']}"
+    for n in (5, 50):
+        body = client.get(f"{url2}/phase-map", params={"metric": "final_rel", "problem.n": n,
+                                                       "lr": 0.03}).json()
+        want = json.loads(json.dumps(big_local.phase_map("final_rel", lr=0.03,
+                                                         **{"problem.n": n})))
+        assert body["z"] == want["z"], n
+    cells2 = client.get(f"{url2}/export.csv", params={"level": "cells"}).text
+    assert list(csv.reader(io.StringIO(cells2)))[1:] == list(big_local.cell_rows())

@@ -53,7 +53,8 @@ def test_run_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
     modes, thresholds = clip_columns(spec, runs)
     keys = run_keys(spec, runs).astype(str).tolist()
     rows = export.run_rows(keys=keys, runs=runs, clip_modes=modes, clip_thresholds=thresholds,
-                           steps=spec.steps, outcomes=outcomes)
+                           steps=spec.steps, outcomes=outcomes,
+                           extras=[spec.axis_values()[a] for a in spec.extra_axes()])
     assert export.run_csv(spec, runs, outcomes, kernel="eager") == export.csv_lines(list(rows))
 
 

@@ -30,7 +30,7 @@ def reference_keys(spec, runs, kernel: str = "eager") -> list[str]:  # type: ign
     (first 16 bytes) and, per lane, the sum mod 2**64 of each axis value's hash."""
     program = hashlib.sha256(canonical_json(_run_prefix(spec, kernel)).encode()).digest()[:16]
     values = spec.axis_values()
-    axes = ("beta1", "beta2", "batch_size", "clip", "lr", "seed")
+    axes = spec.axes()  # the six standard axes, then any extra axes
     keys = []
     for g in runs.grid_index.tolist():
         lanes = [0, 0]

@@ -3,14 +3,15 @@
 "use strict";
 
 (function () {
-  const SYMBOL = { beta1: "β1", beta2: "β2" };
+  const SYMBOL = { beta1: "β1", beta2: "β2", batch_size: "batch size", clip: "clipping" };
 
   function close(u, v) {
-    return u.length === v.length && u.every((x, i) => Math.abs(x - v[i]) <= 1e-12 * Math.max(1, Math.abs(x)));
+    return u.length === v.length && u.every((x, i) => (typeof x === "number"
+      ? Math.abs(x - v[i]) <= 1e-12 * Math.max(1, Math.abs(x)) : x === v[i]));
   }
 
   function span(values) {
-    const f = betascope.gridFormat(values);
+    const f = values.every((v) => typeof v === "number") ? betascope.gridFormat(values) : String;
     return values.length + (values.length === 1 ? " value (" : " values (")
       + (values.length > 1 ? f(values[0]) + " … " + f(values[values.length - 1]) : f(values[0])) + ")";
   }

@@ -28,10 +28,21 @@
     div_step: { label: "median divergence step", colorscale: STEP_SCALE, log: true },
   };
 
-  // Axis coordinates: beta itself, or log10(1 - beta) on a reversed axis so that
-  // beta still grows to the right and upward while betas near 1 get room.
-  function coord(mode) {
-    return mode === "log1m" ? (b) => Math.log10(1 - b) : (b) => b;
+  // Map axes are any two axes of the grid: beta1 x beta2 by default, or lr,
+  // batch_size, clip, problem.n, ... The symbol an axis is shown by:
+  const SYMBOL = { beta1: "β1", beta2: "β2", lr: "lr", batch_size: "batch size", clip: "clipping" };
+  const symbol = (name) => SYMBOL[name] || name;
+  const isBeta = (name) => name === "beta1" || name === "beta2";
+  const numeric = (values) => values.every((v) => typeof v === "number");
+
+  // Axis coordinates: the value itself; log10(1 - beta) on a reversed axis (betas near 1
+  // get room while beta still grows to the right and upward); log10(v) for values
+  // spread over decades (lr, eps, n); or the position of a label (clip settings).
+  function coord(mode, values) {
+    if (mode === "log1m") return (b) => Math.log10(1 - b);
+    if (mode === "log") return (v) => Math.log10(v);
+    if (mode === "category") return (v) => values.indexOf(v);
+    return (b) => b;
   }
 
   function edges(vals) {
@@ -41,11 +52,24 @@
   }
 
   function axis(name, betas, mode) {
-    const f = coord(mode);
+    const f = coord(mode, betas);
     const c = betas.map(f);
-    const [lo, hi] = edges(c);
-    const sym = name === "beta1" ? "β1" : "β2";
+    const sym = symbol(name);
     const base = { zeroline: false, showgrid: false, ticks: "outside", automargin: true, linecolor: "#9ca3af", mirror: true };
+    if (mode === "category") {
+      return Object.assign(base, { title: { text: sym }, range: [-0.5, betas.length - 0.5],
+                                   tickvals: c, ticktext: betas.map(String) });
+    }
+    const sorted = c.slice().sort((a, b) => a - b);
+    const [lo, hi] = edges(mode === "log1m" ? c : sorted);
+    if (mode === "log") { // ticks at the grid's own values, thinned to at most 9
+      const fmt = betascope.gridFormat(betas);
+      const order = betas.map((v, i) => i).sort((i, j) => c[i] - c[j]);
+      const step = Math.ceil(order.length / 9);
+      const use = order.filter((_, k) => k % step === 0);
+      return Object.assign(base, { title: { text: sym + "  (log spaced)" }, range: [lo, hi],
+                                   tickvals: use.map((i) => c[i]), ticktext: use.map((i) => fmt(betas[i])) });
+    }
     if (mode !== "log1m") return Object.assign(base, { title: { text: sym }, range: [lo, hi] });
     // reversed: u = log10(1 - beta) falls as beta grows
     // ticks where 1 - beta is 1, 5 or 2 times a power of ten (0.9, 0.95, 0.98, 0.99, ...),
@@ -86,9 +110,11 @@
   function cellText(pm, extra, star) {
     // One hover text per cell: every value the API gave for that cell.
     const xs = pm.x.values, ys = pm.y.values;
-    const fx = betascope.gridFormat(xs), fy = betascope.gridFormat(ys);
+    const label = (values) => (numeric(values) ? betascope.gridFormat(values) : String);
+    const fx = label(xs), fy = label(ys);
+    const sx = symbol(pm.x.name), sy = symbol(pm.y.name);
     return ys.map((b2, i) => xs.map((b1, j) => {
-      const lines = ["β1 = " + fx(b1), "β2 = " + fy(b2)];
+      const lines = [sx + " = " + fx(b1), sy + " = " + fy(b2)];
       const get = (metric) => (extra[metric] ? extra[metric].z[i][j] : undefined);
       const outcome = get("outcome");
       if (outcome === null) lines.push("<i>no results yet</i>");
@@ -140,7 +166,10 @@
                         title = "", showscale = true } = {}) {
     const metric = pm.metric;
     if (typeof mode === "string") mode = { x: mode, y: mode };
-    const fx = coord(mode.x), fy = coord(mode.y);
+    const fx = coord(mode.x, pm.x.values), fy = coord(mode.y, pm.y.values);
+    // the theory overlays mean something on the (beta1, beta2) plane only
+    const betaPlane = pm.x.name === "beta1" && pm.y.name === "beta2";
+    if (!betaPlane) { showSqrt = false; star = null; }
     const xs = pm.x.values.map(fx), ys = pm.y.values.map(fy);
     const dense = pm.x.values.length > 40 || pm.y.values.length > 40;
     const all = Object.assign({}, extra, { [metric]: pm });
@@ -180,15 +209,15 @@
       font: small ? Object.assign({}, FONT, { size: 11 }) : FONT,
       margin: small ? { l: 50, r: 10, t: 30, b: 40 } : { l: 64, r: 20, t: title ? 40 : 16, b: 60 },
       title: title ? { text: title, font: { size: small ? 12 : 14 }, x: 0.02, xanchor: "left" } : undefined,
-      xaxis: axis("beta1", pm.x.values, mode.x), yaxis: axis("beta2", pm.y.values, mode.y),
+      xaxis: axis(pm.x.name, pm.x.values, mode.x), yaxis: axis(pm.y.name, pm.y.values, mode.y),
       plot_bgcolor: EMPTY, paper_bgcolor: "#ffffff",
       showlegend: !small, legend: { orientation: "h", x: 0, y: -0.16, yanchor: "top" },
       hovermode: "closest", hoverlabel: { bgcolor: "#111827", font: { color: "#fff", size: 12 } },
       uirevision: mode.x + mode.y,
     };
     if (small) {
-      layout.xaxis.title = { text: "β1", standoff: 2 };
-      layout.yaxis.title = { text: "β2", standoff: 2 };
+      layout.xaxis.title = { text: symbol(pm.x.name), standoff: 2 };
+      layout.yaxis.title = { text: symbol(pm.y.name), standoff: 2 };
     }
     return { traces, layout, config: CONFIG };
   }
@@ -219,13 +248,38 @@
     };
   }
 
-  // log(1 - beta) suits an axis whose 1 - beta spans more than 1.5 decades
-  function defaultScale(betas) {
-    const q = betas.map((b) => 1 - b).filter((v) => v > 0);
-    return q.length > 2 && Math.max(...q) / Math.min(...q) > 30 ? "log1m" : "linear";
+  // The spacing an axis's values call for. Betas: log(1 - beta) when 1 - beta spans more
+  // than 1.5 decades. Other numbers: log when they are positive and spaced more evenly
+  // in log than in linear terms (1, 2, 4, 8; 1e-3 ... 10; n = 5, 10, 20, 50), or two
+  // values over 1.5 decades apart. Labels (clip settings): categories.
+  function defaultScale(values, name) {
+    if (!numeric(values)) return "category";
+    if (name === undefined || isBeta(name)) {
+      const q = values.map((b) => 1 - b).filter((v) => v > 0);
+      return q.length > 2 && Math.max(...q) / Math.min(...q) > 30 ? "log1m" : "linear";
+    }
+    const v = values.slice().sort((a, b) => a - b);
+    if (!v.length || v[0] <= 0) return "linear";
+    if (v.length === 2) return v[1] / v[0] > 30 ? "log" : "linear";
+    if (v.length < 2) return "linear";
+    const spread = (xs) => {
+      const d = xs.slice(1).map((x, i) => x - xs[i]);
+      const mean = d.reduce((a, b) => a + b, 0) / d.length;
+      const sd = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / d.length);
+      return sd / mean;
+    };
+    return spread(v.map(Math.log)) < spread(v) ? "log" : "linear";
+  }
+
+  // The scales an axis can be drawn in: [value, label] pairs.
+  function scales(name, values) {
+    if (!numeric(values)) return [["category", "categories"]];
+    if (isBeta(name)) return [["linear", "linear"], ["log1m", "log(1 − " + symbol(name) + ")"]];
+    if (values.every((v) => v > 0)) return [["linear", "linear"], ["log", "log"]];
+    return [["linear", "linear"]];
   }
 
   betascope.maps = {
-    defaultScale, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
+    defaultScale, scales, symbol, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
   };
 })();

@@ -5,10 +5,12 @@
 
 (function () {
   // `boundary`: GET /sweeps/{id}/boundary; `clip` and `lr` pick the slice drawn.
-  function draw(div, table, boundary, { clip, lr, batchSizes }) {
+  // `where` picks the point of any extra axes ({"problem.n": 20}).
+  function draw(div, table, boundary, { clip, lr, batchSizes, where = {} }) {
     const { maps, el, clear } = betascope;
     const rows = (boundary && boundary.by_batch) || [];
-    const mine = rows.filter((r) => String(r.clip) === String(clip) && Number(r.lr) === Number(lr));
+    const mine = rows.filter((r) => String(r.clip) === String(clip) && Number(r.lr) === Number(lr)
+      && Object.entries(where).every(([k, v]) => String(r[k]) === String(v)));
     const withData = mine.filter((r) => r.beta2_star.some((v) => v !== null));
     const n = withData.length;
     const b1s = mine.map((r) => r.beta1);

@@ -11,31 +11,106 @@
 
   const state = {
     sweep: null, available: null, boundary: null, version: -1,
-    cache: new Map(), // "metric|batch|clip|lr" -> phase-map response
+    cache: new Map(), // "metric|{x, y, slice values}" -> phase-map response
     drawn: false, selected: null, gen: 0,
+    x: "beta1", y: "beta2", // the map's axes: any two with more than one value
+    axes: null, // every axis of a cell -> its values (from the first map)
   };
   const page = (betascope.sweepPage = { state });
+  const STATIC_SLICES = ["batch_size", "clip", "lr"]; // their controls are in the template
+
+  // The slice control of an axis: the template's for batch size, clip and lr, one made
+  // here for any other (beta1 or beta2 when not mapped, problem.n, optimizer.eps, ...).
+  function sliceSelect(axis) {
+    if (STATIC_SLICES.includes(axis)) return $(axis);
+    let sel = $("slice-" + axis);
+    if (!sel) {
+      sel = el("select", { id: "slice-" + axis, "data-axis": axis });
+      sel.addEventListener("change", () => render().catch(showError));
+      $("extra-slices").append(el("label", { "data-axis": axis }, maps.symbol(axis) + " ", sel));
+    }
+    return sel;
+  }
+
+  function sliceAxes() {
+    const all = state.axes ? Object.keys(state.axes) : ["beta1", "beta2", ...STATIC_SLICES];
+    return all.filter((a) => a !== state.x && a !== state.y);
+  }
+
+  // What the API is asked for: the map's axes (when not the default) and each slice
+  // control's value (empty before the first map: the API's first values).
+  function mapParams() {
+    const p = {};
+    if (state.x !== "beta1" || state.y !== "beta2") Object.assign(p, { x: state.x, y: state.y });
+    for (const axis of sliceAxes()) {
+      const sel = STATIC_SLICES.includes(axis) || $("slice-" + axis) ? sliceSelect(axis) : null;
+      if (sel && sel.value !== "") p[axis] = sel.value;
+    }
+    return p;
+  }
+
+  // The request for the same map as `pm` (another metric, another batch size, ...).
+  function paramsOf(pm, change = {}) {
+    const p = Object.assign({}, pm.slice, change);
+    if (pm.x.name !== "beta1" || pm.y.name !== "beta2") Object.assign(p, { x: pm.x.name, y: pm.y.name });
+    return p;
+  }
 
   function controls() {
     return {
       metric: $("metric").value, axes: { x: $("xscale").value, y: $("yscale").value }, view: $("view").value,
-      batch_size: $("batch_size").value, clip: $("clip").value, lr: $("lr").value,
-      showSqrt: $("show-sqrt").checked, showStar: $("show-star").checked,
+      params: mapParams(), showSqrt: $("show-sqrt").checked, showStar: $("show-star").checked,
     };
   }
 
-  function sliceKey(metric, batch, clip, lr) {
-    return [metric, batch, clip, lr].join("|");
-  }
-
-  async function phaseMap(metric, batch, clip, lr) {
-    const key = sliceKey(metric, batch, clip, lr);
+  async function phaseMap(metric, params) {
+    const key = metric + "|" + JSON.stringify(Object.entries(params).sort());
     if (!state.cache.has(key)) {
-      const p = api(`/sweeps/${enc(id)}/phase-map` + query({ metric, batch_size: batch, clip, lr }));
+      const p = api(`/sweeps/${enc(id)}/phase-map` + query(Object.assign({ metric }, params)));
       state.cache.set(key, p);
       p.catch(() => state.cache.delete(key));
     }
     return state.cache.get(key);
+  }
+
+  // The axis pickers and each axis's scale choices, from every axis's values.
+  function fillAxisControls() {
+    const many = Object.keys(state.axes).filter((a) => state.axes[a].length > 1);
+    for (const [which, sel] of [["x", $("x-axis")], ["y", $("y-axis")]]) {
+      const names = Array.from(new Set([state[which], ...many]));
+      const have = Array.from(sel.options).map((o) => o.value).join("\u0000");
+      if (have !== names.join("\u0000")) {
+        clear(sel);
+        for (const a of names) sel.append(el("option", { value: a }, maps.symbol(a)));
+      }
+      sel.value = state[which];
+      sel.disabled = many.length < 2;
+    }
+  }
+
+  function fillScale(which) {
+    const axis = state[which], values = state.axes[axis];
+    const sel = $(which + "scale");
+    const options = maps.scales(axis, values);
+    if (Array.from(sel.options).map((o) => o.value).join() !== options.map((o) => o[0]).join()) {
+      clear(sel);
+      for (const [v, label] of options) sel.append(el("option", { value: v }, label));
+    }
+    sel.value = maps.defaultScale(values, axis);
+    $(which + "scale-name").textContent = maps.symbol(axis);
+  }
+
+  // A new map axis: the other keeps its own unless they would be the same axis.
+  function pickAxis(which) {
+    const other = which === "x" ? "y" : "x";
+    const want = $(which + "-axis").value;
+    if (want === state[other]) state[other] = state[which];
+    state[which] = want;
+    fillAxisControls();
+    fillScale("x");
+    fillScale("y");
+    state.selected = null;
+    render().catch(showError);
   }
 
   function fillSelect(select, values, current) {
@@ -51,10 +126,9 @@
     select.disabled = next.length < 2;
   }
 
-  function starFor(batch, clip, lr) {
+  function starFor(sl) {
     if (!state.boundary || !state.boundary.slices) return null;
-    const s = state.boundary.slices.find((e) => String(e.batch_size) === String(batch)
-      && String(e.clip) === String(clip) && Number(e.lr) === Number(lr));
+    const s = state.boundary.slices.find((e) => Object.entries(sl).every(([k, v]) => String(e[k]) === String(v)));
     return s ? s.beta2_star : null;
   }
 
@@ -128,23 +202,37 @@
   async function render() {
     const c = controls();
     c.gen = ++state.gen;
-    const pm = await phaseMap(c.metric, c.batch_size, c.clip, c.lr);
+    const pm = await phaseMap(c.metric, c.params);
     if (c.gen !== state.gen) return;
     state.available = pm.available;
-    if (!state.scaled) { // first map: pick each axis' scale from its spacing, once
-      state.scaled = true;
-      $("xscale").value = maps.defaultScale(pm.x.values);
-      $("yscale").value = maps.defaultScale(pm.y.values);
+    if (!state.axes) { // first map: every axis and its values; each scale from its spacing, once
+      state.axes = Object.assign({ [pm.x.name]: pm.x.values, [pm.y.name]: pm.y.values }, pm.available);
+      fillAxisControls();
+      fillScale("x");
+      fillScale("y");
       c.axes = { x: $("xscale").value, y: $("yscale").value };
     }
-    fillSelect($("batch_size"), pm.available.batch_size, pm.slice.batch_size);
-    fillSelect($("clip"), pm.available.clip, pm.slice.clip);
-    fillSelect($("lr"), pm.available.lr, pm.slice.lr);
-    $("view").disabled = pm.available.batch_size.length < 2;
+    for (const axis of Object.keys(state.axes)) {
+      const sel = sliceSelect(axis);
+      const mapped = axis === pm.x.name || axis === pm.y.name;
+      sel.closest("label").hidden = mapped;
+      if (!mapped) fillSelect(sel, pm.available[axis], pm.slice[axis]);
+    }
+    const batches = pm.available.batch_size || [];
+    $("view").disabled = batches.length < 2;
     const sl = pm.slice;
-    const multiples = c.view === "multiples" && pm.available.batch_size.length > 1;
-    $("map-title").textContent = "Phase diagram · " + (multiples ? "one map per batch size" : "batch size " + sl.batch_size)
-      + " · clip " + sl.clip + " · lr " + fmtValue(sl.lr);
+    const betaPlane = pm.x.name === "beta1" && pm.y.name === "beta2";
+    $("show-sqrt").disabled = $("show-star").disabled = !betaPlane;
+    const multiples = c.view === "multiples" && batches.length > 1;
+    const where = Object.keys(sl).filter((a) => !STATIC_SLICES.includes(a))
+      .map((a) => " · " + maps.symbol(a) + " " + fmtValue(sl[a])).join("");
+    const head = [];
+    if (multiples) head.push("one map per batch size");
+    else if ("batch_size" in sl) head.push("batch size " + sl.batch_size);
+    if ("clip" in sl) head.push("clip " + sl.clip);
+    if ("lr" in sl) head.push("lr " + fmtValue(sl.lr));
+    $("map-title").textContent = "Phase diagram · " + (betaPlane ? "" : maps.symbol(pm.y.name) + " against "
+      + maps.symbol(pm.x.name) + " · ") + head.join(" · ") + where;
     $("step-legend").hidden = c.metric !== "div_step";
     if (multiples) {
       $("map").hidden = true;
@@ -162,18 +250,21 @@
 
   async function drawMap(div, pm, c, opts) {
     const sl = pm.slice;
-    const star = c.showStar ? pm.beta2_star || starFor(sl.batch_size, sl.clip, sl.lr) : null;
+    const betaPlane = pm.x.name === "beta1" && pm.y.name === "beta2";
+    const star = c.showStar && betaPlane ? pm.beta2_star || starFor(sl) : null;
     const extra = Object.assign({}, opts.extra || {});
     // the divergence-step map tells "never diverged" from "no results" by the outcomes
-    if (c.metric === "div_step" && !extra.outcome) extra.outcome = await phaseMap("outcome", sl.batch_size, sl.clip, sl.lr);
+    if (c.metric === "div_step" && !extra.outcome) extra.outcome = await phaseMap("outcome", paramsOf(pm));
     const fig = maps.figure(pm, Object.assign({ mode: c.axes, extra, star, showSqrt: c.showSqrt }, opts));
-    fig.layout.uirevision = c.axes.x + c.axes.y + "|" + sl.clip + "|" + sl.lr + (opts.small ? "|" + sl.batch_size : "");
+    const others = Object.keys(sl).filter((a) => a !== "batch_size").map((a) => sl[a]).join("|");
+    fig.layout.uirevision = pm.x.name + pm.y.name + c.axes.x + c.axes.y + "|" + others + (opts.small ? "|" + sl.batch_size : "");
     const sel = state.selected;
     if (sel && JSON.stringify(sel.sl) === JSON.stringify(sl)) fig.layout.shapes = [outline(fig.traces[0], sel.row, sel.col)];
     await betascope.plotlyReady;
     if (c.gen !== state.gen) return;
     await Plotly.react(div, fig.traces, fig.layout, fig.config);
     div.dataset.slice = JSON.stringify(sl);
+    div.dataset.axes = JSON.stringify([pm.x.name, pm.y.name]);
     if (!div.dataset.bound) {
       div.dataset.bound = "1";
       div.on("plotly_click", (ev) => {
@@ -211,9 +302,8 @@
     const s = state.sweep;
     if (s && betascope.isActive(s.status) && s.total_runs > ENRICH_RUNNING_MAX) return;
     const others = Object.keys(maps.METRICS).filter((m) => m !== c.metric);
-    const sl = pm.slice;
     try {
-      const got = await Promise.all(others.map((m) => phaseMap(m, sl.batch_size, sl.clip, sl.lr)));
+      const got = await Promise.all(others.map((m) => phaseMap(m, paramsOf(pm))));
       if (c.gen !== state.gen) return;
       const extra = {};
       others.forEach((m, i) => (extra[m] = got[i]));
@@ -224,7 +314,7 @@
   async function renderMultiples(c, first) {
     const box = $("multiples");
     const batches = first.available.batch_size;
-    const pms = await Promise.all(batches.map((b) => phaseMap(c.metric, b, c.clip, c.lr)));
+    const pms = await Promise.all(batches.map((b) => phaseMap(c.metric, paramsOf(first, { batch_size: b }))));
     if (c.gen !== state.gen) return;
     const divs = batches.map((b, i) => {
       let d = box.children[i];
@@ -249,29 +339,35 @@
   // --- a cell's runs and their loss curves ------------------------------------------------------
 
   page.openCell = async function openCell(row, col, sl) {
-    const pm = await phaseMap($("metric").value, sl.batch_size, sl.clip, sl.lr);
+    const pm = await phaseMap($("metric").value, paramsOf({ slice: sl, x: { name: state.x }, y: { name: state.y } }));
     const b1 = pm.x.values[col], b2 = pm.y.values[row];
-    state.selected = { b1, b2, sl, row, col };
+    const token = {};
+    state.selected = { b1, b2, sl, row, col, token };
+    // the cell: its two map values and the slice's
+    const at = Object.assign({}, sl, { [pm.x.name]: b1, [pm.y.name]: b2 });
     for (const div of [$("map"), ...$("multiples").children]) {
       if (div.data && div.dataset.slice === JSON.stringify(sl)) Plotly.relayout(div, { shapes: [outline(div.data[0], row, col)] });
       else if (div.data && div.layout.shapes && div.layout.shapes.length) Plotly.relayout(div, { shapes: [] });
     }
     const info = clear($("cell-info"));
     const add = (k, v) => info.append(el("dt", {}, k), el("dd", {}, v));
-    add("β1, β2", betascope.gridFormat(pm.x.values)(b1) + ", " + betascope.gridFormat(pm.y.values)(b2));
-    add("slice", "batch " + sl.batch_size + " · clip " + sl.clip + " · lr " + fmtValue(sl.lr));
+    const label = (values) => (values.every((v) => typeof v === "number") ? betascope.gridFormat(values) : String);
+    add(maps.symbol(pm.x.name) + ", " + maps.symbol(pm.y.name), label(pm.x.values)(b1) + ", " + label(pm.y.values)(b2));
+    const rest = Object.keys(sl).filter((a) => !STATIC_SLICES.includes(a)).map((a) => " · " + maps.symbol(a) + " " + fmtValue(sl[a]));
+    add("slice", "batch " + at.batch_size + " · clip " + at.clip + " · lr " + fmtValue(at.lr) + rest.join(""));
     $("cell-hint").textContent = "Loading runs…";
     const runs = [];
     let cursor = null;
     do {
       const page_ = await api(`/sweeps/${enc(id)}/runs` + query({
-        beta1: b1, beta2: b2, batch_size: sl.batch_size, clip: sl.clip, lr: sl.lr, limit: 200, cursor,
+        beta1: at.beta1, beta2: at.beta2, batch_size: at.batch_size, clip: at.clip, lr: at.lr, limit: 200, cursor,
       }));
       const items = Array.isArray(page_) ? page_ : page_.items || page_.runs || [];
-      runs.push(...items);
+      // the runs endpoint filters the standard axes; the extra axes are matched here
+      runs.push(...items.filter((r) => Object.entries(r.extra || {}).every(([k, v]) => !(k in at) || Number(at[k]) === v)));
       cursor = Array.isArray(page_) ? null : page_.next_cursor || null;
     } while (cursor && runs.length < 1000);
-    if (state.selected.b1 !== b1 || state.selected.b2 !== b2) return;
+    if (!state.selected || state.selected.token !== token) return;
     const counts = {};
     for (const r of runs) counts[r.outcome] = (counts[r.outcome] || 0) + 1;
     add("runs", runs.length ? Object.entries(counts).map(([k, v]) => v + " " + String(k).replace("_", " ")).join(", ") : "none yet");
@@ -284,7 +380,7 @@
       + "(solid: converged, dotted: not converged, dashed: diverged).";
     const shown = runs.slice(0, 64);
     const details = await Promise.all(shown.map((r) => api(`/sweeps/${enc(id)}/runs/${enc(r.run_key)}`)));
-    if (state.selected.b1 !== b1 || state.selected.b2 !== b2) return;
+    if (!state.selected || state.selected.token !== token) return;
     drawCurves(details);
   };
 
@@ -311,8 +407,13 @@
   async function drawScaling() {
     await betascope.plotlyReady;
     const c = controls();
+    const pick = (axis) => (c.params[axis] !== undefined ? c.params[axis] : (state.axes ? state.axes[axis][0] : undefined));
+    const where = {};
+    for (const axis of Object.keys(state.axes || {})) if (axis.includes(".")) where[axis] = pick(axis);
     betascope.scaling.draw($("scaling"), $("fits"), state.boundary,
-      { clip: c.clip, lr: c.lr, batchSizes: (state.available || {}).batch_size });
+      { clip: pick("clip") === undefined ? $("clip").value : pick("clip"),
+        lr: pick("lr") === undefined ? $("lr").value : pick("lr"),
+        batchSizes: state.axes ? state.axes.batch_size : undefined, where });
   }
 
   // --- wiring -----------------------------------------------------------------------------------
@@ -325,6 +426,11 @@
       if (name === "clip" || name === "lr") drawScaling();
     });
   }
+  $("x-axis").addEventListener("change", () => pickAxis("x"));
+  $("y-axis").addEventListener("change", () => pickAxis("y"));
+  $("extra-slices").addEventListener("change", (ev) => {
+    if (ev.target.dataset.axis && ev.target.dataset.axis.includes(".")) drawScaling();
+  });
   async function act(button, path) {
     button.disabled = true;
     try {
