@@ -141,8 +141,16 @@ COMPILED_IDS = (
     "torch-adam-none-reddi2018",
     "loop-no-bias-inv-sqrt-zhang2022",
     "torch-adam-global_norm-zhang2022-float32",
+    # the family: named dict state and Hyper inputs through torch.compile, with
+    # adam_mini's per-tensor v on lstsq, Lion's sign and warmup_cosine's cos
+    "loop-adam_mini-adagc-lstsq",
+    "loop-lion-warmup-cosine-global_norm-lstsq",
+    "torch-rmsprop-centered-value-reddi2018",
 )
-_BY_ID = {c.id: c for c in (*TORCH_CASES, *LOOP_CASES, *FLOAT32_CASES)}
+_BY_ID = {
+    c.id: c
+    for c in (*TORCH_CASES, *LOOP_CASES, *FLOAT32_CASES, *FAMILY_TORCH_CASES, *FAMILY_LOOP_CASES)
+}
 
 
 @pytest.mark.slow
