@@ -294,6 +294,20 @@ def beta2_star(spec: SweepSpec, c: Cells, sl: dict[str, int]) -> list[float | No
     return out
 
 
+# How a beta2* is censored (DESIGN section 6): a value at the grid's lowest beta2
+# (every cell of the column converges) says only that the true boundary lies at or
+# below it; a missing one (the top cell does not converge) that it lies above the
+# grid, if anywhere. Both are bounds, not values: fits leave them out.
+UNCENSORED, BELOW, ABOVE = "none", "below", "above"
+
+
+def censoring(spec: SweepSpec, stars: list[float | None]) -> list[str]:
+    """For each beta2* of beta2_star: "none" (a value), "below" (at the lowest grid
+    beta2, an upper bound) or "above" (missing, beyond the grid)."""
+    lowest = min(float(v) for v in spec.axis_values()["beta2"])
+    return [ABOVE if s is None else BELOW if s <= lowest else UNCENSORED for s in stars]
+
+
 def boundary(spec: SweepSpec, c: Cells) -> dict[str, Any]:
     """beta2*(beta1) for every slice, beta2* against batch size, and the scaling fit."""
     values = spec.axis_values()
@@ -312,6 +326,7 @@ def boundary(spec: SweepSpec, c: Cells) -> dict[str, Any]:
                         "lr": avail["lr"][li],
                         "beta1": [float(v) for v in values["beta1"]],
                         "beta2_star": per_batch[-1],
+                        "censored": censoring(spec, per_batch[-1]),
                     }
                 )
     return {"slices": slices, "by_batch": by_batch(spec, c)}
@@ -348,6 +363,7 @@ def by_batch(spec: SweepSpec, c: Cells) -> list[dict[str, Any]]:
             ]
             for b1i, b1 in enumerate(values["beta1"]):
                 series = [s[b1i] for s in stars]
+                censored = censoring(spec, series)
                 out.append(
                     {
                         "beta1": float(b1),
@@ -355,18 +371,31 @@ def by_batch(spec: SweepSpec, c: Cells) -> list[dict[str, Any]]:
                         "lr": avail["lr"][li],
                         "batch_size": batches,
                         "beta2_star": series,
-                        "fit": scaling_fit(batches, series),
+                        "censored": censored,
+                        "n_censored": sum(cz != UNCENSORED for cz in censored),
+                        "fit": scaling_fit(batches, series, censored),
                     }
                 )
     return out
 
 
-def scaling_fit(batches: list[int], stars: list[float | None]) -> dict[str, Any] | None:
+def scaling_fit(
+    batches: list[int], stars: list[float | None], censored: list[str] | None = None
+) -> dict[str, Any] | None:
     """Least-squares slope of log(1 - beta2*) against log(batch) with its standard error.
 
     The half-life rule (Marek et al. 2025: beta2 -> beta2**(B2/B1)) predicts slope 1.
+    Bounds are left out (`censored` from censoring(); missing values always are)
+    and counted in "n_censored".
     """
-    pts = [(b, s) for b, s in zip(batches, stars, strict=True) if s is not None and s < 1.0]
+    if censored is None:
+        censored = [ABOVE if s is None else UNCENSORED for s in stars]
+    n_censored = sum(cz != UNCENSORED for cz in censored)
+    pts = [
+        (b, s)
+        for b, s, cz in zip(batches, stars, censored, strict=True)
+        if s is not None and cz == UNCENSORED and s < 1.0
+    ]
     pts = [(b, s) for b, s in pts if 1.0 - s > 0.0]
     if len(pts) < 2 or len({b for b, _ in pts}) < 2:
         return None
@@ -386,6 +415,7 @@ def scaling_fit(batches: list[int], stars: list[float | None]) -> dict[str, Any]
         "stderr": stderr,
         "half_life_slope": 1.0,
         "n_points": len(pts),
+        "n_censored": n_censored,
     }
 
 

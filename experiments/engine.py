@@ -1,4 +1,4 @@
-"""The engine: thousands of Adam runs as one vectorized tensor program.
+"""The engine: thousands of optimizer runs as one vectorized tensor program.
 
 A chunk of runs is split by clip mode (each mode is one chain of transforms;
 thresholds, betas and lr stay per-run tensors) and simulated step by step.
@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from experiments import optim
+from experiments.optimizers import ChainEnv, build_optimizer
 from experiments.outcomes import Outcomes, checkpoint_steps, classify
 from experiments.problems import Problem, build_problem
 from experiments.runs import RunTable
@@ -40,8 +41,10 @@ class ChunkResult:
     curve_steps: np.ndarray  # int64 [C]
     curves: np.ndarray  # float64 [R, C]: full objective at each checkpoint
     x_final: np.ndarray  # float64 [R, d]: parameters after the last step
-    m_final: np.ndarray  # float64 [R, d]: Adam's first moment after the last step
-    v_final: np.ndarray  # float64 [R, d]: Adam's second moment after the last step
+    # the optimizer's state["moments"] m and v after the last step (NaN where the kind
+    # keeps none; adam_mini's per-tensor v is repeated over its tensor's columns)
+    m_final: np.ndarray  # float64 [R, d]
+    v_final: np.ndarray  # float64 [R, d]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -155,50 +158,46 @@ def _run_program(
     )
 
 
-def build_chain(
-    spec: SweepSpec,
-    clip: Any,
-    runs: RunTable,
-    problem: Problem,
-    dev: torch.device,
-    dtype: torch.dtype,
-) -> optim.Transform:
-    """clip -> Adam moments -> learning-rate schedule (-> AdamW decay)."""
+def build_chain(spec: SweepSpec, clip: Any, problem: Problem) -> optim.Transform:
+    """clip -> the optimizer kind's named chain (moments -> schedule -> decay).
+
+    The chain holds only what is shared by the runs of a clip mode; per-run
+    values reach its update as a Hyper (see hyper)."""
+    if clip.mode == "none":
+        clip_t = optim.identity()
+    elif clip.mode == "global_norm":
+        clip_t = optim.clip_by_global_norm(problem.blocks)
+    elif clip.mode == "value":
+        clip_t = optim.clip_by_value()
+    else:
+        clip_t = optim.clip_by_adagc(problem.blocks)
+    env = ChainEnv(steps=spec.steps, blocks=problem.blocks, dtype=spec.dtype)
+    opt_chain = build_optimizer(spec.optimizer, env)
+    return optim.named_chain(("clip", clip_t), *opt_chain.links)
+
+
+def hyper(clip: Any, runs: RunTable, dev: torch.device, dtype: torch.dtype) -> optim.Hyper:
+    """The runs' hyperparameters as [R, 1] tensors (clip fields: 0 where unused)."""
 
     def col(values: np.ndarray | float) -> Tensor:
         arr = np.broadcast_to(np.asarray(values, dtype=np.float64), (len(runs),))
         return torch.tensor(arr, dtype=dtype, device=dev)[:, None]
 
-    if clip.mode == "none":
-        clip_t = optim.identity()
-    elif clip.mode == "global_norm":
-        clip_t = optim.clip_by_global_norm(col(clip.threshold), problem.blocks)
-    elif clip.mode == "value":
-        clip_t = optim.clip_by_value(col(clip.threshold))
-    else:
-        clip_t = optim.clip_by_adagc(
-            col(clip.threshold),
-            col(clip.ratio),
-            col(clip.beta),
-            col(float(clip.warmup)),
-            problem.blocks,
-        )
-    opt = spec.optimizer
-    lr = col(runs.lr)
-    links = [
-        clip_t,
-        optim.scale_by_adam(col(runs.beta1), col(runs.beta2), opt.eps, opt.bias_correction),
-        optim.scale_by_schedule(lr, opt.schedule),
-    ]
-    if opt.kind == "adamw" and opt.weight_decay > 0.0:
-        links.append(optim.add_decoupled_weight_decay(lr, opt.schedule, opt.weight_decay))
-    return optim.chain(*links)
+    return optim.Hyper(
+        beta1=col(runs.beta1),
+        beta2=col(runs.beta2),
+        lr=col(runs.lr),
+        clip_threshold=col(getattr(clip, "threshold", 0.0)),
+        clip_ratio=col(getattr(clip, "ratio", 0.0)),
+        clip_beta=col(getattr(clip, "beta", 0.0)),
+        clip_warmup=col(float(getattr(clip, "warmup", 0))),
+    )
 
 
 def _make_step(problem: Problem, chain: optim.Transform) -> Callable[..., tuple[Tensor, Any]]:
-    def step(x: Tensor, state: Any, stats: Tensor, k: Tensor) -> tuple[Tensor, Any]:
+    def step(x: Tensor, state: Any, stats: Tensor, k: Tensor, h: optim.Hyper) -> tuple[Tensor, Any]:
         g = problem.grad(x, stats)
-        u, state = chain.update(g, state, x, k)
+        u, state = chain.update(g, state, x, k, h)
         return problem.project(x + u), state
 
     return step
@@ -206,10 +205,15 @@ def _make_step(problem: Problem, chain: optim.Transform) -> Callable[..., tuple[
 
 def _make_block(step: Callable[..., tuple[Tensor, Any]]) -> Callable[..., tuple[Tensor, Any]]:
     def block(
-        x: Tensor, state: Any, group_stats: Tensor, group_of_run: Tensor, ks: Tensor
+        x: Tensor,
+        state: Any,
+        group_stats: Tensor,
+        group_of_run: Tensor,
+        ks: Tensor,
+        h: optim.Hyper,
     ) -> tuple[Tensor, Any]:
         for i in range(ks.shape[0]):
-            x, state = step(x, state, group_stats[i][group_of_run], ks[i])
+            x, state = step(x, state, group_stats[i][group_of_run], ks[i], h)
         return x, state
 
     return block
@@ -233,7 +237,8 @@ class _Simulation:
         streams = np.stack([runs.seed, runs.batch_size], axis=1)
         self.streams, group_of_run = np.unique(streams, axis=0, return_inverse=True)
         self.group_of_run = torch.tensor(group_of_run.reshape(-1), device=dev)
-        self.chain = build_chain(spec, clip, runs, problem, dev, dtype)
+        self.chain = build_chain(spec, clip, problem)
+        self.h = hyper(clip, runs, dev, dtype)
         step = _make_step(problem, self.chain)
         self.block = _make_block(step)
         # A compiled block has a fixed length (so only two graphs are ever built);
@@ -274,11 +279,18 @@ class _Simulation:
                 for lo in range(0, n_stats, BLOCK_STEPS):
                     hi = min(lo + BLOCK_STEPS, n_stats)
                     if hi - lo == BLOCK_STEPS:
-                        x, state = self.block(x, state, stats[lo:hi], self.group_of_run, ks[lo:hi])
+                        x, state = self.block(
+                            x, state, stats[lo:hi], self.group_of_run, ks[lo:hi], self.h
+                        )
                     else:
                         for i in range(lo, hi):
                             x, state = self.single(
-                                x, state, stats[i : i + 1], self.group_of_run, ks[i : i + 1]
+                                x,
+                                state,
+                                stats[i : i + 1],
+                                self.group_of_run,
+                                ks[i : i + 1],
+                                self.h,
                             )
                 step += n_stats
                 if should_stop is not None and should_stop():
@@ -289,7 +301,7 @@ class _Simulation:
             losses.append(self.problem.loss(x))
         curves = torch.stack(losses, dim=1).to(torch.float64).cpu().numpy()
         x_final = x.to(torch.float64).cpu()
-        clip_state = state[0]
+        clip_state = state["clip"]
         outcomes = classify(
             curves=curves,
             ckpts=ckpts,
@@ -301,9 +313,16 @@ class _Simulation:
             n_clipped=clip_state.n_clipped.cpu().numpy(),
             steps=self.spec.steps,
         )
-        adam = next(s for s in state if isinstance(s, optim.AdamState))
-        final = {"x": x_final, "m": adam.m, "v": adam.v}
-        return curves, outcomes, {k: t.to(torch.float64).cpu().numpy() for k, t in final.items()}
+        d, blocks = self.problem.dim, self.problem.blocks
+        final = {
+            "x": x_final.numpy(),
+            **{
+                name: np.full((r, d), np.nan) if t is None else t.to(torch.float64).cpu().numpy()
+                for name in ("m", "v")
+                for t in [optim.moment(state["moments"], name, blocks, d)]
+            },
+        }
+        return curves, outcomes, final
 
 
 def _gap(x: Tensor, x_star: Tensor | None) -> np.ndarray:

@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def _lstsq_family(kind: str, lr: float) -> dict[str, Any]:
+    """One optimizer of the family on the block-scaled least squares."""
+    uses_beta2 = kind != "sgd"  # sgd's beta1 is its momentum; it has no beta2
+    return {
+        "name": f"{kind} on least squares with feature blocks of scales 1 and 10",
+        "problem": {"kind": "lstsq", "n_samples": 64, "block_scales": [1.0, 10.0], "block_dim": 4},
+        "optimizer": {"kind": kind, "lr": lr, "schedule": "constant"},
+        "sampling": "reshuffle",
+        "steps": 2000,
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 6},
+            "beta2": {"log1m": [0.001, 1.0], "num": 12} if uses_beta2 else [0.0],
+            "batch_size": [8, 64],
+            "clip": [{"mode": "none"}],
+            "seed": [0, 1],
+        },
+    }
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "zhang2022-batch": {
         "name": "Zhang et al. 2022: critical beta2 against batch size (n=20)",
@@ -125,6 +145,41 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": [float(f"{10 ** (-3 + 4 * i / 23):.4g}") for i in range(24)],
             "seed": [0, 1, 2],
         },
+    },
+    "reddi2018-amsgrad": {
+        "name": "Reddi et al. 2018: AMSGrad converges to x=-1 where Adam drifts to x=+1",
+        "problem": {"kind": "reddi2018", "C": 3.0, "x0": 0.0},
+        "optimizer": {
+            "kind": "adam",
+            "amsgrad": True,
+            "lr": 0.05,
+            "schedule": "inv_sqrt",
+            "eps": 1e-8,
+            "bias_correction": False,
+        },
+        "sampling": "with_replacement",
+        "steps": 30000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
+            "beta2": {"log1m": [0.001, 1.0], "num": 24},
+            "batch_size": [1],
+            "clip": [{"mode": "none"}],
+            "seed": [0],
+        },
+    },
+    # The optimizer family on one problem: a preset is one spec, so one per kind,
+    # named optimizers-lstsq-<kind>, with the same problem, steps and batch sizes
+    # (compare their maps side by side on the compare page).
+    **{
+        f"optimizers-lstsq-{kind}": _lstsq_family(kind, lr)
+        for kind, lr in (
+            ("adam", 0.01),
+            ("adam_mini", 0.01),
+            ("sgd", 0.003),
+            ("lion", 0.001),
+            ("rmsprop", 0.01),
+        )
     },
 }
 

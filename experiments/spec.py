@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from experiments.optimizers import KINDS as OPTIMIZER_KINDS
+from experiments.optimizers import OptimizerSpec, default_optimizer, unused_axis_errors
 from experiments.version import engine_version
 
 DEFAULT_MAX_RUNS = 10_000_000
@@ -120,21 +122,6 @@ def sample_count(problem: Any) -> int:
 
 
 # --- optimizer and clipping -----------------------------------------------------------------
-
-
-class OptimizerSpec(_Strict):
-    kind: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(0.1, gt=0.0, allow_inf_nan=False)
-    schedule: Literal["constant", "inv_sqrt"] = "constant"
-    eps: float = Field(1e-8, ge=0.0, allow_inf_nan=False)
-    bias_correction: bool = True
-    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _decay_needs_adamw(self) -> OptimizerSpec:
-        if self.kind == "adam" and self.weight_decay != 0.0:
-            raise ValueError("weight_decay: must be 0 for adam (use kind: adamw for decay)")
-        return self
 
 
 _Threshold = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
@@ -362,7 +349,7 @@ class SweepSpec(_Strict):
     __hash__ = None  # type: ignore[assignment]
     name: str = Field("untitled sweep", min_length=1, max_length=200)
     problem: ProblemSpec
-    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec.model_validate({}))
+    optimizer: OptimizerSpec = Field(default_factory=default_optimizer)
     sampling: Literal["with_replacement", "reshuffle"] = "with_replacement"
     steps: int = Field(ge=1, le=10_000_000)
     dtype: Literal["float64", "float32"] = "float64"
@@ -386,6 +373,14 @@ class SweepSpec(_Strict):
         problems = _cross_errors(self.problem, self.optimizer, self.grid, self.sampling, self.dtype)
         if problems:
             field, msg = problems[0]  # parse_spec reports all of them
+            raise ValueError(f"{field}: {msg}")
+        return self
+
+    @model_validator(mode="after")
+    def _optimizer_fits(self) -> SweepSpec:
+        problems = _optimizer_errors(self.optimizer, self.grid, self.steps)
+        if problems:
+            field, msg = problems[0]
             raise ValueError(f"{field}: {msg}")
         return self
 
@@ -592,6 +587,27 @@ def _cross_errors(
     return errors
 
 
+def _optimizer_errors(optimizer: Any, grid: Any, steps: Any) -> list[tuple[str, str]]:
+    """The optimizer against the grid and steps: an unused beta axis holds one value,
+    and warmup_cosine's warmup ends before the last step."""
+    errors: list[tuple[str, str]] = []
+    if optimizer is None:
+        return errors
+    if grid is not None:
+        betas = {
+            axis: list(values if isinstance(values, list) else values.values())
+            for axis in ("beta1", "beta2")
+            if (values := getattr(grid, axis, None)) is not None
+        }
+        errors += unused_axis_errors(optimizer, betas)
+    if isinstance(steps, int) and optimizer.schedule == "warmup_cosine":
+        if optimizer.warmup_steps >= steps:
+            errors.append(
+                ("optimizer.warmup_steps", f"must be below steps ({steps}) for warmup_cosine")
+            )
+    return errors
+
+
 def _part(name: str, data: dict[str, Any]) -> Any:
     """One top-level field of `data` validated on its own; None when it is invalid."""
     field = SweepSpec.model_fields[name]
@@ -646,6 +662,7 @@ _UNION_TAGS = {
     "global_norm",
     "value",
     "adagc",
+    *OPTIMIZER_KINDS,
 }
 
 
@@ -677,6 +694,7 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
         )
         # unknown grid keys are found by GridSpec only once its fields are valid
         errors += [(f"grid.{k}", m) for k, m in _grid_key_errors(data.get("grid"))]
+        errors += _optimizer_errors(*(_part(name, data) for name in ("optimizer", "grid", "steps")))
         raise SpecError(_dedupe(errors)) from None
     total = spec.total_runs()
     if total > max_runs:

@@ -12,6 +12,7 @@ import pytest
 from api.routes import analysis, export, meta, runs, sweeps, validate
 from experiments import spec as spec_models
 from experiments.export import CELL_COLUMNS, RUN_COLUMNS
+from experiments.optimizers import REGISTRY as OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -72,7 +73,7 @@ def test_every_spec_field_is_documented() -> None:
     problems_doc = (ROOT / "docs" / "problems.md").read_text()
     for model in (
         spec_models.SweepSpec,
-        spec_models.OptimizerSpec,
+        *(entry.model for entry in OPTIMIZERS.values()),
         spec_models.GridSpec,
         spec_models.Criteria,
         spec_models.ClipGlobalNorm,
@@ -83,6 +84,10 @@ def test_every_spec_field_is_documented() -> None:
     ):
         for name in _fields(model):
             assert f"`{name}`" in spec_doc, f"{model.__name__}.{name} missing from docs/spec.md"
+    optimizers_doc = (ROOT / "docs" / "optimizers.md").read_text()
+    for kind in OPTIMIZERS:
+        assert f"`{kind}`" in spec_doc, f"optimizer kind {kind} missing from docs/spec.md"
+        assert f"## `{kind}`" in optimizers_doc, f"{kind} has no section in docs/optimizers.md"
     for model in (
         spec_models.Zhang2022Spec,
         spec_models.Reddi2018Spec,

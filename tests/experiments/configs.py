@@ -96,6 +96,7 @@ class Case:
     # axes not drawn: config i takes values[i] (axis values must be distinct)
     fixed: dict[str, list[float]] = field(default_factory=dict)
     dtype: str = "float64"
+    lr_factor: float = 1.0  # scales the problem's lr range (kinds whose step is not ~lr)
 
     @property
     def steps(self) -> int:
@@ -193,6 +194,98 @@ LOOP_CASES: list[Case] = [
 ]
 
 
+# --- the optimizer family -------------------------------------------------------------------
+#
+# Every kind against its reference, with and without each clip mode, on the
+# three problems (lstsq: several parameter tensors). torch.optim is the
+# reference where it has the kind (AdaGC, which torch lacks, clips by the
+# loop's rule before torch's step); per-run loops written from the papers for
+# Lion, Signum, Adam-mini and the warmup_cosine schedule.
+
+_CLIP_MODES = ("none", "global_norm", "value", "adagc")
+
+# Why some rows narrow their draws: RMSprop has no bias correction, so its first
+# steps are lr / sqrt(1 - beta2) long; with beta2 near 1 and momentum that throws
+# a run past x* into its oscillating phase within the 1,000 steps.
+_RMSPROP = {"beta1": (0.0, 0.9), "log10_one_minus_beta2": (-2.0, -0.3)}
+
+
+def _family(kind_id: str, problem: str, clip: str, reference: str, **opt: Any) -> Case:
+    extra: dict[str, Any] = opt.pop("case", {})
+    n_clips = 2 if problem == "lstsq" and clip != "none" else 1
+    n = 3 if clip == "none" else 2
+    return Case(f"{reference}-{kind_id}-{clip}-{problem}", problem, reference, clip, opt, n,
+                n_clips, **extra)
+
+
+FAMILY_TORCH_CASES: list[Case] = [
+    *(
+        _family(kind_id, p, clip, "torch", **opt)
+        for kind_id, opt in (
+            ("amsgrad", {"kind": "adam", "amsgrad": True}),
+            ("sgd", {"kind": "sgd"}),
+            ("rmsprop", {"kind": "rmsprop", "case": _RMSPROP}),
+            ("adagrad", {"kind": "adagrad", "initial_accumulator_value": 0.1}),
+        )
+        for clip in _CLIP_MODES
+        for p in _ALL
+    ),
+    *(
+        _family(kind_id, p, clip, "torch", **opt)
+        for kind_id, opt in (
+            ("adamw-amsgrad", {"kind": "adamw", "amsgrad": True, "weight_decay": 0.1}),
+            ("sgd-nesterov-decay", {"kind": "sgd", "nesterov": True, "weight_decay": 0.05}),
+            ("sgd-dampening", {"kind": "sgd", "dampening": 0.3}),
+            ("adagrad-eps", {"kind": "adagrad", "eps": 1e-6}),
+        )
+        for clip, p in (("none", "zhang2022"), ("none", "lstsq"), ("adagc", "lstsq"))
+    ),
+    # centered: sqrt(v - g_avg**2) is the gradient's spread, about 0 for a full batch
+    # gradient that drifts slowly (zhang2022, lstsq), where any rounding dominates it;
+    # the online reddi2018 and Theorem 3's samples alternate, so their spread is large.
+    *(
+        _family("rmsprop-centered", p, clip, "torch", kind="rmsprop", centered=True,
+                case=_RMSPROP)
+        for clip, p in (("none", "reddi2018"), ("adagc", "reddi2018"),
+                        ("value", "reddi2018"), ("none", "reddi2018_stochastic"))
+    ),
+]
+
+FAMILY_LOOP_CASES: list[Case] = [
+    *(
+        _family(kind, p, clip, "loop", kind=kind)
+        for kind in ("lion", "signum", "adam_mini")
+        for clip in _CLIP_MODES
+        for p in _ALL
+    ),
+    _family("lion-decay", "lstsq", "value", "loop", kind="lion", weight_decay=0.1),
+    _family("adam_mini-decay", "lstsq", "global_norm", "loop", kind="adam_mini",
+            weight_decay=0.1),
+    _family("signum-inv-sqrt", "reddi2018", "none", "loop", kind="signum", schedule="inv_sqrt"),
+    _family("sgd-inv-sqrt", "lstsq", "none", "loop", kind="sgd", schedule="inv_sqrt"),
+    _family("amsgrad-no-bias", "lstsq", "none", "loop", kind="adam", amsgrad=True,
+            bias_correction=False),
+    *(
+        _family(f"{kind}-warmup-cosine", p, clip, "loop", kind=kind, schedule="warmup_cosine",
+                warmup_steps=100, final_lr_ratio=0.1,
+                **({"case": _RMSPROP} if kind == "rmsprop" else {}))
+        for kind in ("adam", "adamw", "sgd", "rmsprop", "adagrad", "lion", "signum", "adam_mini")
+        for clip, p in (("global_norm", "lstsq"), ("none", "zhang2022"))
+    ),
+    _family("adam-warmup-cosine", "reddi2018", "adagc", "loop", kind="adam",
+            schedule="warmup_cosine", warmup_steps=0, final_lr_ratio=0.0),
+    _family("adam-warmup-cosine-no-bias", "lstsq", "value", "loop", kind="adam",
+            schedule="warmup_cosine", warmup_steps=300, final_lr_ratio=0.5,
+            bias_correction=False),
+]
+
+
+def _uses(kind: str) -> tuple[str, ...]:
+    from experiments.optimizers import REGISTRY
+
+    return REGISTRY[kind].uses
+
+
 def _rng(case: Case) -> np.random.Generator:
     # One stream per row: adding a row does not change the draws of the others.
     return np.random.default_rng(zlib.crc32(case.id.encode()))
@@ -227,8 +320,12 @@ def spec_document(case: Case) -> dict[str, Any]:
     problem, batch, (lo, hi), grad_scale = PROBLEMS[case.problem]
     rng = _rng(case)
     n = case.n_configs
-    optimizer = {"kind": "adam", "schedule": "constant", "bias_correction": True, "eps": 1e-8}
+    kind = case.optimizer.get("kind", "adam")
+    optimizer: dict[str, Any] = {"kind": kind, "schedule": "constant"}
+    if kind in ("adam", "adamw"):
+        optimizer.update(bias_correction=True, eps=1e-8)
     optimizer.update(case.optimizer)
+    lo, hi = lo * case.lr_factor, hi * case.lr_factor
     if optimizer["schedule"] == "inv_sqrt":
         lo, hi = lo * INV_SQRT_LR_FACTOR, hi * INV_SQRT_LR_FACTOR
     lo1m, hi1m = case.log10_one_minus_beta2
@@ -239,6 +336,9 @@ def spec_document(case: Case) -> dict[str, Any]:
     }
     for name, values in case.fixed.items():
         axes[name] = list(values)[:n]
+    for name in ("beta1", "beta2"):
+        if name not in _uses(kind):  # an unused beta axis holds one value
+            axes[name] = [0.0]
     return {
         "name": case.id,
         "problem": problem,

@@ -209,3 +209,37 @@ def test_boundary_and_by_batch_cover_every_slice() -> None:
 def test_sqrt_curve_overlay() -> None:
     curve = analysis.sqrt_curve([0.0, 0.25, 0.81])
     assert curve == {"beta2": [0.0, 0.25, 0.81], "beta1": [0.0, 0.5, 0.9]}
+
+
+def test_censored_boundaries_are_marked_and_left_out_of_the_fit() -> None:
+    # beta2 grid 0.5 < 0.9 < 0.99 < 0.999; at batch 1 every cell converges (beta2* =
+    # 0.5 is only an upper bound), at batch 8 none does (missing: beyond the grid),
+    # batches 2 and 4 have real values 0.99 and 0.9.
+    spec = _spec(batch_size=[1, 2, 4, 8])
+    first_ok = {0: 0, 1: 2, 2: 1, 3: 4}  # batch index -> first converged beta2 index
+    frame = _frame(spec, lambda i: C if i["beta2"] >= first_ok[i["batch_size"]] else D)
+    c = analysis.cells(spec, frame)
+    b = analysis.boundary(spec, c)
+    by_size = {s["batch_size"]: s for s in b["slices"]}
+    assert by_size[1]["beta2_star"] == [0.5, 0.5] and by_size[1]["censored"] == ["below"] * 2
+    assert by_size[8]["beta2_star"] == [None, None] and by_size[8]["censored"] == ["above"] * 2
+    assert by_size[2]["censored"] == ["none", "none"]
+    (row,) = [r for r in b["by_batch"] if r["beta1"] == 0.0]
+    assert row["beta2_star"] == [0.5, 0.99, 0.9, None]  # the old field, unchanged
+    assert row["censored"] == ["below", "none", "none", "above"]
+    assert row["n_censored"] == 2
+    fit = row["fit"]
+    # only batches 2 and 4 are fitted: 1 - beta2* = 1e-2, 1e-1, slope log2(10)
+    assert fit["n_points"] == 2 and fit["n_censored"] == 2
+    assert fit["slope"] == pytest.approx(np.log(10) / np.log(2), rel=1e-12)
+    # the old behaviour fitted the bound at batch 1 as a value: another slope
+    naive = analysis.scaling_fit([1, 2, 4], [0.5, 0.99, 0.9], ["none"] * 3)
+    assert naive["n_points"] == 3 and naive["slope"] != pytest.approx(fit["slope"])
+
+
+def test_a_fit_with_too_few_values_still_says_how_many_were_bounds() -> None:
+    spec = _spec(batch_size=[1, 2])
+    frame = _frame(spec, lambda i: C)  # every cell converges at every batch
+    (row, _) = analysis.boundary(spec, analysis.cells(spec, frame))["by_batch"]
+    assert row["censored"] == ["below", "below"] and row["n_censored"] == 2
+    assert row["fit"] is None

@@ -16,6 +16,7 @@ import torch
 
 from experiments.engine import Canceled, ChunkResult, run_chunk
 from experiments.local import run_local
+from experiments.optimizers import REGISTRY
 from experiments.outcomes import DIVERGED
 from experiments.runs import all_runs, runs_at
 from experiments.spec import parse_spec, run_keys
@@ -167,6 +168,57 @@ def test_results_are_bit_identical_whatever_the_chunking(name: str) -> None:
     assert whole["clip_fraction"].max() > 0
     for order, sizes in _layouts(len(runs), seed=len(name), both=name == "reddi2018"):
         _assert_bit_identical(whole, _in_chunks(spec, order, sizes))
+
+
+def _family_spec(kind: str) -> dict[str, Any]:
+    """A sweep of one kind over every clip mode, its β axes where it uses them, and
+    warmup_cosine (300 steps: the warm-up, the cosine, a stats block boundary)."""
+    uses = REGISTRY[kind].uses
+    optimizer: dict[str, Any] = {"kind": kind, "lr": 0.05, "schedule": "warmup_cosine",
+                                 "warmup_steps": 30, "final_lr_ratio": 0.1}
+    if kind in ("adam", "adamw"):
+        optimizer["amsgrad"] = True
+    return {
+        "problem": {"kind": "zhang2022", "n": 10, "x0": -0.5},
+        "optimizer": optimizer,
+        "sampling": "with_replacement",
+        "steps": 300,
+        "grid": {
+            "beta1": [0.0, 0.5, 0.9] if "beta1" in uses else [0.0],
+            "beta2": [0.3, 0.99] if "beta2" in uses else [0.0],
+            "batch_size": [1, 4],
+            "clip": _CLIPS,
+            "lr": [0.05, 0.5],
+            "seed": [0, 3],
+        },
+    }
+
+
+@pytest.mark.parametrize("kind", list(REGISTRY))
+def test_every_kind_is_bit_identical_whatever_the_chunking(kind: str) -> None:
+    spec = parse_spec(_family_spec(kind))
+    runs = all_runs(spec)
+    whole = _arrays(run_chunk(spec, runs))
+    assert whole["clip_fraction"].max() > 0
+    assert np.isfinite(whole["x_final"]).any()
+    for order, sizes in _layouts(len(runs), seed=len(kind)):
+        _assert_bit_identical(whole, _in_chunks(spec, order, sizes))
+
+
+@pytest.mark.parametrize("kind", ["adam_mini", "lion", "sgd", "rmsprop"])
+def test_every_kind_on_lstsq_chunkings_agree_to_1e_12(kind: str) -> None:
+    # several parameter tensors: adam_mini's per-tensor v, the per-tensor clips
+    doc = {**LSTSQ_SPEC, "optimizer": {"kind": kind, "lr": 0.01}, "steps": 150}
+    if kind == "sgd":
+        doc["grid"] = {**doc["grid"], "beta2": [0.0]}
+        doc["optimizer"]["lr"] = 1e-3
+    spec = parse_spec(doc)
+    runs = all_runs(spec)
+    whole = _arrays(run_chunk(spec, runs))
+    for order, sizes in _layouts(len(runs), seed=4):
+        other = _in_chunks(spec, order, sizes)
+        for name in ("final_loss", "curves", "x_final", "m_final", "v_final"):
+            np.testing.assert_allclose(other[name], whole[name], rtol=1e-12, atol=0, err_msg=name)
 
 
 def test_lstsq_chunkings_agree_to_1e_12() -> None:

@@ -48,6 +48,28 @@ def test_reddi2018_theorem1_small_beta2_drifts_to_plus_one() -> None:
     assert o.labels[1] == "converged" and x[1] < -0.999, f"{got}; {reference}"
 
 
+def test_reddi2018_amsgrad_converges_where_adam_drifts_to_plus_one() -> None:
+    """Reddi et al. 2018: AMSGrad fixes Theorem 1. At beta1 = 0, beta2 = 1/(1+C^2)
+    (the reddi2018-amsgrad preset's problem, lr and schedule), Adam ends at x = +1
+    and AMSGrad within 0.05 of x* = -1; over the preset's whole (beta1, beta2)
+    grid AMSGrad converges in every cell, where Adam does not."""
+    doc = preset("reddi2018-amsgrad")
+    assert doc["optimizer"]["amsgrad"] is True and doc["problem"]["C"] == C
+    theorem = {**doc, "grid": {"beta1": [0.0], "beta2": [1.0 / (1.0 + C * C)]}}
+    ends = {}
+    for amsgrad in (False, True):
+        spec = parse_spec({**theorem, "optimizer": {**doc["optimizer"], "amsgrad": amsgrad}})
+        ends[amsgrad] = float(run_chunk(spec, all_runs(spec)).x_final[0, 0])
+    assert ends[False] == 1.0, ends
+    assert abs(ends[True] - -1.0) <= 0.05, ends
+    labels = {}
+    for amsgrad in (False, True):
+        spec = parse_spec({**doc, "optimizer": {**doc["optimizer"], "amsgrad": amsgrad}})
+        labels[amsgrad] = set(run_chunk(spec, all_runs(spec)).outcomes.labels)
+    assert labels[True] == {"converged"}, labels
+    assert "not_converged" in labels[False], labels
+
+
 BETA1 = [0.0, 0.3, 0.5, 0.7, 0.8]
 SEEDS = 9  # an odd count, and enough that a boundary cell's majority is not a coin toss
 

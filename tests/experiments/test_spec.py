@@ -159,7 +159,28 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
     ("unknown-clip-key", (("grid.clip.1.thresh", 2.0),), "grid.clip[1].thresh", "not permitted"),
     ("unknown-criteria-key", (("criteria.converge", 0.1),), "criteria.converge", "not permitted"),
     ("unknown-problem-kind", (("problem.kind", "rosenbrock"),), "problem", "rosenbrock"),
-    ("unknown-optimizer-kind", (("optimizer.kind", "sgd"),), "optimizer.kind", "adam"),
+    ("unknown-optimizer-kind", (("optimizer.kind", "adamax"),), "optimizer.kind", "adam_mini"),
+    ("field-the-kind-lacks", (("optimizer", {"kind": "sgd", "eps": 1e-8}),
+                              ("grid.beta2", [0.9])), "optimizer.eps", "not permitted"),
+    ("adam-field-on-lion", (("optimizer", {"kind": "lion", "amsgrad": True}),),
+     "optimizer.amsgrad", "not permitted"),
+    ("sgd-momentum-1", (("optimizer", {"kind": "sgd"}), ("grid.beta1", [0.5, 1.0]),
+                        ("grid.beta2", [0.9])), "grid.beta1", "[0, 1)"),
+    ("negative-eps", (("optimizer.eps", -1e-8),), "optimizer.eps", "greater than or equal to 0"),
+    ("negative-rmsprop-eps", (("optimizer", {"kind": "rmsprop", "eps": -1.0}),),
+     "optimizer.eps", "greater than or equal to 0"),
+    ("sgd-two-beta2", (("optimizer.kind", "sgd"),), "grid.beta2",
+     "sgd does not use beta2; give one value"),
+    ("adagrad-two-beta1", (("optimizer.kind", "adagrad"), ("grid.beta2", [0.9])), "grid.beta1",
+     "adagrad does not use beta1"),
+    ("signum-two-beta2", (("optimizer.kind", "signum"),), "grid.beta2", "signum does not use"),
+    ("nesterov-dampening", (("optimizer", {"kind": "sgd", "nesterov": True, "dampening": 0.1}),
+                            ("grid.beta2", [0.9])), "optimizer.dampening", "nesterov"),
+    ("warmup-past-steps", (("optimizer", {"kind": "adam", "schedule": "warmup_cosine",
+                                          "warmup_steps": 100}),),
+     "optimizer.warmup_steps", "below steps"),
+    ("final-lr-ratio-over-1", (("optimizer.final_lr_ratio", 1.5),), "optimizer.final_lr_ratio",
+     "less than or equal to 1"),
     ("unknown-clip-mode", (("grid.clip.0", {"mode": "norm"}),), "grid.clip[0]", "norm"),
     ("unknown-schedule", (("optimizer.schedule", "cosine"),), "optimizer.schedule", "inv_sqrt"),
     ("unknown-sampling", (("sampling", "shuffle"),), "sampling", "reshuffle"),
@@ -405,6 +426,11 @@ OTHER_KEY: list[tuple[str, tuple[tuple[str, Any], ...], dict[str, Any]]] = [
     ("schedule", (("optimizer.schedule", "inv_sqrt"),), {}),
     ("eps", (("optimizer.eps", 1e-10),), {}),
     ("bias-correction", (("optimizer.bias_correction", False),), {}),
+    ("amsgrad", (("optimizer.amsgrad", True),), {}),
+    ("warmup-cosine", (("optimizer.schedule", "warmup_cosine"),), {}),
+    ("warmup-steps", (("optimizer", {"kind": "adam", "schedule": "warmup_cosine",
+                                     "warmup_steps": 10}),), {}),
+    ("optimizer-rmsprop", (("optimizer.kind", "rmsprop"),), {}),
     ("sampling", (("sampling", "reshuffle"),), {}),
     ("steps", (("steps", 101),), {}),
     ("dtype", (("dtype", "float32"),), {}),
@@ -471,3 +497,40 @@ def test_run_keys_of_every_preset_equal_the_per_run_definition(
     runs = all_runs(spec)
     assert run_keys(spec, runs, kernel=kernel).astype(str).tolist() == reference_keys(
         spec, runs, kernel)
+
+
+# Keys computed before the optimizer registry existed (engine version
+# betascope-engine/2): adam and adamw documents must keep them, or every stored
+# result of a sweep written before would be recomputed.
+PINNED_KEYS = {
+    "adam": (
+        {"kind": "adam", "lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False},
+        "6afe9ddbc9bd4e9fad50956f1944584564b893e706bf42b6be991a9e8081275a",
+    ),
+    "adamw": (
+        {"kind": "adamw", "lr": 0.1, "weight_decay": 0.01, "eps": 1e-6},
+        "4c8f9b944c7b70f752115e89aeb513e364b893e706bf42b6be991a9e8081275a",
+    ),
+    "default": (None, "8c3fd1189dca6b1952b2f42fad91d3ea64b893e706bf42b6be991a9e8081275a"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_KEYS))
+def test_adam_run_keys_are_those_of_before_the_optimizer_family(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(version, "ENGINE_VERSION", "betascope-engine/2")
+    optimizer, pinned = PINNED_KEYS[name]
+    doc: dict[str, Any] = {
+        "name": "pin",
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "steps": 1000,
+        "grid": {"beta1": [0.9], "beta2": [0.999], "batch_size": [1], "seed": [0]},
+    }
+    if optimizer is not None:
+        doc["optimizer"] = optimizer
+    spec = parse_spec(doc)
+    assert run_keys(spec, runs_at(spec, [0]))[0].decode() == pinned
+    # the new fields at their defaults stay out of the document
+    dumped = spec.optimizer.model_dump(mode="json")
+    assert not {"amsgrad", "warmup_steps", "final_lr_ratio"} & set(dumped)
