@@ -133,7 +133,8 @@ def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarra
     lo = v[starts + (ends - starts - 1) // 2]
     hi = v[starts + (ends - starts) // 2]
     with np.errstate(invalid="ignore"):
-        out[g[starts]] = np.where(lo == hi, lo, (lo + hi) / 2)
+        # halves first: (lo + hi) / 2 overflows to inf for two values near the float max
+        out[g[starts]] = np.where(lo == hi, lo, lo / 2 + hi / 2)
     return out
 
 

@@ -25,6 +25,7 @@ def _awkward_floats(n: int, seed: int) -> np.ndarray:
     x[:k] = np.frombuffer(rng.bytes(8 * k), dtype=np.float64)  # any bit pattern
     edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1e-4, 9.999999999999999e-05, 1e16,
              9999999999999998.0, 1e10, 9999999999.999998, 1e-7, 1.5e-6, 1e21, 1e22]
+    edges = edges[: n - k]
     x[k : k + len(edges)] = edges
     return x
 

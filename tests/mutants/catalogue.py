@@ -194,7 +194,7 @@ MUTANTS: list[Mutant] = [
            "ok = col[order] != DIVERGED",
            ANALYSIS, "beta2* counts not-converged cells as converged"),
     Mutant("M4", "experiments/analysis.py",
-           "out[g[starts]] = np.where(lo == hi, lo, (lo + hi) / 2)",
+           "out[g[starts]] = np.where(lo == hi, lo, lo / 2 + hi / 2)",
            "out[g[starts]] = np.where(lo == hi, lo, hi)",
            ANALYSIS, "median of an even count is the upper middle"),
     Mutant("M5", "experiments/analysis.py",
