@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from api import etag
 from api.deps import SessionDep, SweepDep
 from api.schemas import Boundary, PhaseMap, errors
 from api.services import results
@@ -15,16 +16,23 @@ router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["analysis"])
 Metric = Literal["outcome", "diverged_frac", "converged_frac", "final_rel", "div_step"]
 
 
-@router.get("/phase-map", response_model=PhaseMap, responses=errors(404, 422))
+@router.get("/phase-map", response_model=PhaseMap,
+            responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
 def phase_map(
     sweep: SweepDep,
     session: SessionDep,
+    request: Request,
+    response: Response,
     metric: Metric = "outcome",
     batch_size: Annotated[int | None, Query(description="default: the first on the grid")] = None,
     clip: Annotated[str | None, Query(description="none or mode:threshold")] = None,
     lr: float | None = None,
-) -> PhaseMap:
+) -> Any:
     """One (batch size, clip, lr) slice as a (beta1, beta2) heatmap; z rows run over beta2."""
+    tag = results.results_tag(request, session, sweep)
+    if etag.matches(request, tag):
+        return etag.not_modified(tag)
+    etag.tag_headers(response, tag)
     spec = stored_spec(sweep)
     chosen = {"batch_size": batch_size, "clip": clip, "lr": lr}
     try:
@@ -35,7 +43,12 @@ def phase_map(
     return PhaseMap.model_validate(pm)
 
 
-@router.get("/boundary", response_model=Boundary, responses=errors(404, 422))
-def boundary(sweep: SweepDep, session: SessionDep) -> Boundary:
+@router.get("/boundary", response_model=Boundary,
+            responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
+def boundary(sweep: SweepDep, session: SessionDep, request: Request, response: Response) -> Any:
     """beta2*(beta1) for every slice, beta2* against batch size with its scaling fit."""
+    tag = results.results_tag(request, session, sweep)
+    if etag.matches(request, tag):
+        return etag.not_modified(tag)
+    etag.tag_headers(response, tag)
     return Boundary.model_validate(results.boundary(session, sweep, stored_spec(sweep)))

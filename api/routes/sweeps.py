@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
+from api import etag
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
 from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
@@ -47,7 +48,9 @@ def list_sweeps(
                                         description="next_cursor of the previous page")] = None,
 ) -> SweepPage:
     """List sweeps, newest first, one page at a time."""
-    stmt = select(Sweep).where(Sweep.hidden.is_(False)).order_by(Sweep.id.desc()).limit(limit + 1)
+    # the spec is not part of a summary: its JSON is neither loaded nor decoded
+    stmt = (select(Sweep).options(defer(Sweep.spec)).where(Sweep.hidden.is_(False))
+            .order_by(Sweep.id.desc()).limit(limit + 1))
     if cursor is not None:
         stmt = stmt.where(Sweep.id < int(cursor))
     sweeps = list(session.scalars(stmt))
@@ -57,9 +60,15 @@ def list_sweeps(
     return SweepPage(items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None)
 
 
-@router.get("/{sweep_id}", response_model=SweepOut, responses=errors(404, 422))
-def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
+@router.get("/{sweep_id}", response_model=SweepOut,
+            responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
+def get_sweep(sweep: SweepDep, session: SessionDep, request: Request, response: Response) -> Any:
     """One sweep: status, counts, progress in [0, 1], timestamps, errors and spec."""
+    tag = etag.sweep_tag(request, sweep)  # finished sweeps only: a running one moves
+    if tag is not None and etag.matches(request, tag):
+        session.commit()
+        return etag.not_modified(tag)
+    etag.tag_headers(response, tag)
     return sweep_out(session, sweep)
 
 

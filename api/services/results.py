@@ -51,6 +51,17 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analys
     return value
 
 
+def results_tag(request: Any, session: Session, sweep: Sweep) -> str:
+    """The ETag of what the sweep's stored results say (maps, boundary): a finished
+    sweep's from its row, a running one's from its done chunks (one small query)."""
+    from api import etag
+
+    tag = etag.sweep_tag(request, sweep)
+    if tag is not None:
+        return tag
+    return etag.make_tag(request, sweep.id, sweep.created_at, data_version(session, sweep.id))
+
+
 def phase_map(
     session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any]
 ) -> dict[str, Any]:
