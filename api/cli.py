@@ -200,6 +200,8 @@ def _logging() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (BETASCOPE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (BETASCOPE_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="API processes (default: one per core on Postgres; SQLite: one)")] = None,
 ) -> None:
     """Serve the API and pages; upgrades the database first. Runs chunks in-process
     unless BETASCOPE_BROKER_URL names a broker (then `betascope worker`s run them)."""
@@ -217,8 +219,31 @@ def serve(
             else f"broker {redact_url(settings.broker_url)}")
     typer.echo(f"betascope on http://{settings.host}:{settings.port} ({mode}, "
                f"database {redact_url(settings.database_url)})")
-    uvicorn.run(create_app(settings.model_copy(update={"auto_upgrade": False})),
-                host=settings.host, port=settings.port, log_level="info")
+    processes = _api_processes(settings, workers)
+    target: Any
+    extra: dict[str, Any] = {}
+    if processes > 1:  # each process builds the app from the environment
+        import os
+
+        typer.echo(f"{processes} API processes; one runs the reconciler at a time")
+        os.environ.update(BETASCOPE_AUTO_UPGRADE="false", BETASCOPE_HOST=settings.host,
+                          BETASCOPE_PORT=str(settings.port))
+        target, extra = "api.app:factory", {"factory": True, "workers": processes}
+    else:
+        target = create_app(settings.model_copy(update={"auto_upgrade": False}))
+    uvicorn.run(target, host=settings.host, port=settings.port, log_level="info", **extra)
+
+
+def _api_processes(settings: Any, asked: int | None) -> int:
+    """--workers, or one per core on Postgres; SQLite is written by one process."""
+    import os
+
+    if settings.is_sqlite:
+        if asked is not None and asked > 1:
+            _fail("--workers: the embedded SQLite database is served by one process; "
+                  "use Postgres (BETASCOPE_DATABASE_URL) for several")
+        return 1
+    return asked or os.cpu_count() or 1
 
 
 def _gpu_count() -> int:

@@ -1,0 +1,70 @@
+"""`betascope serve --workers N` on Postgres: N real API processes, one reconciler.
+
+The process holding the reconciler's advisory lock is killed with SIGKILL while
+a sweep computes: another takes the role within two reconcile periods (by the
+log's timestamps), and the sweep still finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.helpers import spec
+from tests.api.live import LiveServer
+from tests.conftest import need
+from tests.services import FAST, pg_schema_url, postgres_ok, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(400)]
+TAKES = re.compile(r"^(\S+ \S+) INFO betascope.leader: reconciler: this process "
+                   r"\(pid (\d+)\) now runs the reconciler", re.M)
+PERIOD = 3.0
+
+
+def _holders(server: LiveServer) -> list[tuple[datetime, int]]:
+    return [(datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f"), int(pid))
+            for t, pid in TAKES.findall(server.log())]
+
+
+def test_reconciler_moves_to_another_process_when_its_holder_is_killed(tmp_path: Path) -> None:
+    need(postgres_ok(), "PostgreSQL (BETASCOPE_TEST_DATABASE_URL)")
+    settings = dict(FAST, database_url=pg_schema_url("processes"), reconcile_seconds=PERIOD,
+                    lease_seconds=6.0, chunk_runs=8)
+    server = LiveServer(settings, tmp_path / "serve.log", "--workers", "2").wait_ready()
+    try:
+        wait_for(lambda: _holders(server), 60, "a process to take the reconciler")
+        time.sleep(2 * PERIOD)
+        holders = _holders(server)
+        assert len({pid for _, pid in holders}) == 1, holders  # exactly one, and it stays
+        holder = holders[0][1]
+        served = {int(p) for p in re.findall(r"\[(\d+)\]", server.log())} - {server.proc.pid}
+        assert holder in served and len(served) >= 2, server.log()[-3000:]
+
+        doc = spec("takeover", steps=1500, beta2={"log1m": [0.01, 1.0], "num": 8})
+        created = httpx.post(f"{server.url}/api/v1/sweeps", json=doc, timeout=60)
+        assert created.status_code == 201, created.text
+        sweep_id = created.json()["id"]
+        killed_at = datetime.now()
+        os.kill(holder, signal.SIGKILL)
+
+        wait_for(lambda: len(_holders(server)) > 1, 60, "another process to take over")
+        taken_at, new = _holders(server)[1]
+        assert new != holder
+        assert (taken_at - killed_at).total_seconds() < 2 * PERIOD, (taken_at, killed_at)
+
+        def done() -> bool:
+            got = httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}", timeout=30).json()
+            assert got["status"] in ("queued", "running", "done"), got
+            return bool(got["status"] == "done")
+
+        wait_for(done, 240, "the sweep to finish after the kill", interval=0.5)
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
