@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from api import etag
+from api import etag, limits
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
 from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
@@ -22,13 +22,15 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut,
              dependencies=[Authorized], openapi_extra=spec_body_openapi(),
-             responses=errors(400, 401, 413, 415, 422))
+             responses=errors(400, 401, 413, 415, 422, 429))
 def create_sweep(
     spec: SpecDep, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
 ) -> SweepOut:
     """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
-    sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
-    session.commit()  # workers must never see chunks of an uncommitted sweep
+    with limits.creation_slot(settings):
+        limits.check_queue(session, settings, spec)
+        sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
+        session.commit()  # workers must never see chunks of an uncommitted sweep
     _enqueue(session, dispatcher, chunk_ids)
     return sweep_out(session, sweep)
 
