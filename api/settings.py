@@ -58,7 +58,11 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(
         2.0, ge=0, description="first retry delay after an engine failure (doubles)"
     )
-    embedded_workers: int = Field(1, ge=1, le=64, description="threads of the in-process executor")
+    embedded_workers: int = Field(1, ge=1, le=64, description="chunks the in-process executor "
+                                  "runs at once")
+    embedded_process: bool = Field(
+        True, description="the in-process executor computes in a spawned child process, so "
+                          "the engine never holds the API's GIL (false: in threads)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest accepted request body")
     max_concurrent_creates: int = Field(
         4, ge=1, le=1000,

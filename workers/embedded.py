@@ -1,17 +1,25 @@
-"""Embedded mode: chunks run in a thread pool inside the API process (no broker).
+"""Embedded mode: chunks run inside `betascope serve` (no broker), in a child process.
 
 The same `process_chunk` as in Celery; transient errors are retried here with
-backoff, as Celery's autoretry would. On shutdown running chunks stop at their
-next step block and are handed back (queued), to be picked up on next start.
+backoff, as Celery's autoretry would. By default (BETASCOPE_EMBEDDED_PROCESS) the
+engine runs in a spawned child process: its Python step loop then holds the
+child's GIL, not the API's, and reads are not queued behind it (see
+docs/performance.md for the figures). One thread per slot here waits on the
+child; with the setting off, those threads run the chunks themselves. On
+shutdown running chunks stop at their next step block and are handed back
+(queued), to be picked up on next start.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from api.settings import Settings
 from workers.chunks import process_chunk
@@ -29,6 +37,7 @@ class EmbeddedExecutor:
         self._stopping = threading.Event()
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
+        self._children = _Children(settings) if settings.embedded_process else None
 
     def enqueue(self, chunk_ids: Sequence[int], countdown: float = 0.0) -> list[int]:
         for chunk_id in chunk_ids:
@@ -62,8 +71,12 @@ class EmbeddedExecutor:
             if self._stopping.is_set():
                 return
             try:
-                process_chunk(chunk_id, token=token, settings=self.settings,
-                              enqueue=self._enqueue_one, stopping=self._stopping.is_set)
+                if self._children is not None:
+                    for again, countdown in self._children.run(chunk_id, token):
+                        self._enqueue_one(again, countdown)
+                else:
+                    process_chunk(chunk_id, token=token, settings=self.settings,
+                                  enqueue=self._enqueue_one, stopping=self._stopping.is_set)
                 return
             except TRANSIENT as exc:
                 log.warning("chunk %s: transient error, retrying in %.0fs: %r",
@@ -71,6 +84,12 @@ class EmbeddedExecutor:
                 if self._stopping.wait(delay):
                     return
                 delay = min(delay * 2, 60.0)
+            except BrokenProcessPool:  # the child died (killed, out of memory)
+                log.error("chunk %s: the engine process died; the reconciler resends the "
+                          "chunk when its lease expires", chunk_id)
+                if self._children is not None:
+                    self._children.restart()
+                return
             except Exception:
                 log.exception("chunk %s: unexpected error", chunk_id)
                 return
@@ -88,7 +107,76 @@ class EmbeddedExecutor:
 
     def shutdown(self) -> None:
         self._stopping.set()
+        if self._children is not None:
+            self._children.stopping.set()
         with self._lock:
             for timer in self._timers:
                 timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._children is not None:
+            self._children.shutdown()
+
+
+class _Children:
+    """The spawned engine processes (started on first use), one per executor slot."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self.stopping = self._context.Event()
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, chunk_id: int, token: str) -> list[tuple[int, float]]:
+        """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.settings.embedded_workers, mp_context=self._context,
+                    initializer=_child_init,
+                    initargs=(self.stopping, self.settings.embedded_workers))
+            pool = self._pool
+        return pool.submit(_child_run, chunk_id, token, self.settings).result()
+
+    def restart(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+_child_stopping: Any = None
+_slots = 1
+
+
+def _child_init(stopping: Any, slots: int) -> None:
+    import signal
+
+    global _child_stopping, _slots
+    _child_stopping, _slots = stopping, slots
+    # Ctrl-C or SIGTERM to the process group is for the API process: it sets
+    # `stopping`, and this process then hands its chunk back and exits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import torch
+
+    # one core stays free for the API process: torch's threads spin while they wait,
+    # and two of them on two cores leave the event loop none
+    torch.set_num_threads(max(1, (torch.get_num_threads() - 1) // _slots))
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
+
+
+def _child_run(chunk_id: int, token: str, settings: Settings) -> list[tuple[int, float]]:
+    again: list[tuple[int, float]] = []
+    stopping: Callable[[], bool] = _child_stopping.is_set if _child_stopping else (lambda: False)
+    process_chunk(chunk_id, token=token, settings=settings,
+                  enqueue=lambda c, countdown: again.append((c, countdown)), stopping=stopping)
+    return again
