@@ -84,11 +84,9 @@ class EmbeddedExecutor:
                 if self._stopping.wait(delay):
                     return
                 delay = min(delay * 2, 60.0)
-            except BrokenProcessPool:  # the child died (killed, out of memory)
+            except BrokenProcessPool:  # killed twice (out of memory?): leave it to the lease
                 log.error("chunk %s: the engine process died; the reconciler resends the "
                           "chunk when its lease expires", chunk_id)
-                if self._children is not None:
-                    self._children.restart()
                 return
             except Exception:
                 log.exception("chunk %s: unexpected error", chunk_id)
@@ -128,21 +126,26 @@ class _Children:
         self._pool: ProcessPoolExecutor | None = None
 
     def run(self, chunk_id: int, token: str) -> list[tuple[int, float]]:
-        """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    self.settings.embedded_workers, mp_context=self._context,
-                    initializer=_child_init,
-                    initargs=(self.stopping, self.settings.embedded_workers))
-            pool = self._pool
-        return pool.submit(_child_run, chunk_id, token, self.settings).result()
-
-    def restart(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for.
+        A child that died is replaced and the chunk tried once more: if the dead one had
+        claimed it, the claim fails until its lease expires and the reconciler resends it."""
+        for _ in range(2):
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(
+                        self.settings.embedded_workers, mp_context=self._context,
+                        initializer=_child_init,
+                        initargs=(self.stopping, self.settings.embedded_workers))
+                pool = self._pool
+            try:
+                return pool.submit(_child_run, chunk_id, token, self.settings).result()
+            except BrokenProcessPool:
+                log.error("chunk %s: the engine process died; starting another", chunk_id)
+                with self._lock:
+                    if self._pool is pool:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        self._pool = None
+        raise BrokenProcessPool("the engine process died twice")
 
     def shutdown(self) -> None:
         with self._lock:

@@ -68,3 +68,43 @@ def test_reconciler_moves_to_another_process_when_its_holder_is_killed(tmp_path:
     finally:
         server.stop()
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def _engine_children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if ppid == pid and b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_embedded_engine_process_killed_mid_chunk_is_replaced(tmp_path: Path) -> None:
+    """The in-process executor computes in a child process; SIGKILL it mid-sweep and
+    another takes over (the lost chunk once its lease expires): the sweep finishes."""
+    settings = dict(FAST, database_url=f"sqlite:///{tmp_path}/kill.db", chunk_runs=8)
+    server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
+    try:
+        doc = spec("engine killed", steps=20000, beta2={"log1m": [0.01, 1.0], "num": 8})
+        created = httpx.post(f"{server.url}/api/v1/sweeps", json=doc, timeout=60)
+        assert created.status_code == 201, created.text
+        sweep_id = created.json()["id"]
+        child = wait_for(lambda: _engine_children(server.proc.pid), 60, "the engine process")
+        wait_for(lambda: httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}", timeout=30)
+                 .json()["chunks"].get("running"), 60, "a chunk to run")
+        os.kill(child[0], signal.SIGKILL)
+
+        def done() -> bool:
+            got = httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}", timeout=30).json()
+            assert got["status"] in ("queued", "running", "done"), got
+            return bool(got["status"] == "done")
+
+        wait_for(done, 240, "the sweep to finish after the kill", interval=0.5)
+        assert set(_engine_children(server.proc.pid)) - set(child)  # a new one
+    finally:
+        server.stop()
+    assert "the engine process died; starting another" in server.log()
