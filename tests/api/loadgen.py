@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -58,7 +59,8 @@ async def timed(http: httpx.AsyncClient, route: str, url: str, **kw: Any) -> Res
         resp = await http.get(url, **kw)
         code = resp.status_code
         await resp.aclose()
-    except httpx.HTTPError:  # a timeout counts as an error, like a 5xx
+    except httpx.HTTPError as exc:  # a timeout counts as an error, like a 5xx
+        print(f"{route} {url}: {exc!r}", file=sys.stderr)
         code = 599
     return route, time.perf_counter() - t0, code
 
