@@ -22,6 +22,7 @@ import numpy as np
 
 T = TypeVar("T")
 Result = tuple[str, float, int]  # (route, seconds, HTTP status)
+RETRIED: list[str] = []  # GETs sent again after the server closed their connection
 
 
 def run_in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -55,13 +56,22 @@ async def bounded(jobs: list[Callable[[], Awaitable[T]]], limit: int, deadline: 
 
 async def timed(http: httpx.AsyncClient, route: str, url: str, **kw: Any) -> Result:
     t0 = time.perf_counter()
-    try:
-        resp = await http.get(url, **kw)
-        code = resp.status_code
-        await resp.aclose()
-    except httpx.HTTPError as exc:  # a timeout counts as an error, like a 5xx
-        print(f"{route} {url}: {exc!r}", file=sys.stderr)
-        code = 599
+    for attempt in range(2):
+        try:
+            resp = await http.get(url, **kw)
+            code = resp.status_code
+            await resp.aclose()
+            break
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            # a kept-alive connection the server closed as it was reused: sent again
+            # once, as browsers do for a GET; counted, and a second failure is an error
+            print(f"{route} {url}: {exc!r}, attempt {attempt + 1}", file=sys.stderr)
+            RETRIED.append(route)
+            code = 599
+        except httpx.HTTPError as exc:  # a timeout counts as an error, like a 5xx
+            print(f"{route} {url}: {exc!r}", file=sys.stderr)
+            code = 599
+            break
     return route, time.perf_counter() - t0, code
 
 
@@ -127,6 +137,8 @@ def table(results: list[Result]) -> str:
         codes = sorted({r[2] for r in by[route]})
         lines.append(f"{route:28s} {len(ms):5d} {np.percentile(ms, 50):8.1f} "
                      f"{np.percentile(ms, 95):8.1f} {ms.max():8.1f}  {codes}")
+    if RETRIED:
+        lines.append(f"({len(RETRIED)} GETs sent again: connection closed as it was reused)")
     return "\n".join(lines)
 
 
