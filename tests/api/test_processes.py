@@ -108,3 +108,16 @@ def test_embedded_engine_process_killed_mid_chunk_is_replaced(tmp_path: Path) ->
     finally:
         server.stop()
     assert "the engine process died; starting another" in server.log()
+
+
+def test_sqlite_is_served_by_one_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.services import ROOT, env_for
+
+    env = env_for({"database_url": f"sqlite:///{tmp_path}/one.db"})
+    done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--workers", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "served by one process" in done.stdout + done.stderr
