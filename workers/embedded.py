@@ -75,6 +75,7 @@ class EmbeddedExecutor:
                     for again, countdown in self._children.run(chunk_id, token):
                         self._enqueue_one(again, countdown)
                 else:
+                    _torch_threads(self.settings.embedded_workers)
                     process_chunk(chunk_id, token=token, settings=self.settings,
                                   enqueue=self._enqueue_one, stopping=self._stopping.is_set)
                 return
@@ -155,23 +156,34 @@ class _Children:
 
 
 _child_stopping: Any = None
-_slots = 1
+_threads_set = False
+
+
+def _torch_threads(slots: int) -> None:
+    """Leave one core to the API: torch's intra-op threads spin while they wait, and
+    as many of them as cores, beside the API's threads, slowed the engine itself
+    more than tenfold on a busy machine (docs/performance.md)."""
+    global _threads_set
+    if _threads_set:
+        return
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, ((os.cpu_count() or 1) - 1) // slots))
+    _threads_set = True
 
 
 def _child_init(stopping: Any, slots: int) -> None:
     import signal
 
-    global _child_stopping, _slots
-    _child_stopping, _slots = stopping, slots
+    global _child_stopping
+    _child_stopping = stopping
     # Ctrl-C or SIGTERM to the process group is for the API process: it sets
     # `stopping`, and this process then hands its chunk back and exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    import torch
-
-    # one core stays free for the API process: torch's threads spin while they wait,
-    # and two of them on two cores leave the event loop none
-    torch.set_num_threads(max(1, (torch.get_num_threads() - 1) // _slots))
+    _torch_threads(slots)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
