@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 from api.settings import Settings
 from workers.chunks import process_chunk
@@ -107,7 +108,7 @@ class EmbeddedExecutor:
     def shutdown(self) -> None:
         self._stopping.set()
         if self._children is not None:
-            self._children.stopping.set()
+            self._children.stop()
         with self._lock:
             for timer in self._timers:
                 timer.cancel()
@@ -122,7 +123,6 @@ class _Children:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self.stopping = self._context.Event()
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -136,7 +136,7 @@ class _Children:
                     self._pool = ProcessPoolExecutor(
                         self.settings.embedded_workers, mp_context=self._context,
                         initializer=_child_init,
-                        initargs=(self.stopping, self.settings.embedded_workers))
+                        initargs=(self.settings.embedded_workers,))
                 pool = self._pool
             try:
                 return pool.submit(_child_run, chunk_id, token, self.settings).result()
@@ -148,6 +148,17 @@ class _Children:
                         self._pool = None
         raise BrokenProcessPool("the engine process died twice")
 
+    def stop(self) -> None:
+        """Tell the children to stop at their next step block (SIGUSR1: a signal, not a
+        shared semaphore, which would outlive the process and be reported leaked)."""
+        with self._lock:
+            pool = self._pool
+        for pid in list(getattr(pool, "_processes", None) or {}):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except OSError:  # already gone
+                pass
+
     def shutdown(self) -> None:
         with self._lock:
             if self._pool is not None:
@@ -155,7 +166,7 @@ class _Children:
             self._pool = None
 
 
-_child_stopping: Any = None
+_child_stopping = threading.Event()
 _threads_set = False
 
 
@@ -174,15 +185,12 @@ def _torch_threads(slots: int) -> None:
     _threads_set = True
 
 
-def _child_init(stopping: Any, slots: int) -> None:
-    import signal
-
-    global _child_stopping
-    _child_stopping = stopping
-    # Ctrl-C or SIGTERM to the process group is for the API process: it sets
-    # `stopping`, and this process then hands its chunk back and exits
+def _child_init(slots: int) -> None:
+    # Ctrl-C or SIGTERM to the process group is for the API process: it sends
+    # SIGUSR1, and this process then hands its chunk back and exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda *_: _child_stopping.set())
     _torch_threads(slots)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -191,7 +199,7 @@ def _child_init(stopping: Any, slots: int) -> None:
 
 def _child_run(chunk_id: int, token: str, settings: Settings) -> list[tuple[int, float]]:
     again: list[tuple[int, float]] = []
-    stopping: Callable[[], bool] = _child_stopping.is_set if _child_stopping else (lambda: False)
     process_chunk(chunk_id, token=token, settings=settings,
-                  enqueue=lambda c, countdown: again.append((c, countdown)), stopping=stopping)
+                  enqueue=lambda c, countdown: again.append((c, countdown)),
+                  stopping=_child_stopping.is_set)
     return again

@@ -121,3 +121,36 @@ def test_sqlite_is_served_by_one_process(tmp_path: Path) -> None:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "served by one process" in done.stdout + done.stderr
+
+
+def test_stopping_the_server_hands_the_engine_process_chunk_back(tmp_path: Path) -> None:
+    """SIGTERM to `serve` (and its process group): the engine process stops at its next
+    step block and its chunk is queued again, unused; the next start finishes the sweep."""
+    from sqlalchemy import select
+
+    from api.db.models import Chunk
+    from api.db.session import get_database
+
+    db_url = f"sqlite:///{tmp_path}/stop.db"
+    settings = dict(FAST, database_url=db_url, chunk_runs=8, lease_seconds=60.0)
+    server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
+    try:
+        doc = spec("stopped", steps=40000, beta2={"log1m": [0.01, 1.0], "num": 8})
+        sweep_id = httpx.post(f"{server.url}/api/v1/sweeps", json=doc, timeout=60).json()["id"]
+        wait_for(lambda: httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}", timeout=30)
+                 .json()["chunks"].get("running"), 60, "a chunk to run")
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
+    assert "leaked semaphore" not in server.log()
+    with get_database(db_url).session(read_only=True) as session:
+        rows = session.execute(select(Chunk.status, Chunk.attempts, Chunk.lease_token)).all()
+    assert all(status != "running" and token is None for status, _, token in rows), rows
+
+    again = LiveServer(settings, tmp_path / "again.log").wait_ready()
+    try:
+        wait_for(lambda: httpx.get(f"{again.url}/api/v1/sweeps/{sweep_id}", timeout=30)
+                 .json()["status"] == "done", 240, "the sweep to finish after a restart",
+                 interval=0.5)
+    finally:
+        again.stop()
