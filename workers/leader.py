@@ -17,8 +17,10 @@ import logging
 import os
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+
+from api.db.session import CONNECT_TIMEOUT
 
 log = logging.getLogger("betascope.leader")
 
@@ -46,7 +48,11 @@ class Leadership:
         try:
             if self._conn is None:
                 if self._engine is None:
-                    self._engine = create_engine(self.url, poolclass=NullPool)
+                    # a host that never answers must not hang the reconciler thread
+                    args = ({} if "connect_timeout" in str(make_url(self.url).query)
+                            else {"connect_timeout": CONNECT_TIMEOUT})
+                    self._engine = create_engine(self.url, poolclass=NullPool,
+                                                 connect_args=args)
                 self._conn = self._engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT")
             key = self._conn.execute(text(
