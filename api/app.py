@@ -28,6 +28,14 @@ from workers.reconcile import Reconciler
 log = logging.getLogger("betascope.api")
 
 
+def factory() -> FastAPI:
+    """The app from BETASCOPE_* settings, for `uvicorn.run("api.app:factory", factory=True)`:
+    each of `betascope serve --workers N`'s processes builds its own from the environment."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(get_settings())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dispatcher = make_dispatcher(settings)

@@ -197,6 +197,8 @@ def _logging() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (BETASCOPE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (BETASCOPE_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="API processes (default: one per core on Postgres; SQLite: one)")] = None,
 ) -> None:
     """Serve the API and pages; upgrades the database first. Runs chunks in-process
     unless BETASCOPE_BROKER_URL names a broker (then `betascope worker`s run them)."""
@@ -217,15 +219,38 @@ def serve(
     if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
         typer.echo("note: only Host localhost/127.0.0.1/::1 is served; set "
                    "BETASCOPE_ALLOWED_HOSTS to the names clients use (docs/security.md)")
-    from api.guards import timed_h11_protocol
+    import os
 
-    uvicorn.run(create_app(settings.model_copy(update={"auto_upgrade": False})),
-                host=settings.host, port=settings.port, log_level="info",
+    processes = _api_processes(settings, workers)
+    target: Any
+    extra: dict[str, Any] = {}
+    # the header deadline is read from the environment by every API process
+    os.environ["BETASCOPE_HEADER_TIMEOUT_SECONDS"] = str(settings.header_timeout_seconds)
+    if processes > 1:  # each process builds the app from the environment
+        typer.echo(f"{processes} API processes; one runs the reconciler at a time")
+        os.environ.update(BETASCOPE_AUTO_UPGRADE="false", BETASCOPE_HOST=settings.host,
+                          BETASCOPE_PORT=str(settings.port))
+        target, extra = "api.app:factory", {"factory": True, "workers": processes}
+    else:
+        target = create_app(settings.model_copy(update={"auto_upgrade": False}))
+    uvicorn.run(target, host=settings.host, port=settings.port, log_level="info",
                 # slow clients must not hold connections: headers and bodies have
                 # deadlines, idle keep-alives close, and past the limit new ones get 503
-                http=timed_h11_protocol(settings.header_timeout_seconds),
+                http="api.guards:TimedH11Protocol",
                 h11_max_incomplete_event_size=16 * 1024, timeout_keep_alive=5,
-                limit_concurrency=settings.max_connections)
+                limit_concurrency=settings.max_connections, **extra)
+
+
+def _api_processes(settings: Any, asked: int | None) -> int:
+    """--workers, or one per core on Postgres; SQLite is written by one process."""
+    import os
+
+    if settings.is_sqlite:
+        if asked is not None and asked > 1:
+            _fail("--workers: the embedded SQLite database is served by one process; "
+                  "use Postgres (BETASCOPE_DATABASE_URL) for several")
+        return 1
+    return asked or os.cpu_count() or 1
 
 
 def _gpu_count() -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 from typing import Any
@@ -239,29 +240,34 @@ def redact_access_log() -> None:
 
 # --- timeouts on the connection (betascope serve) ------------------------------------------
 
-def timed_h11_protocol(header_timeout: float) -> Any:
-    """uvicorn's h11 protocol, closing a connection that has not sent a request's
-    headers within `header_timeout` seconds of connecting or of its last response:
-    uvicorn itself waits forever, so slow clients could hold every connection."""
+def _h11_protocol() -> Any:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class TimedH11Protocol(H11Protocol):
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm_header_timer()
+    return H11Protocol
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm_header_timer()
 
-        def _arm_header_timer(self) -> None:
-            self.loop.call_later(header_timeout, self._header_deadline, self.cycle)
+class TimedH11Protocol(_h11_protocol()):  # type: ignore[misc]
+    """uvicorn's h11 protocol, closing a connection that has not sent a request's
+    headers within BETASCOPE_HEADER_TIMEOUT_SECONDS of connecting or of its last
+    response: uvicorn itself waits forever, so slow clients could hold every
+    connection. Named by import string (`http="api.guards:TimedH11Protocol"`), so
+    every worker process of `serve --workers N` gets it."""
 
-        def _header_deadline(self, cycle: Any) -> None:
-            waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
-            if waiting and not self.transport.is_closing():
-                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
-                                     b"content-length: 0\r\n\r\n")
-                self.transport.close()
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_header_timer()
 
-    return TimedH11Protocol
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        timeout = float(os.environ.get("BETASCOPE_HEADER_TIMEOUT_SECONDS", "10"))
+        self.loop.call_later(timeout, self._header_deadline, self.cycle)
+
+    def _header_deadline(self, cycle: Any) -> None:
+        waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
+        if waiting and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
+                                 b"content-length: 0\r\n\r\n")
+            self.transport.close()

@@ -45,12 +45,19 @@ _MEANING = {
     413: "Body over BETASCOPE_MAX_BODY_BYTES, or grid over BETASCOPE_MAX_RUNS",
     415: "The body is neither application/json nor application/yaml, or is a form",
     422: "A field or parameter is invalid; the message names it",
+    429: "Too many sweep creations at once, or the queue is full "
+         "(BETASCOPE_MAX_CONCURRENT_CREATES, BETASCOPE_MAX_QUEUED_RUN_STEPS); see Retry-After",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries for these error status codes, all with a Problem body."""
-    return {code: {"model": Problem, "description": _MEANING[code]} for code in codes}
+    out: dict[int | str, dict[str, Any]] = {
+        code: {"model": Problem, "description": _MEANING[code]} for code in codes}
+    if 429 in out:
+        out[429]["headers"] = {"Retry-After": {
+            "description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
+    return out
 
 
 class ChunkError(_Out):

@@ -75,8 +75,19 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(
         2.0, ge=0, description="first retry delay after an engine failure (doubles)"
     )
-    embedded_workers: int = Field(1, ge=1, le=64, description="threads of the in-process executor")
+    embedded_workers: int = Field(1, ge=1, le=64, description="chunks the in-process executor "
+                                  "runs at once")
+    embedded_process: bool = Field(
+        True, description="the in-process executor computes in a spawned child process, so "
+                          "the engine never holds the API's GIL (false: in threads)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest accepted request body")
+    max_concurrent_creates: int = Field(
+        4, ge=1, le=1000,
+        description="sweep creations one API process handles at once; more get 429")
+    max_queued_run_steps: int | None = Field(
+        100_000_000_000, ge=1,
+        description="runs x steps still to compute over all queued and running chunks; a "
+                    "sweep that would exceed it gets 429 (unset/empty: no bound)")
     auto_upgrade: bool = Field(True, description="upgrade the database schema when serving")
     fault_inject: Path | None = Field(
         None, description="test only: while this file exists, the first chunk of each sweep "
@@ -107,6 +118,11 @@ class Settings(BaseSettings):
                 f"must be a redis://, rediss:// or amqp:// URL (or unset), not {redact_url(v)!r}"
             )
         return v
+
+    @field_validator("max_queued_run_steps", mode="before")
+    @classmethod
+    def _no_bound(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
     @field_validator("api_token", mode="before")
     @classmethod

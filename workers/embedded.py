@@ -1,17 +1,26 @@
-"""Embedded mode: chunks run in a thread pool inside the API process (no broker).
+"""Embedded mode: chunks run inside `betascope serve` (no broker), in a child process.
 
 The same `process_chunk` as in Celery; transient errors are retried here with
-backoff, as Celery's autoretry would. On shutdown running chunks stop at their
-next step block and are handed back (queued), to be picked up on next start.
+backoff, as Celery's autoretry would. By default (BETASCOPE_EMBEDDED_PROCESS) the
+engine runs in a spawned child process: its Python step loop then holds the
+child's GIL, not the API's, and reads are not queued behind it (see
+docs/performance.md for the figures). One thread per slot here waits on the
+child; with the setting off, those threads run the chunks themselves. On
+shutdown running chunks stop at their next step block and are handed back
+(queued), to be picked up on next start.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from api.settings import Settings
 from workers.chunks import process_chunk
@@ -29,6 +38,7 @@ class EmbeddedExecutor:
         self._stopping = threading.Event()
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
+        self._children = _Children(settings) if settings.embedded_process else None
 
     def enqueue(self, chunk_ids: Sequence[int], countdown: float = 0.0) -> list[int]:
         for chunk_id in chunk_ids:
@@ -62,8 +72,13 @@ class EmbeddedExecutor:
             if self._stopping.is_set():
                 return
             try:
-                process_chunk(chunk_id, token=token, settings=self.settings,
-                              enqueue=self._enqueue_one, stopping=self._stopping.is_set)
+                if self._children is not None:
+                    for again, countdown in self._children.run(chunk_id, token):
+                        self._enqueue_one(again, countdown)
+                else:
+                    _torch_threads(self.settings.embedded_workers)
+                    process_chunk(chunk_id, token=token, settings=self.settings,
+                                  enqueue=self._enqueue_one, stopping=self._stopping.is_set)
                 return
             except TRANSIENT as exc:
                 log.warning("chunk %s: transient error, retrying in %.0fs: %r",
@@ -71,6 +86,10 @@ class EmbeddedExecutor:
                 if self._stopping.wait(delay):
                     return
                 delay = min(delay * 2, 60.0)
+            except BrokenProcessPool:  # killed twice (out of memory?): leave it to the lease
+                log.error("chunk %s: the engine process died; the reconciler resends the "
+                          "chunk when its lease expires", chunk_id)
+                return
             except Exception:
                 log.exception("chunk %s: unexpected error", chunk_id)
                 return
@@ -88,7 +107,99 @@ class EmbeddedExecutor:
 
     def shutdown(self) -> None:
         self._stopping.set()
+        if self._children is not None:
+            self._children.stop()
         with self._lock:
             for timer in self._timers:
                 timer.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._children is not None:
+            self._children.shutdown()
+
+
+class _Children:
+    """The spawned engine processes (started on first use), one per executor slot."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, chunk_id: int, token: str) -> list[tuple[int, float]]:
+        """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for.
+        A child that died is replaced and the chunk tried once more: if the dead one had
+        claimed it, the claim fails until its lease expires and the reconciler resends it."""
+        for _ in range(2):
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(
+                        self.settings.embedded_workers, mp_context=self._context,
+                        initializer=_child_init,
+                        initargs=(self.settings.embedded_workers,))
+                pool = self._pool
+            try:
+                return pool.submit(_child_run, chunk_id, token, self.settings).result()
+            except BrokenProcessPool:
+                log.error("chunk %s: the engine process died; starting another", chunk_id)
+                with self._lock:
+                    if self._pool is pool:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        self._pool = None
+        raise BrokenProcessPool("the engine process died twice")
+
+    def stop(self) -> None:
+        """Tell the children to stop at their next step block (SIGUSR1: a signal, not a
+        shared semaphore, which would outlive the process and be reported leaked)."""
+        with self._lock:
+            pool = self._pool
+        for pid in list(getattr(pool, "_processes", None) or {}):
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except OSError:  # already gone
+                pass
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+_child_stopping = threading.Event()
+_threads_set = False
+
+
+def _torch_threads(slots: int) -> None:
+    """Leave one core to the API: torch's intra-op threads spin while they wait, and
+    as many of them as cores, beside the API's threads, slowed the engine itself
+    more than tenfold on a busy machine (docs/performance.md)."""
+    global _threads_set
+    if _threads_set:
+        return
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, ((os.cpu_count() or 1) - 1) // slots))
+    _threads_set = True
+
+
+def _child_init(slots: int) -> None:
+    # Ctrl-C or SIGTERM to the process group is for the API process: it sends
+    # SIGUSR1, and this process then hands its chunk back and exits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda *_: _child_stopping.set())
+    _torch_threads(slots)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
+
+
+def _child_run(chunk_id: int, token: str, settings: Settings) -> list[tuple[int, float]]:
+    again: list[tuple[int, float]] = []
+    process_chunk(chunk_id, token=token, settings=settings,
+                  enqueue=lambda c, countdown: again.append((c, countdown)),
+                  stopping=_child_stopping.is_set)
+    return again

@@ -1,6 +1,7 @@
 """The reconciler: re-enqueue chunks whose lease expired or whose message was lost.
 
-Runs as a thread in the API process (both modes). A lease expires when its
+Runs as a thread in one API process at a time (workers.leader): with several
+API processes, the others wait to take the role over. A lease expires when its
 worker died or stalled; the chunk is queued again, or failed once it has used
 up its attempts. A queued chunk that was never sent (broker down when the
 sweep was created) or sent long ago is sent again; duplicates are harmless,
@@ -24,6 +25,7 @@ from api.db.chunks import (
 from api.db.session import get_database
 from api.settings import Settings
 from workers.dispatch import Dispatcher
+from workers.leader import Leadership
 
 log = logging.getLogger("betascope.reconciler")
 
@@ -50,12 +52,14 @@ def reconcile_once(
 
 
 class Reconciler:
-    """Calls reconcile_once every reconcile_seconds until stopped."""
+    """Calls reconcile_once every reconcile_seconds until stopped, while this process
+    holds the reconciler's role; asks for the role every period until then."""
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, *, first_requeue_after: float
                  | None = None):
         self.settings, self.dispatcher = settings, dispatcher
         self.first_requeue_after = first_requeue_after
+        self.leadership = Leadership(settings.database_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="betascope-reconciler",
                                         daemon=True)
@@ -67,11 +71,19 @@ class Reconciler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        self.leadership.release()
 
     def _loop(self) -> None:
         after = self.first_requeue_after
         broker = self.dispatcher.broker_id()
+        leading = False
         while not self._stop.is_set():
+            if not self.leadership.held():
+                leading = False
+                self._stop.wait(self.settings.reconcile_seconds)
+                continue
+            if not leading:  # taken over: its holder may have died with chunks unsent
+                leading, after = True, self.first_requeue_after
             now = self.dispatcher.broker_id()
             if now is not None and broker is not None and now != broker:
                 log.warning("the broker restarted: sending every queued chunk again")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api import etag
 from api.deps import DatabaseDep, SweepDep
 from api.schemas import errors
 from api.services.results import export_csv, export_parquet
@@ -18,29 +19,42 @@ router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["export"])
 
 
 @router.get("/export.csv", response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)})
+            responses={200: {"content": {"text/csv": {}}}, **etag.NOT_MODIFIED_DOC,
+                       **errors(404, 422)})
 def export(
-    sweep: SweepDep, db: DatabaseDep, level: Literal["runs", "cells"] = "runs"
-) -> StreamingResponse:
+    sweep: SweepDep, db: DatabaseDep, request: Request,
+    level: Literal["runs", "cells"] = "runs",
+) -> Response:
     """The sweep's results as CSV (runs, or cells aggregated over seeds), streamed."""
+    tag = etag.sweep_tag(request, sweep)  # finished sweeps only
+    if tag is not None and etag.matches(request, tag):
+        return etag.not_modified(tag)
     body = export_csv(db, sweep.id, stored_spec(sweep), level, sweep.kernel)
     filename = f"sweep-{sweep.id}-{level}.csv"
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    out = StreamingResponse(body, media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    etag.tag_headers(out, tag)
+    return out
 
 
 @router.get("/export.parquet", response_class=StreamingResponse,
             responses={200: {"content": {"application/vnd.apache.parquet": {}}},
-                       **errors(404, 422)})
+                       **etag.NOT_MODIFIED_DOC, **errors(404, 422)})
 async def export_parquet_file(
-    sweep: SweepDep, db: DatabaseDep, level: Literal["runs", "cells", "curves"] = "runs"
-) -> StreamingResponse:
+    sweep: SweepDep, db: DatabaseDep, request: Request,
+    level: Literal["runs", "cells", "curves"] = "runs",
+) -> Response:
     """The sweep's results as Parquet: runs, cells, or each run's loss curve (float32)."""
+    tag = etag.sweep_tag(request, sweep)  # finished sweeps only
+    if tag is not None and etag.matches(request, tag):
+        return etag.not_modified(tag)
     spool = await run_in_threadpool(export_parquet, db, sweep.id, stored_spec(sweep), level,
                                     sweep.kernel)
     filename = f"sweep-{sweep.id}-{level}.parquet"
-    return StreamingResponse(_read(spool), media_type="application/vnd.apache.parquet",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    out = StreamingResponse(_read(spool), media_type="application/vnd.apache.parquet",
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    etag.tag_headers(out, tag)
+    return out
 
 
 def _read(spool: Any, size: int = 1 << 20) -> Iterator[bytes]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import threading
+from collections import OrderedDict
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
+from api import etag
 from api.deps import CURSOR, SessionDep, SweepDep
 from api.schemas import RunDetail, RunPage, errors
 from api.services import results
@@ -13,12 +16,18 @@ from api.services.sweeps import stored_spec
 
 router = APIRouter(prefix="/sweeps/{sweep_id}/runs", tags=["runs"])
 Outcome = Literal["converged", "not_converged", "diverged"]
+# Pages of finished sweeps, by ETag (which names the sweep, its state and the query)
+_pages: OrderedDict[str, RunPage] = OrderedDict()
+_pages_lock = threading.Lock()
 
 
-@router.get("", response_model=RunPage, responses=errors(404, 422))
+@router.get("", response_model=RunPage,
+            responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
 def list_runs(
     sweep: SweepDep,
     session: SessionDep,
+    request: Request,
+    response: Response,
     beta1: float | None = None,
     beta2: float | None = None,
     batch_size: int | None = None,
@@ -29,8 +38,17 @@ def list_runs(
     cursor: Annotated[str | None, Query(pattern=CURSOR,
                                         description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> RunPage:
+) -> Any:
     """Runs with results, in grid order, filtered by axis values and outcome."""
+    tag = etag.sweep_tag(request, sweep)  # finished sweeps: their pages never change
+    if tag is not None:
+        if etag.matches(request, tag):
+            return etag.not_modified(tag)
+        etag.tag_headers(response, tag)
+        with _pages_lock:
+            if tag in _pages:
+                _pages.move_to_end(tag)
+                return _pages[tag]
     spec = stored_spec(sweep)
     given = {"beta1": beta1, "beta2": beta2, "batch_size": batch_size, "clip": clip, "lr": lr,
              "seed": seed}
@@ -43,9 +61,15 @@ def list_runs(
         session, sweep, spec, filters=filters, outcome=outcome,
         cursor=int(cursor) if cursor is not None else None, limit=limit,
     )
-    return RunPage.model_validate(
+    page = RunPage.model_validate(
         {"items": items, "next_cursor": str(after) if after is not None else None}
     )
+    if tag is not None:
+        with _pages_lock:
+            _pages[tag] = page
+            while len(_pages) > 256:
+                _pages.popitem(last=False)
+    return page
 
 
 @router.get("/{run_key}", response_model=RunDetail, responses=errors(404, 422))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
+from api import etag, limits
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
 from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
@@ -21,13 +22,15 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepOut,
              dependencies=[Authorized], openapi_extra=spec_body_openapi(),
-             responses=errors(400, 401, 403, 408, 413, 415, 422))
+             responses=errors(400, 401, 403, 408, 413, 415, 422, 429))
 def create_sweep(
     spec: SpecDep, session: SessionDep, settings: SettingsDep, dispatcher: DispatcherDep,
 ) -> SweepOut:
     """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
-    sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
-    session.commit()  # workers must never see chunks of an uncommitted sweep
+    with limits.creation_slot(settings):
+        limits.check_queue(session, settings, spec)
+        sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
+        session.commit()  # workers must never see chunks of an uncommitted sweep
     _enqueue(session, dispatcher, chunk_ids)
     return sweep_out(session, sweep)
 
@@ -47,7 +50,9 @@ def list_sweeps(
                                         description="next_cursor of the previous page")] = None,
 ) -> SweepPage:
     """List sweeps, newest first, one page at a time."""
-    stmt = select(Sweep).where(Sweep.hidden.is_(False)).order_by(Sweep.id.desc()).limit(limit + 1)
+    # the spec is not part of a summary: its JSON is neither loaded nor decoded
+    stmt = (select(Sweep).options(defer(Sweep.spec)).where(Sweep.hidden.is_(False))
+            .order_by(Sweep.id.desc()).limit(limit + 1))
     if cursor is not None:
         stmt = stmt.where(Sweep.id < int(cursor))
     sweeps = list(session.scalars(stmt))
@@ -57,9 +62,15 @@ def list_sweeps(
     return SweepPage(items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None)
 
 
-@router.get("/{sweep_id}", response_model=SweepOut, responses=errors(404, 422))
-def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepOut:
+@router.get("/{sweep_id}", response_model=SweepOut,
+            responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
+def get_sweep(sweep: SweepDep, session: SessionDep, request: Request, response: Response) -> Any:
     """One sweep: status, counts, progress in [0, 1], timestamps, errors and spec."""
+    tag = etag.sweep_tag(request, sweep)  # finished sweeps only: a running one moves
+    if tag is not None and etag.matches(request, tag):
+        session.commit()
+        return etag.not_modified(tag)
+    etag.tag_headers(response, tag)
     return sweep_out(session, sweep)
 
 

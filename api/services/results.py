@@ -35,16 +35,24 @@ SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
 _cells_lock = threading.Lock()
+_maps_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 
 
-def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analysis.Cells, int]:
-    """Cells over seeds and the number of runs with results, cached per process
-    until another chunk of the sweep lands."""
-    key = (session.get_bind().url, sweep.id, sweep.created_at, data_version(session, sweep.id))
+def _version(session: Session, sweep: Sweep) -> Any:
+    """What the sweep's results depend on: a finished sweep's never change (until a
+    retry changes its status), a running one's change when a chunk lands."""
+    if sweep.status in ("done", "failed", "canceled"):
+        return (sweep.status, sweep.finished_at)
+    return data_version(session, sweep.id)
+
+
+def _cells(session: Session, sweep: Sweep, spec: SweepSpec
+           ) -> tuple[tuple[Any, ...], analysis.Cells, int]:
+    key = (session.get_bind().url, sweep.id, sweep.created_at, _version(session, sweep))
     with _cells_lock:
         if key in _cells_cache:
             _cells_cache.move_to_end(key)
-            return _cells_cache[key]
+            return (key, *_cells_cache[key])
     stats = cell_stats(session, Stored.of(sweep))
     value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
     del stats
@@ -54,7 +62,25 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analys
         while len(_cells_cache) > 1 and sum(_nbytes(v[0]) for v in _cells_cache.values()) \
                 > CELLS_CACHE_BYTES:
             _cells_cache.popitem(last=False)
-    return value
+    return (key, *value)
+
+
+def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analysis.Cells, int]:
+    """Cells over seeds and the number of runs with results, cached per process
+    until another chunk of the sweep lands."""
+    _, cells, n = _cells(session, sweep, spec)
+    return cells, n
+
+
+def results_tag(request: Any, session: Session, sweep: Sweep) -> str:
+    """The ETag of what the sweep's stored results say (maps, boundary): a finished
+    sweep's from its row, a running one's from its done chunks (one small query)."""
+    from api import etag
+
+    tag = etag.sweep_tag(request, sweep)
+    if tag is not None:
+        return tag
+    return etag.make_tag(request, sweep.id, sweep.created_at, data_version(session, sweep.id))
 
 
 def _nbytes(c: analysis.Cells) -> int:
@@ -66,10 +92,16 @@ def phase_map(
     x: str | None = None, y: str | None = None,
 ) -> dict[str, Any]:
     """One slice's heatmap over (x, y) (beta1, beta2 by default); KeyError names a bad
-    metric, map axis, or an axis value not on the grid."""
+    metric, map axis, or an axis value not on the grid. Each slice's map is kept (a
+    few hundred per process) while its cells are."""
     mx, my = analysis.map_axes(spec, x, y)
     sl = analysis.slice_index(spec, mx, my, **chosen)
-    c, n = sweep_cells(session, sweep, spec)
+    key, c, n = _cells(session, sweep, spec)
+    map_key = (key, metric, mx, my, tuple(sorted(sl.items())))
+    with _cells_lock:
+        if map_key in _maps_cache:
+            _maps_cache.move_to_end(map_key)
+            return _maps_cache[map_key]
     pm = analysis.phase_map(spec, c, metric, sl, mx, my)
     # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing
     on_betas = (mx, my) == analysis.MAP_DEFAULT
@@ -77,6 +109,10 @@ def phase_map(
         analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl) if on_betas else None
     )
     pm["n_results"] = n
+    with _cells_lock:
+        _maps_cache[map_key] = pm
+        while len(_maps_cache) > 256:
+            _maps_cache.popitem(last=False)
     return pm
 
 

@@ -11,6 +11,9 @@ created.
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,8 +183,39 @@ class SweepStats:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+_finished: OrderedDict[tuple[Any, ...], SweepStats] = OrderedDict()
+_finished_lock = threading.Lock()
+FINISHED = ("done", "failed", "canceled")
+
+
 def sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
                 ) -> dict[int, SweepStats]:
+    """As _sweep_stats; a finished sweep's are computed once per process (its chunks
+    and times no longer change, until a retry changes its status and so the key)."""
+    url = session.get_bind().url
+    keys = {s.id: (url, s.id, s.created_at, s.status, s.finished_at, errors)
+            for s in sweeps if s.status in FINISHED}
+    out: dict[int, SweepStats] = {}
+    with _finished_lock:
+        for sweep_id, key in keys.items():
+            if key in _finished:
+                _finished.move_to_end(key)
+                out[sweep_id] = copy.deepcopy(_finished[key])
+    todo = [s for s in sweeps if s.id not in out]
+    if todo:
+        fresh = _sweep_stats(session, todo, errors=errors)
+        out.update(fresh)
+        with _finished_lock:
+            for sweep_id, st in fresh.items():
+                if sweep_id in keys:
+                    _finished[keys[sweep_id]] = copy.deepcopy(st)
+            while len(_finished) > 1024:
+                _finished.popitem(last=False)
+    return out
+
+
+def _sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
+                 ) -> dict[int, SweepStats]:
     """done_runs, failed_runs, progress in [0, 1], throughput, ETA and chunk counts.
 
     A chunk's runs count as done when it lands (those read from a source sweep

@@ -1,0 +1,178 @@
+"""Reads under load: p50/p95/max per route at 50 in flight, with and without a sweep computing.
+
+    python benchmarks/load.py [--mode embedded|postgres] [--workers N] [--runs 100000]
+                              [--requests 600] [--in-flight 50] [--compute-runs 1000000]
+                              [--threads]
+
+A real `betascope serve` (embedded: SQLite + the in-process executor; postgres:
+BETASCOPE_TEST_DATABASE_URL in a fresh schema, the in-process executor, N API
+processes) gets a finished sweep of about --runs runs, then --requests reads
+(status, the sweeps list, phase maps of varying slices, a runs page) with
+--in-flight in flight: once plain, once conditional (If-None-Match, 304s), and
+for --window seconds while a second sweep of --compute-runs runs computes.
+Printed: the tables, the API processes' CPU per request (robust to other load
+on the machine, unlike latencies), and the computing sweep's throughput under
+the reads over its throughput alone, each over --window seconds (1.0 = the
+reads cost the computation nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.api import loadgen  # noqa: E402
+from tests.api.live import LiveServer  # noqa: E402
+from tests.services import pg_schema_url  # noqa: E402
+
+
+def sweep_doc(name: str, side: int, batches: list[int], seeds: int, steps: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "inv_sqrt",
+                      "bias_correction": False},
+        "steps": steps,
+        "grid": {"beta1": {"start": 0.0, "stop": 0.99, "num": side},
+                 "beta2": {"log1m": [1e-4, 1.0], "num": side},
+                 "batch_size": batches, "seed": list(range(seeds))},
+        "criteria": {"converge_rel": 0.05 + (time.time_ns() % 10**6) * 1e-12},
+    }
+
+
+def finish(http: httpx.Client, sweep_id: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = http.get(f"/api/v1/sweeps/{sweep_id}").json()
+        if got["status"] in ("done", "failed", "canceled"):
+            return dict(got)
+        time.sleep(0.5)
+    raise TimeoutError(f"sweep {sweep_id} not done in {timeout:.0f} s")
+
+
+def done_runs(http: httpx.Client, sweep_id: int) -> float:
+    got = http.get(f"/api/v1/sweeps/{sweep_id}").json()
+    return float(got["progress"]) * int(got["total_runs"])
+
+
+def api_pids(serve: int) -> list[int]:
+    """The API processes: `serve` itself, or with --workers its uvicorn children."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == serve and b"resource_tracker" not in cmd:
+            kids.append(int(stat.parent.name))
+    multi = b"--workers" in Path(f"/proc/{serve}/cmdline").read_bytes()
+    return kids if multi and kids else [serve]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes alone (not their children)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def reads(url: str, sweep_id: int, doc: dict[str, Any], n: int, in_flight: int,
+          conditional: bool, pids: list[int], at_least: float = 0.0
+          ) -> tuple[list[loadgen.Result], float, float]:
+    """(results, wall seconds, API CPU ms per request): n reads, repeated until at_least s."""
+    async def go() -> tuple[list[loadgen.Result], float, float]:
+        async with loadgen.client(url, in_flight) as http:
+            etags = await loadgen.collect_etags(http, sweep_id, doc) if conditional else None
+            out: list[loadgen.Result] = []
+            t0, c0 = time.perf_counter(), cpu_seconds(pids)
+            while not out or time.perf_counter() - t0 < at_least:
+                jobs = loadgen.read_jobs(http, sweep_id, doc, n, etags, seed=len(out))
+                out += await loadgen.bounded(jobs, in_flight, 600)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds(pids) - c0
+            return out, wall, 1000 * cpu / len(out)
+
+    return loadgen.run_in_thread(go)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=["embedded", "postgres"], default="embedded")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument("--compute-runs", type=int, default=1_000_000)
+    parser.add_argument("--compute-steps", type=int, default=5000)
+    parser.add_argument("--threads", action="store_true",
+                        help="executor in threads (BETASCOPE_EMBEDDED_PROCESS=false)")
+    parser.add_argument("--window", type=float, default=20.0,
+                        help="seconds of computing measured alone, then under reads")
+    args = parser.parse_args()
+    batches, seeds = [1, 2, 4, 8], 5
+    side = max(2, round((args.runs / (len(batches) * seeds)) ** 0.5))
+    doc = sweep_doc("load finished", side, batches, seeds, args.steps)
+    cside = max(2, round((args.compute_runs / (len(batches) * seeds)) ** 0.5))
+    busy = sweep_doc("load computing", cside, batches, seeds, args.compute_steps)
+    tmp = Path(tempfile.mkdtemp(prefix="betascope-load-"))
+    url = (pg_schema_url(f"bench{os.getpid()}") if args.mode == "postgres"
+           else f"sqlite:///{tmp}/load.db")
+    extra = [] if args.workers is None else ["--workers", str(args.workers)]
+    settings = {"database_url": url, "max_runs": 10**7, "chunk_runs": 25_000,
+                "embedded_process": not args.threads}
+    server = LiveServer(settings,
+                        tmp / "serve.log", *extra).wait_ready(180)
+    report = [f"mode {args.mode}, workers {args.workers or 'default'}, executor in "
+              f"{'threads' if args.threads else 'a child process'}, "
+              f"{args.requests} reads, {args.in_flight} in flight"]
+    try:
+        http = httpx.Client(base_url=server.url, timeout=600)
+        t0 = time.perf_counter()
+        sid = http.post("/api/v1/sweeps", json=doc).json()["id"]
+        total = finish(http, sid, 1800)["total_runs"]
+        report.append(f"finished sweep: {total} runs, computed in {time.perf_counter() - t0:.1f} s")
+        pids = api_pids(server.proc.pid)
+        for label, conditional in (("idle", False), ("idle, conditional", True)):
+            res, wall, cpu = reads(server.url, sid, doc, args.requests, args.in_flight,
+                                   conditional, pids)
+            report += [f"\n-- {label}: {len(res) / wall:.0f} requests/s, API CPU "
+                       f"{cpu:.2f} ms/request", loadgen.table(res)]
+        busy_id = http.post("/api/v1/sweeps", json=busy).json()["id"]
+        while done_runs(http, busy_id) <= 0:  # its first chunk is under way
+            time.sleep(0.5)
+        a, t_a = done_runs(http, busy_id), time.perf_counter()
+        time.sleep(args.window)
+        b, t_b = done_runs(http, busy_id), time.perf_counter()
+        res, wall, cpu = reads(server.url, sid, doc, args.requests, args.in_flight, False,
+                               pids, at_least=args.window)
+        c, t_c = done_runs(http, busy_id), time.perf_counter()
+        alone, loaded = (b - a) / (t_b - t_a), (c - b) / (t_c - t_b)
+        report += [f"\n-- while a {busy['steps']}-step sweep of {cside * cside * 20} runs "
+                   f"computes: {len(res) / wall:.0f} requests/s, API CPU {cpu:.2f} ms/request",
+                   loadgen.table(res),
+                   f"its throughput: {alone:.0f} runs/s alone, {loaded:.0f} runs/s under the "
+                   f"reads (ratio {loaded / alone if alone else float('nan'):.2f})"]
+        http.post(f"/api/v1/sweeps/{busy_id}/cancel")
+    finally:
+        server.stop()
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()
