@@ -42,6 +42,9 @@ FAST = {
     "chunk_runs": 16,
     # Starlette's TestClient sends Host: testserver (loopback names are always served)
     "allowed_hosts": "testserver",
+    # each in-process app would spawn its own engine process (and load torch there):
+    # tests/api/test_processes.py, the load test and the browser tests run the default
+    "embedded_process": False,
 }
 
 

@@ -94,7 +94,8 @@ def test_reads_under_load_while_a_sweep_computes(backend: str, tmp_path: Path) -
     else:
         need(postgres_ok(), "PostgreSQL (BETASCOPE_TEST_DATABASE_URL)")
         url, args = pg_schema_url("load"), ("--workers", "2")
-    settings = dict(FAST, database_url=url, max_runs=1_000_000, chunk_runs=25_000)
+    settings = dict(FAST, database_url=url, max_runs=1_000_000, chunk_runs=25_000,
+                    embedded_process=True)  # the default: the engine in a child process
     server = LiveServer(settings, tmp_path / "serve.log", *args).wait_ready(120)
     try:
         doc = {**spec("load finished", steps=20), "grid": _grid(50, 10)}  # 100,000 runs
