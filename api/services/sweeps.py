@@ -263,6 +263,27 @@ def _sweep_stats(session: Session, sweeps: list[Sweep], *, errors: bool = False
     return out
 
 
+RATE_SWEEPS = 20  # recent finished sweeps the server's throughput is measured on
+
+
+def measured_rate(session: Session) -> float | None:
+    """Run-steps per second of wall time over this server's recent finished sweeps
+    (those that computed something), for estimating a new sweep; None without any."""
+    rows = session.execute(
+        select(Sweep.total_runs, Sweep.cached_runs, Sweep.spec, Sweep.started_at,
+               Sweep.finished_at)
+        .where(Sweep.status == "done", Sweep.n_chunks > 0, Sweep.started_at.is_not(None))
+        .order_by(Sweep.id.desc()).limit(RATE_SWEEPS)
+    ).all()
+    work = seconds = 0.0
+    for total, cached, spec, started, finished in rows:
+        if finished is None or (wall := (finished - started).total_seconds()) <= 0:
+            continue
+        work += max(0, total - cached) * int(spec.get("steps", 0))
+        seconds += wall
+    return work / seconds if work > 0 and seconds > 0 else None
+
+
 def _throughput(st: SweepStats, sweep: Sweep, done: float, now: datetime) -> None:
     if sweep.started_at is None or sweep.n_chunks == 0:
         return

@@ -270,3 +270,23 @@ def test_progress_fields_while_running(client: Any) -> None:
     assert last["started_at"] is not None and last["finished_at"] >= last["started_at"], last
     assert last["eta_seconds"] == 0 and last["runs_per_second"] > 0, last
     assert any(s["eta_seconds"] for s in active), "no ETA was ever shown while it ran"
+
+
+def test_validate_estimates_the_duration_from_measured_throughput(make_client: Any) -> None:
+    client = make_client()
+    doc = spec("estimate", steps=300)
+    first = client.post("/api/v1/sweeps/validate", json=doc).json()
+    assert first["run_steps"] == first["total_runs"] * 300 == 32 * 300
+    assert first["estimated_seconds"] is None  # nothing measured on this server yet
+    done = wait_status(client, submit(client, doc)["id"], "done")
+    wall = (_when(done["finished_at"]) - _when(done["started_at"])).total_seconds()
+    big = spec("estimate big", steps=300_000)
+    est = client.post("/api/v1/sweeps/validate", json=big).json()
+    # the server did 32 x 300 run-steps in `wall` seconds: 1000 times the work
+    assert est["estimated_seconds"] == pytest.approx(1000 * wall, rel=1e-6)
+
+
+def _when(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
