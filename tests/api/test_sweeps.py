@@ -290,3 +290,25 @@ def _when(text: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_exports_hold_the_final_iterate_of_small_problems(client: Any) -> None:
+    """Reddi et al.'s Theorem 1 reads directly: Adam with beta2 = 1/(1 + C^2) ends at
+    x = +1, while beta2 = 0.999 ends near x* = -1 (final_x in Parquet and one run)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    doc = {"name": "final x", "problem": {"kind": "reddi2018", "C": 3.0, "x0": 0.0},
+           "optimizer": {"lr": 0.05, "schedule": "inv_sqrt", "bias_correction": False},
+           "steps": 3000, "grid": {"beta1": [0.0], "beta2": [0.1, 0.999]},
+           "criteria": {"converge_rel": 0.05 + 3e-7}}
+    sweep = wait_status(client, submit(client, doc)["id"], "done")
+    table = pq.read_table(io.BytesIO(
+        client.get(f"/api/v1/sweeps/{sweep['id']}/export.parquet").content))
+    x = {b2: xs[0] for b2, xs in zip(table.column("beta2").to_pylist(),
+                                     table.column("final_x").to_pylist(), strict=True)}
+    assert x[0.1] == pytest.approx(1.0, abs=1e-9) and x[0.999] < -0.5, x
+    key = table.column("run_key").to_pylist()[0]
+    one = client.get(f"/api/v1/sweeps/{sweep['id']}/runs/{key}").json()
+    assert one["final_x"] == [pytest.approx(x[one["beta2"]], abs=0)]
