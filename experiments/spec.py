@@ -14,7 +14,7 @@ import json
 import math
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 from pydantic import (
@@ -623,8 +623,8 @@ def _part(name: str, data: dict[str, Any]) -> Any:
 def _adapter(name: str) -> TypeAdapter[Any]:
     field = SweepSpec.model_fields[name]
     if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[valid-type]
+        return TypeAdapter(cast(Any, field.annotation))
+    return TypeAdapter(cast(Any, Annotated[(field.annotation, *field.metadata)]))  # type: ignore[valid-type]
 
 
 class SpecError(ValueError):
