@@ -202,3 +202,33 @@ def test_cancel_asks_first_keeps_finished_chunks_and_the_step_map_tells_gaps_apa
     empty = page.evaluate("document.getElementById('map').layout.plot_bgcolor")
     assert difference(state["colour"], empty, DEUTERANOPIA) >= MIN_DIFFERENCE
     web.shot("sweep-canceled-div-step")
+
+
+def test_censored_beta2_star_is_drawn_as_a_bound_and_counted_in_the_fit_table(
+    web: Watched, noisy: tuple[int, dict[str, Any]]
+) -> None:
+    """DESIGN section 6, censored boundaries: a beta2* at the lowest grid beta2 is a bound,
+    drawn as an open triangle and counted apart from the fit's points."""
+    sweep_id, _ = noisy
+    web.goto(f"/sweeps/{sweep_id}")
+    wait_map(web)
+    boundary = {"by_batch": [{
+        "beta1": 0.5, "clip": "none", "lr": 0.1, "batch_size": [1, 2, 4, 8],
+        "beta2_star": [0.999, 0.99, 0.9, 0.5], "censored": ["none", "none", "none", "below"],
+        "n_censored": 1,
+        "fit": {"slope": 1.0, "intercept": -6.9, "stderr": 0.0, "half_life_slope": 1.0,
+                "n_points": 3, "n_censored": 1},
+    }]}
+    drawn = web.page.evaluate(
+        """(b) => {
+          const div = document.createElement('div'), table = document.createElement('table');
+          document.body.append(div, table);
+          betascope.scaling.draw(div, table, b, {clip: 'none', lr: 0.1, batchSizes: [1, 2, 4, 8]});
+          const t = div.data[0];
+          return {symbol: t.marker.symbol, hover: t.customdata,
+                  head: [...table.rows[0].cells].map(c => c.textContent),
+                  row: [...table.rows[1].cells].map(c => c.textContent)};
+        }""", boundary)
+    assert drawn["symbol"] == ["circle", "circle", "circle", "triangle-down-open"]
+    assert drawn["hover"][3].startswith("≤ 0.5") and "bound" in drawn["hover"][3]
+    assert drawn["head"][4] == "bounds left out" and drawn["row"][3:5] == ["3", "1"]

@@ -22,11 +22,17 @@
     const traces = withData.map((r) => {
       const fit = r.fit;
       const slope = fit ? " · slope " + fit.slope.toFixed(2) + (fit.stderr !== null && fit.stderr !== undefined ? " ± " + fit.stderr.toFixed(2) : "") : "";
+      // a beta2* at the grid's lowest beta2 is a bound (every cell converged): an open
+      // triangle, left out of the fit
+      const bound = (i) => (r.censored || [])[i] === "below";
       return {
         type: "scatter", mode: "lines+markers", x: r.batch_size,
         y: r.beta2_star.map((v) => (v === null ? null : fy(v))), name: "β1 = " + f1(r.beta1) + slope,
-        line: { color: shade(r.beta1), width: 1.8 }, marker: { color: shade(r.beta1), size: 7 }, connectgaps: false,
-        customdata: r.beta2_star.map((v) => (v === null ? "none" : f2(v))),
+        line: { color: shade(r.beta1), width: 1.8 }, connectgaps: false,
+        marker: { color: shade(r.beta1), size: r.beta2_star.map((_, i) => (bound(i) ? 10 : 7)),
+                  symbol: r.beta2_star.map((_, i) => (bound(i) ? "triangle-down-open" : "circle")) },
+        customdata: r.beta2_star.map((v, i) => (v === null ? "none"
+          : bound(i) ? "≤ " + f2(v) + " (a bound: every cell converged; left out of the fit)" : f2(v))),
         hovertemplate: "β1 = " + f1(r.beta1) + "<br>batch %{x}<br>β2* = %{customdata}" + slope + "<extra></extra>",
       };
     });
@@ -52,11 +58,13 @@
     const fitted = mine.filter((r) => r.fit);
     if (!fitted.length) return;
     table.append(el("tr", {}, el("th", {}, "β1"), el("th", { class: "num" }, "slope"), el("th", { class: "num" }, "± s.e."),
-                    el("th", { class: "num" }, "points"), el("th", { class: "num" }, "half-life rule")));
+                    el("th", { class: "num" }, "points"), el("th", { class: "num" }, "bounds left out"),
+                    el("th", { class: "num" }, "half-life rule")));
     for (const r of fitted.slice(0, 50)) {
       table.append(el("tr", {}, el("td", {}, f1(r.beta1)), el("td", { class: "num" }, r.fit.slope.toFixed(3)),
         el("td", { class: "num" }, r.fit.stderr === null || r.fit.stderr === undefined ? "–" : r.fit.stderr.toFixed(3)),
-        el("td", { class: "num" }, String(r.fit.n_points)), el("td", { class: "num" }, "1")));
+        el("td", { class: "num" }, String(r.fit.n_points)),
+        el("td", { class: "num" }, String(r.fit.n_censored ?? r.n_censored ?? 0)), el("td", { class: "num" }, "1")));
     }
   }
 
