@@ -293,38 +293,53 @@ def float_reprs(x: np.ndarray) -> Any:
     notations: positional for 1e-6 <= |x| < 1e10 ("0.0000015", "100"), scientific
     with one exponent digit ("1e-7"). Those are rewritten to Python's (positional
     for 1e-4 <= |x| < 1e16 with ".0" on integers, "e-07"); the few values in
-    [1e10, 1e16), which Arrow writes in scientific notation, go through repr.
+    [1e10, 1e16), which Arrow writes in scientific notation, go through repr. Each
+    rewrite runs only on the values whose magnitude can need it (the test of the
+    text itself decides), so typical losses cost one cast.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    exps = pa.array([f"e-{i:02d}" for i in range(400)], pa.string())
     x = np.asarray(x, dtype=np.float64)
     s = pc.cast(pa.array(x), pa.string())
-    finite = pa.array(np.isfinite(x))
-    has_e = pc.match_substring(s, "e")
-    out = s
-    # Arrow prints integral values without ".0" (and -0.0 as "-0")
-    integral = pc.and_(pc.and_(finite, pc.invert(has_e)), pc.invert(pc.match_substring(s, ".")))
-    out = pc.if_else(integral, pc.binary_join_element_wise(s, pa.scalar(".0"), ""), out)
-    # |x| < 1e-4 printed in fixed notation ("0.0000015"): Python writes "1.5e-06"
-    small = pc.match_substring_regex(s, r"^-?0\.0000")
-    g = pc.extract_regex(
-        pc.if_else(small, s, pa.scalar("0.00001")),
-        r"^(?P<sign>-?)0\.(?P<zeros>0*)(?P<d>[1-9])(?P<rest>\d*)$",
-    )
-    zeros = pc.utf8_length(g.field("zeros"))
-    exp = exps.take(pc.add(zeros, 1))
-    rest = g.field("rest")
-    dot = pc.if_else(pc.equal(pc.utf8_length(rest), 0), pa.scalar(""), pa.scalar("."))
-    sci = pc.binary_join_element_wise(g.field("sign"), g.field("d"), dot, rest, exp, "")
-    out = pc.if_else(small, sci, out)
-    # exponents of one digit: Python pads to two ("1e-07", "1e+21" stay)
-    out = pc.if_else(has_e, pc.replace_substring_regex(out, r"e([+-])(\d)$", r"e\10\2"), out)
-    # 1e10 <= |x| < 1e16 is scientific in Arrow, positional in Python: rare, by repr
-    mid = pc.match_substring_regex(s, r"e\+(\d|1[0-5])$")
-    idx = np.flatnonzero(mid.to_numpy(zero_copy_only=False))
-    if len(idx):
-        fixed = pa.array(list(map(float.__repr__, x[idx].tolist())), pa.string())
-        out = pc.replace_with_mask(out, mid, fixed)
-    return out
+    with np.errstate(invalid="ignore"):
+        mag = np.abs(x)
+        finite = np.isfinite(x)
+        whole = x == np.trunc(x)
+
+    def rewrite(out: Any, near: np.ndarray, fix: Any) -> Any:
+        """out with fix() applied to the values where `near` holds."""
+        if not near.any():
+            return out
+        mask = pa.array(near)
+        return pc.replace_with_mask(out, mask, fix(pc.filter(out, mask), x[near]))
+
+    def integral(t: Any, _v: np.ndarray) -> Any:  # Arrow: "100", "-0"; Python: "100.0"
+        plain = pc.invert(pc.or_(pc.match_substring(t, "."), pc.match_substring(t, "e")))
+        return pc.if_else(plain, pc.binary_join_element_wise(t, pa.scalar(".0"), ""), t)
+
+    def small(t: Any, _v: np.ndarray) -> Any:  # Arrow: "0.0000015"; Python: "1.5e-06"
+        fixed = pc.match_substring_regex(t, r"^-?0\.0000")
+        g = pc.extract_regex(
+            pc.if_else(fixed, t, pa.scalar("0.00001")),
+            r"^(?P<sign>-?)0\.(?P<zeros>0*)(?P<d>[1-9])(?P<rest>\d*)$",
+        )
+        exps = pa.array([f"e-{i:02d}" for i in range(400)], pa.string())
+        exp = exps.take(pc.add(pc.utf8_length(g.field("zeros")), 1))
+        rest = g.field("rest")
+        dot = pc.if_else(pc.equal(pc.utf8_length(rest), 0), pa.scalar(""), pa.scalar("."))
+        sci = pc.binary_join_element_wise(g.field("sign"), g.field("d"), dot, rest, exp, "")
+        # exponents of one digit: Python pads to two ("1e-07")
+        return pc.if_else(fixed, sci, pc.replace_substring_regex(t, r"e([+-])(\d)$", r"e\10\2"))
+
+    def large(t: Any, v: np.ndarray) -> Any:  # Arrow: "1.5e+12"; Python: "1500000000000.0"
+        mid = pc.match_substring_regex(t, r"e\+(\d|1[0-5])$").to_numpy(zero_copy_only=False)
+        padded = pc.replace_substring_regex(t, r"e([+-])(\d)$", r"e\10\2")
+        if not mid.any():
+            return padded
+        fixed = pa.array(list(map(float.__repr__, v[mid].tolist())), pa.string())
+        return pc.replace_with_mask(padded, pa.array(mid), fixed)
+
+    out = rewrite(s, finite & whole & (mag < 1e16), integral)
+    out = rewrite(out, finite & (mag < 2e-4) & (x != 0), small)
+    return rewrite(out, finite & (mag >= 5e9), large)
