@@ -30,6 +30,7 @@ from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
 CELLS_CACHE_BYTES = 256 << 20  # assembled cells kept in memory, newest first
+MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest first
 EXPORT_ROWS = 50_000  # runs formatted per CSV piece / Parquet batch
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
@@ -111,7 +112,10 @@ def phase_map(
     pm["n_results"] = n
     with _cells_lock:
         _maps_cache[map_key] = pm
-        while len(_maps_cache) > 256:
+        # bounded by cells: as Python lists a 500 x 500 map takes about 10 MB
+        while len(_maps_cache) > 1 and (len(_maps_cache) > 256 or sum(
+                len(m["z"]) * len(m["x"]["values"]) for m in _maps_cache.values())
+                > MAPS_CACHE_CELLS):
             _maps_cache.popitem(last=False)
     return pm
 
