@@ -103,7 +103,7 @@ def test_reads_under_load_while_a_sweep_computes(backend: str, tmp_path: Path) -
         assert made.status_code == 201, made.text
         finished = _wait_done(server.url, made.json()["id"], DEADLINE)
         assert finished["total_runs"] == 100_000
-        busy_doc = {**spec("load computing", steps=3000), "grid": _grid(100, 4)}
+        busy_doc = {**spec("load computing", steps=1000), "grid": _grid(100, 4)}
         busy = httpx.post(f"{server.url}/api/v1/sweeps", json=busy_doc, timeout=120).json()
 
         t0 = time.perf_counter()

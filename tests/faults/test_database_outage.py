@@ -50,7 +50,7 @@ def test_a_database_outage_is_503_and_loses_nothing(make_stack: Callable[..., St
     stack = make_stack()
     client = stack.start_api()
     worker = stack.start_worker()
-    sweep = submit(client, spec("postgres outage", steps=10_000, beta1=[0.0], batch_size=[1],
+    sweep = submit(client, spec("postgres outage", steps=40_000, beta1=[0.0], batch_size=[1],
                                 seed=[0, 1]))
     sweep_id = sweep["id"]
     assert sweep["n_chunks"] == 4
