@@ -37,8 +37,9 @@ def test_a_sweep_survives_workers_killed_mid_chunk(make_stack: Callable[..., Sta
     # attempts (max_attempts stays at its default), only the larger max_worker_losses
     stack = make_stack()
     client = stack.start_api()
-    # 12 runs in 6 chunks (each a cell: both seeds of one point) of about 2-3 s each
-    sweep = submit(client, spec("kill -9", steps=12_000, beta1=[0.0], batch_size=[1],
+    # 12 runs in 6 chunks (each a cell: both seeds of one point) of a few seconds each
+    # (one torch thread per worker does 2 runs x 12,000 steps in half a second)
+    sweep = submit(client, spec("kill -9", steps=60_000, beta1=[0.0], batch_size=[1],
                                 beta2={"log1m": [0.01, 1.0], "num": 6}, seed=[0, 1]))
     assert sweep["n_chunks"] == 6
     sweep_id = sweep["id"]
