@@ -87,7 +87,9 @@ def run(
                 fh.write(piece)
         typer.echo(f"wrote {cells} (one row per cell)")
     if html is not None:
-        html.write_text(result.html_page(), encoding="utf-8")
+        from web.standalone import sweep_page
+
+        html.write_text(sweep_page(result), encoding="utf-8")
         typer.echo(f"wrote {html} ({html.stat().st_size / 1e6:.1f} MB, works offline: "
                    "open it in a browser)")
     counts = result.outcome_counts()

@@ -120,7 +120,9 @@ class Result:
     def to_html(self, path: str | Path) -> Path:
         """The page `betascope run --html` writes: every slice, self-contained, offline."""
         out = Path(path)
-        out.write_text(self._local.html_page(), encoding="utf-8")
+        from web.standalone import sweep_page
+
+        out.write_text(sweep_page(self._local), encoding="utf-8")
         return out
 
     def to_csv(self, path: str | Path, level: str = "runs") -> Path:

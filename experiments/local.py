@@ -105,51 +105,6 @@ class LocalResult:
             star = analysis.beta2_star(self.spec, analysis.cells_at(self.spec, c, sl), sl)
         return {**analysis.phase_map(self.spec, c, metric, sl, mx, my), "beta2_star": star}
 
-    def html_page(self) -> str:
-        """The sweep page's figures for every slice, one self-contained file."""
-        from web.figures import fit_table_html, phase_map_figure, scaling_figure
-        from web.standalone import standalone_page
-
-        c = self.cells()
-        values = self.spec.axis_values()
-        avail = analysis.available(self.spec)
-        extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
-        extra_axes = self.spec.extra_axes()
-        sections = []
-        # one group of sections per point of the extra axes (none: one point)
-        for point in np.ndindex(*(len(avail[a]) for a in extra_axes)):
-            esl = dict(zip(extra_axes, point, strict=True))
-            ec = analysis.cells_at(self.spec, c, esl)
-            rows = analysis.by_batch(self.spec, ec)
-            where = "".join(f" · {a} {avail[a][i]}" for a, i in esl.items())
-            for ci, clip in enumerate(avail["clip"]):
-                for li, lr in enumerate(avail["lr"]):
-                    figures = []
-                    for bi, batch in enumerate(values["batch_size"]):
-                        sl = {"batch_size": bi, "clip": ci, "lr": li, **esl}
-                        pm = analysis.phase_map(self.spec, c, "outcome", sl)
-                        extra = {m: analysis.phase_map(self.spec, c, m, sl) for m in extra_metrics}
-                        star = analysis.beta2_star(self.spec, ec, sl)
-                        figures.append(
-                            (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
-                        )
-                    mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
-                    figures.append(("β2* against batch size", scaling_figure(mine)))
-                    sections.append(
-                        {
-                            "heading": f"clip {clip} · lr {lr:g}{where}",
-                            "figures": figures,
-                            "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch"
-                            " size)</h3>" + fit_table_html(mine),
-                        }
-                    )
-        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.outcome_counts().items())
-        meta = (
-            f"{self.spec.problem.kind} · {self.spec.optimizer.kind} · {self.spec.steps} steps"
-            f" · {self.total} runs: {counts}"
-        )
-        return standalone_page(self.spec.name, meta, sections)
-
 
 def run_local(
     spec: SweepSpec,

@@ -11,6 +11,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import plotly.io as pio
 
 from web.figures import CONFIG
@@ -97,3 +98,50 @@ def standalone_page(title: str, meta: str, sections: list[dict[str, Any]]) -> st
         f"<script>{_LOADER}</script></body></html>",
     ]
     return "\n".join(parts)
+
+
+def sweep_page(result: Any) -> str:
+    """The sweep page's figures for every slice of a `betascope run` result
+    (experiments.local.LocalResult), one self-contained file."""
+    from experiments import analysis
+    from web.figures import fit_table_html, phase_map_figure, scaling_figure
+
+    c = result.cells()
+    values = result.spec.axis_values()
+    avail = analysis.available(result.spec)
+    extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
+    extra_axes = result.spec.extra_axes()
+    sections = []
+    # one group of sections per point of the extra axes (none: one point)
+    for point in np.ndindex(*(len(avail[a]) for a in extra_axes)):
+        esl = dict(zip(extra_axes, point, strict=True))
+        ec = analysis.cells_at(result.spec, c, esl)
+        rows = analysis.by_batch(result.spec, ec)
+        where = "".join(f" · {a} {avail[a][i]}" for a, i in esl.items())
+        for ci, clip in enumerate(avail["clip"]):
+            for li, lr in enumerate(avail["lr"]):
+                figures = []
+                for bi, batch in enumerate(values["batch_size"]):
+                    sl = {"batch_size": bi, "clip": ci, "lr": li, **esl}
+                    pm = analysis.phase_map(result.spec, c, "outcome", sl)
+                    extra = {m: analysis.phase_map(result.spec, c, m, sl) for m in extra_metrics}
+                    star = analysis.beta2_star(result.spec, ec, sl)
+                    figures.append(
+                        (f"batch size {batch}", phase_map_figure(pm, star=star, extra=extra))
+                    )
+                mine = [r for r in rows if r["clip"] == clip and r["lr"] == lr]
+                figures.append(("β2* against batch size", scaling_figure(mine)))
+                sections.append(
+                    {
+                        "heading": f"clip {clip} · lr {lr:g}{where}",
+                        "figures": figures,
+                        "html": "<h3>Scaling fit: slope of log(1 − β2*) against log(batch"
+                        " size)</h3>" + fit_table_html(mine),
+                    }
+                )
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.outcome_counts().items())
+    meta = (
+        f"{result.spec.problem.kind} · {result.spec.optimizer.kind} · {result.spec.steps} steps"
+        f" · {result.total} runs: {counts}"
+    )
+    return standalone_page(result.spec.name, meta, sections)

@@ -29,3 +29,20 @@ def test_settings_and_db_import_neither_fastapi_nor_torch() -> None:
 
 def test_the_api_does_not_import_torch_until_a_chunk_runs() -> None:
     assert "torch" not in _loaded_after("api.app", "workers.dispatch", "workers.reconcile")
+
+
+def test_experiments_import_nothing_of_the_service_or_the_web() -> None:
+    """experiments/ is the pure science (DESIGN section 1): every module of it loads
+    without api, workers or web."""
+    modules = sorted(
+        "experiments." + ".".join(p.relative_to(ROOT / "experiments").with_suffix("").parts)
+        for p in (ROOT / "experiments").rglob("*.py") if p.name != "__init__.py"
+    )
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('api', 'workers', 'web')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == []

@@ -283,7 +283,9 @@ def test_the_html_page_draws_a_map_for_each_point_of_the_extra_axes() -> None:
     d = copy.deepcopy(DOC)
     d["grid"] = {"beta1": [0.0, 0.9], "beta2": [0.5, 0.99], "problem.n": [5, 20]}
     d["steps"] = 50
-    page = run_local(parse_spec(d), device="cpu").html_page()
+    from web.standalone import sweep_page
+
+    page = sweep_page(run_local(parse_spec(d), device="cpu"))
     assert page.count("problem.n 5") >= 1 and page.count("problem.n 20") >= 1
 
 
