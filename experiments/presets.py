@@ -146,28 +146,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "seed": [0, 1, 2],
         },
     },
-    "reddi2018-amsgrad": {
-        "name": "Reddi et al. 2018: AMSGrad converges to x=-1 where Adam drifts to x=+1",
-        "problem": {"kind": "reddi2018", "C": 3.0, "x0": 0.0},
-        "optimizer": {
-            "kind": "adam",
-            "amsgrad": True,
-            "lr": 0.05,
-            "schedule": "inv_sqrt",
-            "eps": 1e-8,
-            "bias_correction": False,
-        },
-        "sampling": "with_replacement",
-        "steps": 30000,
-        "dtype": "float64",
-        "grid": {
-            "beta1": {"start": 0.0, "stop": 0.9, "num": 10},
-            "beta2": {"log1m": [0.001, 1.0], "num": 24},
-            "batch_size": [1],
-            "clip": [{"mode": "none"}],
-            "seed": [0],
-        },
-    },
     # The optimizer family on one problem: a preset is one spec, so one per kind,
     # named optimizers-lstsq-<kind>, with the same problem, steps and batch sizes
     # (compare their maps side by side on the compare page).
@@ -181,6 +159,15 @@ PRESETS: dict[str, dict[str, Any]] = {
             ("rmsprop", 0.01),
         )
     },
+}
+
+
+# Theorem 1's sweep again with AMSGrad (v_max in place of v): it converges to x* = -1
+# in every cell where Adam drifts to +1
+PRESETS["reddi2018-amsgrad"] = {
+    **PRESETS["reddi2018-theorem1"],
+    "name": "Reddi et al. 2018: AMSGrad converges to x=-1 where Adam drifts to x=+1",
+    "optimizer": {**PRESETS["reddi2018-theorem1"]["optimizer"], "amsgrad": True},
 }
 
 
