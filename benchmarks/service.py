@@ -81,16 +81,10 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _hwm_kib(pid: int) -> int:
+def _kib(pid: int, field: str) -> int:
+    """A /proc/<pid>/status figure in KiB: VmHWM (peak resident) or VmRSS (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -133,7 +127,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         # a small sweep first: the worker and executor import torch and warm up
         small = {**doc, "grid": {**doc["grid"], "beta1": [0.0], "seed": [0]}, "steps": 20}
         _finish(client, url, client.post(f"{url}/sweeps", json=small).json()["id"])
-        base = _rss_kib(api.pid)
+        base = _kib(api.pid, "VmRSS")
         t0 = time.perf_counter()
         created = client.post(f"{url}/sweeps", json=doc)
         created.raise_for_status()
@@ -171,7 +165,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         t0 = time.perf_counter()
         client.get(f"{url}/sweeps/{sid}/runs/{key['items'][0]['run_key']}").raise_for_status()
         out["run_read"] = max(worst, time.perf_counter() - t0)
-        out["memory_mb"] = (_hwm_kib(api.pid) - base) / 1024
+        out["memory_mb"] = (_kib(api.pid, "VmHWM") - base) / 1024
         out["bytes_per_run"] = _stored_bytes(env["BETASCOPE_DATABASE_URL"], sid) / total
         out["total"] = total
     finally:
