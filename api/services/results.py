@@ -198,9 +198,9 @@ def list_runs(
     sizes = spec.axis_sizes()
     total = spec.total_runs()
     cell_ok = None
-    if outcome is not None:
-        stats = cell_stats(session, stored)
-        cell_ok = stats.counts[:, OUTCOMES.index(outcome)] > 0
+    if outcome is not None:  # from the cached cells: a fraction above 0 is a count
+        c, _ = sweep_cells(session, sweep, spec)
+        cell_ok = getattr(c, f"{outcome}_frac").reshape(-1) > 0
     start = 0 if cursor is None else cursor + 1
     flats: list[np.ndarray] = []
     recs: list[dict[str, np.ndarray]] = []
