@@ -32,6 +32,14 @@ from pydantic import (
 
 from experiments.optimizers import KINDS as OPTIMIZER_KINDS
 from experiments.optimizers import OptimizerSpec, default_optimizer, unused_axis_errors
+from experiments.problems import KINDS as PROBLEM_KINDS
+from experiments.problems import (  # noqa: F401  (the problem models, re-exported)
+    LstsqSpec,
+    ProblemSpec,
+    Reddi2018Spec,
+    Reddi2018StochasticSpec,
+    Zhang2022Spec,
+)
 from experiments.version import engine_version
 
 DEFAULT_MAX_RUNS = 10_000_000
@@ -41,84 +49,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# --- problems -------------------------------------------------------------------------------
-
-
-def _off_optimum(x0: float, x_star: float) -> float:
-    # rel(x) = (f(x) - f*) / (f(x0) - f*) is 0/0 for a run that starts at x*,
-    # and the outcome rules would call every such run diverged.
-    if x0 == x_star:
-        raise ValueError(f"must differ from x* = {x_star} (outcomes are relative to f(x0) - f*)")
-    return x0
-
-
-class Zhang2022Spec(_Strict):
-    kind: Literal["zhang2022"]
-    n: int = Field(20, ge=3, le=100_000)
-    x0: float = Field(-0.5, allow_inf_nan=False)
-
-    @field_validator("x0")
-    @classmethod
-    def _x0(cls, v: float) -> float:
-        return _off_optimum(v, -2.0)
-
-
-class Reddi2018Spec(_Strict):
-    kind: Literal["reddi2018"]
-    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
-    x0: float = Field(0.0, ge=-1.0, le=1.0)
-
-    @field_validator("x0")
-    @classmethod
-    def _x0(cls, v: float) -> float:
-        return _off_optimum(v, -1.0)
-
-
-class Reddi2018StochasticSpec(_Strict):
-    kind: Literal["reddi2018_stochastic"]
-    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
-    delta: float = Field(0.1, gt=0.0, allow_inf_nan=False)
-    x0: float = Field(0.0, ge=-1.0, le=1.0)
-
-    @field_validator("x0")
-    @classmethod
-    def _x0(cls, v: float) -> float:
-        return _off_optimum(v, -1.0)
-
-    @model_validator(mode="after")
-    def _probability(self) -> Reddi2018StochasticSpec:
-        if (1.0 + self.delta) / (self.C + 1.0) >= 1.0:
-            raise ValueError("delta: needs (1 + delta) / (C + 1) < 1")
-        return self
-
-
-class LstsqSpec(_Strict):
-    kind: Literal["lstsq"]
-    n_samples: int = Field(64, ge=1, le=4096)
-    block_scales: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [1.0, 10.0], min_length=1, max_length=16
-    )
-    block_dim: int = Field(4, ge=1, le=256)
-    noise: float = Field(0.1, ge=0.0, allow_inf_nan=False)
-    data_seed: int = Field(0, ge=0)
-    x0: float = Field(0.0, allow_inf_nan=False)
-
-
-ProblemSpec = Annotated[
-    Zhang2022Spec | Reddi2018Spec | Reddi2018StochasticSpec | LstsqSpec,
-    Field(discriminator="kind"),
-]
+# --- problems (experiments/problems: one module per kind) ------------------------------------
 
 
 def sample_count(problem: Any) -> int:
     """How many samples the finite sum has (the largest admissible batch size)."""
-    if isinstance(problem, Zhang2022Spec):
-        return problem.n
-    if isinstance(problem, LstsqSpec):
-        return problem.n_samples
-    if isinstance(problem, Reddi2018StochasticSpec):
-        return 1_000_000
-    return 1  # reddi2018 is deterministic: one function per step
+    return int(problem.samples())
 
 
 # --- optimizer and clipping -----------------------------------------------------------------
@@ -538,25 +474,11 @@ def _cross_errors(
         if problem_axes:
             # every problem a run uses must take the batch sizes (n is an axis: each n)
             variants = [m for models in problem_axes for m in models]
-    if problem is not None and grid is not None:
-        limit = min(sample_count(p) for p in variants)
-        if isinstance(problem, Reddi2018Spec) and any(b != 1 for b in grid.batch_size):
-            errors.append(
-                (
-                    "grid.batch_size",
-                    "reddi2018 is an online sequence of losses; batch size must be 1",
-                )
-            )
-        else:
-            over = [b for b in grid.batch_size if b > limit]
-            if over:
-                errors.append(
-                    ("grid.batch_size", f"{over[0]} exceeds the problem's {limit} samples")
-                )
-    if isinstance(problem, Reddi2018StochasticSpec) and sampling == "reshuffle":
-        errors.append(
-            ("sampling", "reddi2018_stochastic draws i.i.d. samples; use with_replacement")
-        )
+    if problem is not None:
+        # every problem a run uses must take the batch sizes (n is an axis: each n)
+        batch_sizes = list(grid.batch_size) if grid is not None else []
+        for p in variants:
+            errors += [e for e in p.grid_errors(batch_sizes, sampling) if e not in errors]
     if grid is None:
         return errors
     b1 = grid.beta1 if isinstance(grid.beta1, list) else grid.beta1.values()
@@ -654,10 +576,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 _NAMED = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
 
 _UNION_TAGS = {
-    "zhang2022",
-    "reddi2018",
-    "reddi2018_stochastic",
-    "lstsq",
+    *PROBLEM_KINDS,
     "none",
     "global_norm",
     "value",

@@ -1,42 +1,73 @@
-"""The problem catalogue: one class per objective, built from its spec."""
+"""The problem catalogue: one module per kind, each registered once.
+
+Importing this package registers every built-in kind, then every plug-in of
+the `betascope.problems` entry-point group (experiments.problems.plugins);
+`ProblemSpec` (the spec's `problem` field), `KINDS` and `build_problem` are
+derived from REGISTRY. Adding a problem is one module here (its spec model,
+its Problem, its reference in the docstring) plus its import below and its
+tests.
+"""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from experiments.problems.base import Problem
-from experiments.problems.lstsq import Lstsq
-from experiments.problems.reddi2018 import Reddi2018, Reddi2018Stochastic
-from experiments.problems.zhang2022 import Zhang2022
-from experiments.spec import (
-    LstsqSpec,
-    Reddi2018Spec,
-    Reddi2018StochasticSpec,
-    Zhang2022Spec,
+from pydantic import Discriminator, Tag
+
+from experiments.problems import (  # noqa: F401  (each import registers a kind)
+    lstsq,
+    reddi2018,
+    zhang2022,
 )
+from experiments.problems.base import REGISTRY, Problem, ProblemBase, off_optimum, register
+from experiments.problems.base import build as build_problem
+from experiments.problems.lstsq import Lstsq, LstsqSpec
+from experiments.problems.plugins import load_plugins
+from experiments.problems.reddi2018 import (
+    Reddi2018,
+    Reddi2018Spec,
+    Reddi2018Stochastic,
+    Reddi2018StochasticSpec,
+)
+from experiments.problems.zhang2022 import Zhang2022, Zhang2022Spec
 
-__all__ = ["Problem", "Lstsq", "Reddi2018", "Reddi2018Stochastic", "Zhang2022", "build_problem"]
+__all__ = [
+    "KINDS",
+    "REGISTRY",
+    "Lstsq",
+    "LstsqSpec",
+    "Problem",
+    "ProblemBase",
+    "ProblemSpec",
+    "Reddi2018",
+    "Reddi2018Spec",
+    "Reddi2018Stochastic",
+    "Reddi2018StochasticSpec",
+    "Zhang2022",
+    "Zhang2022Spec",
+    "build_problem",
+    "off_optimum",
+    "register",
+]
+
+PLUGIN_ERRORS: dict[str, str] = load_plugins()
+KINDS: tuple[str, ...] = tuple(REGISTRY)
 
 
-def build_problem(spec: object, *, dtype: torch.dtype, device: torch.device) -> Problem:
-    """The problem object for a problem spec, on `device` in `dtype`."""
-    if isinstance(spec, Zhang2022Spec):
-        return Zhang2022(n=spec.n, x0=spec.x0, dtype=dtype, device=device)
-    if isinstance(spec, Reddi2018Spec):
-        return Reddi2018(C=spec.C, x0=spec.x0, dtype=dtype, device=device)
-    if isinstance(spec, Reddi2018StochasticSpec):
-        return Reddi2018Stochastic(
-            C=spec.C, delta=spec.delta, x0=spec.x0, dtype=dtype, device=device
-        )
-    if isinstance(spec, LstsqSpec):
-        return Lstsq(
-            n_samples=spec.n_samples,
-            block_scales=list(spec.block_scales),
-            block_dim=spec.block_dim,
-            noise=spec.noise,
-            data_seed=spec.data_seed,
-            x0=spec.x0,
-            dtype=dtype,
-            device=device,
-        )
-    raise TypeError(f"unknown problem spec {type(spec).__name__}")
+def _kind(v: Any) -> str:
+    if isinstance(v, dict):
+        return str(v.get("kind", ""))
+    return str(getattr(v, "kind", ""))
+
+
+if TYPE_CHECKING:  # the union is built from the registry at import time
+    ProblemSpec = ProblemBase
+else:
+    ProblemSpec = Annotated[
+        Union[tuple(Annotated[e.model, Tag(k)] for k, e in REGISTRY.items())],  # noqa: UP007
+        Discriminator(
+            _kind,
+            custom_error_type="problem_kind",
+            custom_error_message=f"kind: must be one of {', '.join(KINDS)}",
+        ),
+    ]

@@ -7,11 +7,33 @@ each block is one parameter tensor, so per-tensor clipping (AdaGC) sees it.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from experiments.sampling import batch_indices
+import numpy as np
+from pydantic import Field
+
+from experiments.problems.base import ProblemBase, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from experiments.lazy import torch
+
+
+class LstsqSpec(ProblemBase):
+    kind: Literal["lstsq"]
+    n_samples: int = Field(64, ge=1, le=4096)
+    block_scales: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0, 10.0], min_length=1, max_length=16
+    )
+    block_dim: int = Field(4, ge=1, le=256)
+    noise: float = Field(0.1, ge=0.0, allow_inf_nan=False)
+    data_seed: int = Field(0, ge=0)
+    x0: float = Field(0.0, allow_inf_nan=False)
+
+    def samples(self) -> int:
+        return self.n_samples
 
 
 class Lstsq:
@@ -59,6 +81,8 @@ class Lstsq:
         return (r * r).sum(dim=1) / (2 * self.n)
 
     def batch_stats(self, *, seed: int, batch_size: int, sampling: str, steps: Tensor) -> Tensor:
+        from experiments.sampling import batch_indices
+
         idx = batch_indices(
             seed=seed, batch_size=batch_size, sampling=sampling, steps=steps, n=self.n
         )
@@ -71,6 +95,20 @@ class Lstsq:
 
     def project(self, x: Tensor) -> Tensor:
         return x
+
+
+@register(LstsqSpec)
+def build(spec: LstsqSpec, *, dtype: torch.dtype, device: torch.device) -> Lstsq:
+    return Lstsq(
+        n_samples=spec.n_samples,
+        block_scales=list(spec.block_scales),
+        block_dim=spec.block_dim,
+        noise=spec.noise,
+        data_seed=spec.data_seed,
+        x0=spec.x0,
+        dtype=dtype,
+        device=device,
+    )
 
 
 def _row_by_row(u: Tensor, m: Tensor) -> Tensor:

@@ -4,10 +4,62 @@ the counterexamples of Theorem 1 (online) and Theorem 3 (stochastic).
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from experiments.sampling import stream_key, uniform_bits
+from pydantic import Field, field_validator, model_validator
+
+from experiments.problems.base import ProblemBase, off_optimum, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from experiments.lazy import torch
+
+
+class Reddi2018Spec(ProblemBase):
+    kind: Literal["reddi2018"]
+    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
+    x0: float = Field(0.0, ge=-1.0, le=1.0)
+
+    batch_one: ClassVar[str | None] = "is an online sequence of losses"
+
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return off_optimum(v, -1.0)
+
+    def samples(self) -> int:
+        return 1  # one function per step
+
+
+class Reddi2018StochasticSpec(ProblemBase):
+    kind: Literal["reddi2018_stochastic"]
+    C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
+    delta: float = Field(0.1, gt=0.0, allow_inf_nan=False)
+    x0: float = Field(0.0, ge=-1.0, le=1.0)
+
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return off_optimum(v, -1.0)
+
+    @model_validator(mode="after")
+    def _probability(self) -> Reddi2018StochasticSpec:
+        if (1.0 + self.delta) / (self.C + 1.0) >= 1.0:
+            raise ValueError("delta: needs (1 + delta) / (C + 1) < 1")
+        return self
+
+    def samples(self) -> int:
+        return 1_000_000  # i.i.d. draws: any batch size up to a sane bound
+
+    def grid_errors(self, batch_sizes: list[int], sampling: str) -> list[tuple[str, str]]:
+        errors = super().grid_errors(batch_sizes, sampling)
+        if sampling == "reshuffle":
+            errors.append(
+                ("sampling", "reddi2018_stochastic draws i.i.d. samples; use with_replacement")
+            )
+        return errors
 
 
 class _LinearOnInterval:
@@ -67,7 +119,21 @@ class Reddi2018Stochastic(_LinearOnInterval):
         self.p = (1.0 + delta) / (C + 1.0)
 
     def batch_stats(self, *, seed: int, batch_size: int, sampling: str, steps: Tensor) -> Tensor:
+        from experiments.sampling import stream_key, uniform_bits
+
         bits = uniform_bits(stream_key(seed, batch_size, sampling), steps, batch_size)
         big = (bits.to(torch.float64) < self.p * 2.0**32).to(self.dtype)
         w = big.sum(dim=1, keepdim=True) / batch_size
         return w * self.C - (1 - w)
+
+
+@register(Reddi2018Spec)
+def build(spec: Reddi2018Spec, *, dtype: torch.dtype, device: torch.device) -> Reddi2018:
+    return Reddi2018(C=spec.C, x0=spec.x0, dtype=dtype, device=device)
+
+
+@register(Reddi2018StochasticSpec)
+def build_stochastic(
+    spec: Reddi2018StochasticSpec, *, dtype: torch.dtype, device: torch.device
+) -> Reddi2018Stochastic:
+    return Reddi2018Stochastic(C=spec.C, delta=spec.delta, x0=spec.x0, dtype=dtype, device=device)

@@ -5,10 +5,31 @@ beta2 diverges, while large beta2 (with beta1 < sqrt(beta2)) converges.
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Literal
 
-from experiments.sampling import batch_indices
+from pydantic import Field, field_validator
+
+from experiments.problems.base import ProblemBase, off_optimum, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from experiments.lazy import torch
+
+
+class Zhang2022Spec(ProblemBase):
+    kind: Literal["zhang2022"]
+    n: int = Field(20, ge=3, le=100_000)
+    x0: float = Field(-0.5, allow_inf_nan=False)
+
+    @field_validator("x0")
+    @classmethod
+    def _x0(cls, v: float) -> float:
+        return off_optimum(v, -2.0)
+
+    def samples(self) -> int:
+        return self.n
 
 
 class Zhang2022:
@@ -45,6 +66,8 @@ class Zhang2022:
         return torch.where(x >= -1, x / self.n, ((x + 2) ** 2 - 3) / (2 * self.n))
 
     def batch_stats(self, *, seed: int, batch_size: int, sampling: str, steps: Tensor) -> Tensor:
+        from experiments.sampling import batch_indices
+
         idx = batch_indices(
             seed=seed, batch_size=batch_size, sampling=sampling, steps=steps, n=self.n
         )
@@ -56,3 +79,8 @@ class Zhang2022:
 
     def project(self, x: Tensor) -> Tensor:
         return x
+
+
+@register(Zhang2022Spec)
+def build(spec: Zhang2022Spec, *, dtype: torch.dtype, device: torch.device) -> Zhang2022:
+    return Zhang2022(n=spec.n, x0=spec.x0, dtype=dtype, device=device)

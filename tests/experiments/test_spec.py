@@ -158,7 +158,7 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
     ),
     ("unknown-clip-key", (("grid.clip.1.thresh", 2.0),), "grid.clip[1].thresh", "not permitted"),
     ("unknown-criteria-key", (("criteria.converge", 0.1),), "criteria.converge", "not permitted"),
-    ("unknown-problem-kind", (("problem.kind", "rosenbrock"),), "problem", "rosenbrock"),
+    ("unknown-problem-kind", (("problem.kind", "rosenbrock"),), "problem.kind", "zhang2022"),
     ("unknown-optimizer-kind", (("optimizer.kind", "adamax"),), "optimizer.kind", "adam_mini"),
     ("field-the-kind-lacks", (("optimizer", {"kind": "sgd", "eps": 1e-8}),
                               ("grid.beta2", [0.9])), "optimizer.eps", "not permitted"),
