@@ -3,9 +3,9 @@
 Importing this package registers every built-in kind; the plug-ins of the
 `betascope.problems` entry-point group (experiments.problems.plugins) are loaded
 when `ProblemSpec` (the spec's `problem` field), `KINDS` or `PLUGIN_ERRORS` is
-first read, and these are derived from REGISTRY. Adding a problem is one module here (its spec model,
-its Problem, its reference in the docstring) plus its import below and its
-tests.
+first read, and these are derived from REGISTRY. Adding a problem is one module
+here (its spec model, its Problem, its reference in the docstring) plus its
+import below and its tests.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from experiments.problems import (  # noqa: F401  (each import registers a kind)
 from experiments.problems.base import REGISTRY, Problem, ProblemBase, off_optimum, register
 from experiments.problems.base import build as build_problem
 from experiments.problems.lstsq import Lstsq, LstsqSpec
+from experiments.problems.plugins import load_plugins
 from experiments.problems.poly import Poly, PolySpec
 from experiments.problems.quadratic import Quadratic, QuadraticSpec
-from experiments.problems.plugins import load_plugins
 from experiments.problems.reddi2018 import (
     Reddi2018,
     Reddi2018Spec,
@@ -79,8 +79,9 @@ def _derive() -> dict[str, Any]:
         if not _derived:
             errors = load_plugins()
             kinds = tuple(REGISTRY)
-            union = Annotated[
-                Union[tuple(Annotated[e.model, Tag(k)] for k, e in REGISTRY.items())],  # noqa: UP007
+            members = tuple(Annotated[e.model, Tag(k)] for k, e in REGISTRY.items())
+            union: Any = Annotated[
+                Union[members],  # type: ignore[valid-type]  # noqa: UP007
                 Discriminator(
                     _kind,
                     custom_error_type="problem_kind",

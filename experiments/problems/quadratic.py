@@ -160,4 +160,3 @@ def build(spec: QuadraticSpec, *, dtype: torch.dtype, device: torch.device) -> Q
         dtype=dtype,
         device=device,
     )
-

@@ -53,7 +53,9 @@ def _advantage(blocks: str) -> float:
 
 def test_adam_advantage_is_far_larger_on_the_heterogeneous_quadratic() -> None:
     het, hom = _advantage("heterogeneous"), _advantage("homogeneous")
-    print(f"Adam's advantage: heterogeneous {het:.3g}, homogeneous {hom:.3g}, ratio {het / hom:.3g}")
+    print(
+        f"Adam's advantage: heterogeneous {het:.3g}, homogeneous {hom:.3g}, ratio {het / hom:.3g}"
+    )
     assert het / hom >= 1000.0
     # and Adam wins on the heterogeneous one outright
     assert het > 1e6
