@@ -54,8 +54,9 @@ def test_loss_gradient_and_optimum_are_logistic_regression() -> None:
     assert float(p.loss(p.x_star[None, :])[0]) == pytest.approx(p.f_star, rel=1e-14)
 
 
-def _autograd_loop(spec: Any, *, beta1: float, beta2: float, lr: float, seed: int,
-                   batch_size: int) -> np.ndarray:
+def _autograd_loop(
+    spec: Any, *, beta1: float, beta2: float, lr: float, seed: int, batch_size: int
+) -> np.ndarray:
     """One run: torch.optim on Parameters w and b, gradients by loss.backward() on the
     sampled rows' mean loss (no torch.func, no weights)."""
     x, y = make_data(spec.problem.n_samples, spec.problem.dim, spec.problem.data_seed)
@@ -67,22 +68,29 @@ def _autograd_loop(spec: Any, *, beta1: float, beta2: float, lr: float, seed: in
     else:
         opt = torch.optim.SGD([w, b], lr=lr, momentum=beta1)
     steps = torch.arange(1, spec.steps + 1)
-    idx = batch_indices(seed=seed, batch_size=batch_size, sampling=spec.sampling, steps=steps,
-                        n=spec.problem.n_samples)
+    idx = batch_indices(
+        seed=seed,
+        batch_size=batch_size,
+        sampling=spec.sampling,
+        steps=steps,
+        n=spec.problem.n_samples,
+    )
     for k in range(spec.steps):
         rows = idx[k]
         opt.zero_grad()
         z = xt[rows] @ w + b
-        loss = torch.nn.functional.softplus(-yt[rows] * z).mean() + 0.5 * spec.problem.l2 * (
-            w**2
-        ).sum()
+        loss = (
+            torch.nn.functional.softplus(-yt[rows] * z).mean()
+            + 0.5 * spec.problem.l2 * (w**2).sum()
+        )
         loss.backward()
         opt.step()
     return torch.cat([w.detach(), b.detach()[None]]).numpy()
 
 
 @pytest.mark.parametrize(
-    ("kind", "sampling"), [("adam", "with_replacement"), ("adam", "reshuffle"), ("sgd", "reshuffle")]
+    ("kind", "sampling"),
+    [("adam", "with_replacement"), ("adam", "reshuffle"), ("sgd", "reshuffle")],
 )
 def test_engine_matches_a_per_run_autograd_loop(kind: str, sampling: str) -> None:
     grid: dict[str, Any] = {"beta1": [0.0, 0.9], "batch_size": [1, 8], "seed": [0, 3]}
@@ -91,29 +99,48 @@ def test_engine_matches_a_per_run_autograd_loop(kind: str, sampling: str) -> Non
         grid.update(beta2=[0.99, 0.999], lr=[3e-4, 1e-3])
     else:
         grid.update(lr=[0.01, 0.05])
-    spec = parse_spec({"problem": PROBLEM, "optimizer": {"kind": kind}, "sampling": sampling,
-                       "steps": 300, "grid": grid})
+    spec = parse_spec(
+        {
+            "problem": PROBLEM,
+            "optimizer": {"kind": kind},
+            "sampling": sampling,
+            "steps": 300,
+            "grid": grid,
+        }
+    )
     runs = all_runs(spec)
     result = run_chunk(spec, runs)
     values = spec.axis_values()
     for i in range(len(runs)):
         gi = runs.grid_index[i]
         want = _autograd_loop(
-            spec, beta1=values["beta1"][gi[0]], beta2=values["beta2"][gi[1]],
-            lr=values["lr"][gi[4]], seed=values["seed"][gi[5]],
+            spec,
+            beta1=values["beta1"][gi[0]],
+            beta2=values["beta2"][gi[1]],
+            lr=values["lr"][gi[4]],
+            seed=values["seed"][gi[5]],
             batch_size=values["batch_size"][gi[2]],
         )
-        np.testing.assert_allclose(result.x_final[i], want, rtol=1e-10, atol=1e-13,
-                                   err_msg=str(gi))
+        np.testing.assert_allclose(result.x_final[i], want, rtol=1e-10, atol=1e-13, err_msg=str(gi))
 
 
 def test_results_do_not_depend_on_the_chunking() -> None:
     # torch.func.vmap turns one run's products into batched ones whose rounding may
     # depend on how many runs share them: the contract is rounding level (1e-12)
-    spec = parse_spec({"problem": PROBLEM, "optimizer": {"lr": 0.05}, "steps": 200,
-                       "grid": {"beta1": [0.0, 0.9], "beta2": [0.9, 0.999],
-                                "batch_size": [1, 8], "seed": [0, 1],
-                                "clip": [{"mode": "none"}, {"mode": "adagc", "threshold": 0.5}]}})
+    spec = parse_spec(
+        {
+            "problem": PROBLEM,
+            "optimizer": {"lr": 0.05},
+            "steps": 200,
+            "grid": {
+                "beta1": [0.0, 0.9],
+                "beta2": [0.9, 0.999],
+                "batch_size": [1, 8],
+                "seed": [0, 1],
+                "clip": [{"mode": "none"}, {"mode": "adagc", "threshold": 0.5}],
+            },
+        }
+    )
     runs = all_runs(spec)
     whole = run_chunk(spec, runs)
     order = np.random.default_rng(0).permutation(len(runs))
