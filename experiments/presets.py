@@ -73,7 +73,7 @@ def _quadratic(blocks: str, kind: str) -> dict[str, Any]:
 # beta1 >= 0.9 converges through loss spikes, large beta1 with small beta2 keeps
 # oscillating about 0 like SignGD (not converged), and beta2 = 0 with momentum diverges.
 BAI2026_POLY: dict[str, Any] = {
-    "name": "Bai et al. 2026: stable convergence, spikes and SignGD-like oscillation on x^4/4",
+    "name": "Bai et al. 2026: stable, spiky and SignGD-like Adam on x^4/4",
     "problem": {"kind": "poly", "k": 4, "dim": 1, "x0": 1.0},
     "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "constant", "eps": 1e-8},
     "steps": 5000,
