@@ -7,7 +7,10 @@ engine. Plug-in loading keeps a broken plug-in's error instead of failing.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -151,3 +154,17 @@ def test_a_broken_plugin_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch)
     assert "subclass" in errors["notaspec"]
     assert "already registered" in errors["lstsq"]
     assert "kind 'poly'" in errors["wrongname"]
+
+
+def test_loading_the_plugins_and_validating_a_plugin_spec_imports_no_torch() -> None:
+    # the API validates specs naming plug-in kinds; only a chunk run may load torch
+    code = (
+        "import sys; from experiments.spec import parse_spec; "
+        "from experiments.problems import KINDS, PLUGIN_ERRORS; "
+        "parse_spec({'problem': {'kind': 'logreg'}, 'steps': 5, 'grid': {}}); "
+        "print('logreg' in KINDS, PLUGIN_ERRORS == {}, 'torch' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "True", "False"], out.stdout + out.stderr
