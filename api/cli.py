@@ -167,6 +167,20 @@ def presets(
         typer.echo(f"{name:24s} {spec.total_runs():>8d} runs  {doc['name']}")
 
 
+@app.command()
+def problems() -> None:
+    """List the problem kinds a spec may name, where each comes from, and any plug-in
+    (entry point of the betascope.problems group) that failed to load."""
+    from experiments.problems import KINDS, PLUGIN_ERRORS, REGISTRY
+
+    for kind in KINDS:
+        entry = REGISTRY[kind]
+        where = "built-in" if entry.origin.startswith("experiments.") else "plug-in"
+        typer.echo(f"{kind:24s} {where:9s} {entry.origin}")
+    for name, why in PLUGIN_ERRORS.items():
+        typer.echo(f"{name:24s} {'failed':9s} {why}")
+
+
 # --- the service: serve, worker, submit, export, db ------------------------------------------
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -24,6 +24,70 @@ def _lstsq_family(kind: str, lr: float) -> dict[str, Any]:
     }
 
 
+# Three 8-dimensional blocks, as in "Why Transformers Need Adam": far-apart spectra
+# (heterogeneous) against three blocks that each span the whole range (homogeneous;
+# the same condition number, 1e5). Each block's Hessian is rotated by its own Q_b.
+QUADRATIC_BLOCKS = {
+    "heterogeneous": [[1e-2, 1e-1], [1.0, 10.0], [100.0, 1000.0]],
+    "homogeneous": [[1e-2, 1e3]] * 3,
+}
+# 21 learning rates, 10**-5 ... 1, so each optimizer's best lr lies inside the grid
+QUADRATIC_LRS = [float(f"{10 ** (-5 + i / 4):.4g}") for i in range(21)]
+
+
+def _quadratic(blocks: str, kind: str) -> dict[str, Any]:
+    """Adam or SGD on one of the quadratics, over the lr axis.
+
+    An optimizer kind is fixed per sweep (its fields differ), so the comparison is two
+    presets with the same problem, steps and lr grid: `<blocks>-quadratic` (adam) and
+    `<blocks>-quadratic-sgd`. Adam's advantage is best-lr SGD's final_rel over best-lr
+    Adam's; map each with ?x=lr&y=beta1, or read the runs' final_rel by lr.
+    """
+    adam = kind == "adam"
+    return {
+        "name": f"{kind} on the {blocks} quadratic (three blocks of 8), best lr of 21",
+        "problem": {
+            "kind": "quadratic",
+            "blocks": [{"dim": 8, "eig": eig} for eig in QUADRATIC_BLOCKS[blocks]],
+            "noise": 0.0,
+            "data_seed": 0,
+            "x0": 0.0,
+        },
+        "optimizer": {"kind": kind, "lr": 1e-3, "schedule": "constant"},
+        "steps": 2000,
+        "dtype": "float64",
+        # a converged run here is one that lost 99.99 % of its loss in 2,000 steps
+        "criteria": {"converge_rel": 1e-4, "diverge_rel": 10.0},
+        "grid": {
+            # sgd: plain gradient descent and heavy-ball momentum 0.9 (beta1)
+            "beta1": [0.9] if adam else [0.0, 0.9],
+            "beta2": [0.999] if adam else [0.0],
+            "lr": QUADRATIC_LRS,
+        },
+    }
+
+
+# Bai et al. 2026's (beta1, beta2) plane on x^4/4 from x0 = 1 at a constant lr. rel =
+# x^4, so the default converge_rel (0.05) would call |x| = 0.47 converged: 1e-8 asks
+# for |x| <= 0.01. Measured (5,000 steps, lr 0.1): small beta1 converges smoothly,
+# beta1 >= 0.9 converges through loss spikes, large beta1 with small beta2 keeps
+# oscillating about 0 like SignGD (not converged), and beta2 = 0 with momentum diverges.
+BAI2026_POLY: dict[str, Any] = {
+    "name": "Bai et al. 2026: stable, spiky and SignGD-like Adam on x^4/4",
+    "problem": {"kind": "poly", "k": 4, "dim": 1, "x0": 1.0},
+    "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "constant", "eps": 1e-8},
+    "steps": 5000,
+    "dtype": "float64",
+    "criteria": {"converge_rel": 1e-8, "diverge_rel": 10.0},
+    "grid": {
+        "beta1": {"start": 0.0, "stop": 0.99, "num": 12},
+        "beta2": {"log1m": [1e-4, 1.0], "num": 12},
+        "batch_size": [1],
+        "seed": [0],
+    },
+}
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "zhang2022-batch": {
         "name": "Zhang et al. 2022: critical beta2 against batch size (n=20)",
@@ -146,6 +210,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "seed": [0, 1, 2],
         },
     },
+    **{
+        f"{blocks}-quadratic{'' if kind == 'adam' else '-sgd'}": _quadratic(blocks, kind)
+        for blocks in QUADRATIC_BLOCKS
+        for kind in ("adam", "sgd")
+    },
+    "bai2026-poly": BAI2026_POLY,
     # The optimizer family on one problem: a preset is one spec, so one per kind,
     # named optimizers-lstsq-<kind>, with the same problem, steps and batch sizes
     # (compare their maps side by side on the compare page).

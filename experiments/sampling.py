@@ -72,3 +72,23 @@ def batch_indices(*, seed: int, batch_size: int, sampling: str, steps: Tensor, n
     items = torch.arange(n, dtype=torch.int64, device=steps.device)
     perms = torch.argsort(_hash2(key, epochs[:, None], items[None, :]), dim=1, stable=True)
     return perms[epoch - lo, pos % n]
+
+
+_NOISE_SALT = 0x2545F491  # keeps the noise stream apart from the index stream of a seed
+
+
+def normals(*, seed: int, batch_size: int, steps: Tensor, n: int) -> Tensor:
+    """Standard normal draws, float64 [K, n], for 1-based `steps` [K].
+
+    Box-Muller on counter-based bits: coordinate i of step k takes the four 32-bit
+    words (key, k, 4i .. 4i+3), two 53-bit uniforms u1, u2 (numpy's recipe: 27 and 26
+    bits), and z = sqrt(-2 log(1 - u1)) cos(2 pi u2). A pure function of (seed,
+    batch_size, step, i): a run sees the same noise in any chunk and any block of
+    steps, and runs sharing a seed and batch size share their noise.
+    """
+    key = stream_key(seed, batch_size, "with_replacement") ^ _NOISE_SALT
+    words = uniform_bits(key, steps, 4 * n).reshape(steps.shape[0], n, 4)
+    scale = 1.0 / 9007199254740992.0  # 2**-53
+    u1 = ((words[..., 0] >> 5) * 67108864 + (words[..., 1] >> 6)).to(torch.float64) * scale
+    u2 = ((words[..., 2] >> 5) * 67108864 + (words[..., 3] >> 6)).to(torch.float64) * scale
+    return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos((2.0 * torch.pi) * u2)

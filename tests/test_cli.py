@@ -346,3 +346,53 @@ def test_run_with_an_extra_axis_writes_its_columns_and_a_table_per_value(
     assert "lr 0.1 · problem.n 5" in res.output and "lr 0.1 · problem.n 20" in res.output
     html = page.read_text()
     assert "problem.n 5" in html and "problem.n 20" in html
+
+
+# --- plug-in problems ------------------------------------------------------------------------
+
+LOGREG_SPEC = """\
+name: plug-in logreg
+problem: {kind: logreg, n_samples: 32, dim: 3, l2: 0.05}
+optimizer: {lr: 0.05}
+steps: 100
+grid:
+  beta1: [0.0, 0.9]
+  beta2: [0.9, 0.999]
+  batch_size: [1, 8]
+"""
+
+
+def test_problems_lists_kinds_their_origin_and_failed_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import experiments.problems as problems
+
+    result = _invoke("problems")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert set(rows) == set(problems.KINDS)
+    assert rows["quadratic"][:2] == ["built-in", "experiments.problems.quadratic"]
+    assert rows["logreg"][:2] == ["plug-in", "betascope-logreg"]
+    monkeypatch.setitem(problems._derived, "PLUGIN_ERRORS",
+                        {"broken": "broken-pkg (broken.spec:Spec): ImportError: no torch_xyz"})
+    result = _invoke("problems")
+    assert "broken" in result.stdout and "failed" in result.stdout
+    assert "ImportError: no torch_xyz" in result.stdout
+
+
+def test_run_a_spec_naming_a_plugin_problem_in_a_real_process(tmp_path: Path) -> None:
+    spec = tmp_path / "logreg.yaml"
+    spec.write_text(LOGREG_SPEC)
+    out = tmp_path / "runs.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "run", str(spec), "--out", str(out), "--device", "cpu"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    header, rows = _read(out)
+    assert header[: len(DESIGN_RUN_COLUMNS)] == DESIGN_RUN_COLUMNS
+    assert len(rows) == 8
+    assert {r["outcome"] for r in rows} <= {"converged", "not_converged", "diverged"}
+    # the plug-in knows its optimum, so every run has a gap to it
+    assert all(float(r["final_gap"]) >= 0 for r in rows)
+    assert all(float(r["final_rel"]) < 1 for r in rows)

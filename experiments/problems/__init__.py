@@ -1,21 +1,24 @@
 """The problem catalogue: one module per kind, each registered once.
 
-Importing this package registers every built-in kind, then every plug-in of
-the `betascope.problems` entry-point group (experiments.problems.plugins);
-`ProblemSpec` (the spec's `problem` field), `KINDS` and `build_problem` are
-derived from REGISTRY. Adding a problem is one module here (its spec model,
-its Problem, its reference in the docstring) plus its import below and its
-tests.
+Importing this package registers every built-in kind; the plug-ins of the
+`betascope.problems` entry-point group (experiments.problems.plugins) are loaded
+when `ProblemSpec` (the spec's `problem` field), `KINDS` or `PLUGIN_ERRORS` is
+first read, and these are derived from REGISTRY. Adding a problem is one module
+here (its spec model, its Problem, its reference in the docstring) plus its
+import below and its tests.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Tag
 
 from experiments.problems import (  # noqa: F401  (each import registers a kind)
     lstsq,
+    poly,
+    quadratic,
     reddi2018,
     zhang2022,
 )
@@ -23,6 +26,8 @@ from experiments.problems.base import REGISTRY, Problem, ProblemBase, off_optimu
 from experiments.problems.base import build as build_problem
 from experiments.problems.lstsq import Lstsq, LstsqSpec
 from experiments.problems.plugins import load_plugins
+from experiments.problems.poly import Poly, PolySpec
+from experiments.problems.quadratic import Quadratic, QuadraticSpec
 from experiments.problems.reddi2018 import (
     Reddi2018,
     Reddi2018Spec,
@@ -36,9 +41,14 @@ __all__ = [
     "REGISTRY",
     "Lstsq",
     "LstsqSpec",
+    "PLUGIN_ERRORS",
+    "Poly",
+    "PolySpec",
     "Problem",
     "ProblemBase",
     "ProblemSpec",
+    "Quadratic",
+    "QuadraticSpec",
     "Reddi2018",
     "Reddi2018Spec",
     "Reddi2018Stochastic",
@@ -50,8 +60,12 @@ __all__ = [
     "register",
 ]
 
-PLUGIN_ERRORS: dict[str, str] = load_plugins()
-KINDS: tuple[str, ...] = tuple(REGISTRY)
+# The plug-ins, KINDS and the spec union are derived on first use (experiments.spec
+# reads them at its import), not when this package is imported: a plug-in's spec
+# module imports betascope.problems, and so this package, before its own classes
+# exist, and loading the entry points then would find it half-initialized.
+_derived: dict[str, Any] = {}
+_lock = threading.Lock()
 
 
 def _kind(v: Any) -> str:
@@ -60,14 +74,31 @@ def _kind(v: Any) -> str:
     return str(getattr(v, "kind", ""))
 
 
-if TYPE_CHECKING:  # the union is built from the registry at import time
+def _derive() -> dict[str, Any]:
+    with _lock:
+        if not _derived:
+            errors = load_plugins()
+            kinds = tuple(REGISTRY)
+            members = tuple(Annotated[e.model, Tag(k)] for k, e in REGISTRY.items())
+            union: Any = Annotated[
+                Union[members],  # type: ignore[valid-type]  # noqa: UP007
+                Discriminator(
+                    _kind,
+                    custom_error_type="problem_kind",
+                    custom_error_message=f"kind: must be one of {', '.join(kinds)}",
+                ),
+            ]
+            _derived.update(PLUGIN_ERRORS=errors, KINDS=kinds, ProblemSpec=union)
+    return _derived
+
+
+if TYPE_CHECKING:
     ProblemSpec = ProblemBase
+    KINDS: tuple[str, ...]
+    PLUGIN_ERRORS: dict[str, str]  # {entry point: why it was not loaded}
 else:
-    ProblemSpec = Annotated[
-        Union[tuple(Annotated[e.model, Tag(k)] for k, e in REGISTRY.items())],  # noqa: UP007
-        Discriminator(
-            _kind,
-            custom_error_type="problem_kind",
-            custom_error_message=f"kind: must be one of {', '.join(KINDS)}",
-        ),
-    ]
+
+    def __getattr__(name: str) -> Any:
+        if name in ("PLUGIN_ERRORS", "KINDS", "ProblemSpec"):
+            return _derive()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

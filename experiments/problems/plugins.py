@@ -7,8 +7,8 @@ A plug-in distribution declares, in its pyproject.toml,
 
 where MySpec subclasses experiments.problems.base.ProblemBase (re-exported as
 betascope.problems.ProblemBase) with `kind: Literal["mykind"]` and a method
-`build(self, *, dtype, device)` returning a Problem (betascope.problems.
-AutogradProblem derives one from `loss(params, batch)`). Only the spec module
+`build(self, *, dtype, device)` returning a Problem, or a betascope.problems.
+AutogradProblem (which derives one from `loss(params, batch)`). Only the spec module
 is imported here, so the API, which validates specs but never runs them, stays
 free of the plug-in's (and torch's) heavy imports until a chunk runs. No code
 travels in a spec: a spec can only name a kind installed on the machine.
@@ -26,7 +26,9 @@ GROUP = "betascope.problems"
 
 def _builder(model: type[ProblemBase]) -> Any:
     def build(spec: Any, *, dtype: Any, device: Any) -> Any:
-        return spec.build(dtype=dtype, device=device)
+        from experiments.problems.autograd import vectorize
+
+        return vectorize(spec.build(dtype=dtype, device=device))
 
     build.__doc__ = f"{model.__name__}.build"
     return build
