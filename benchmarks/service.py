@@ -4,7 +4,8 @@
     python benchmarks/service.py --runs 10000000 --steps 100 --seeds 10 --modes postgres
 
 The engine alone runs the sweep's runs in the service's chunks in this process
-first; then, for each mode, a real `betascope serve` in a subprocess gets the
+first, with the torch threads and wait policy the service's engine gets
+(workers/threads.py); then, for each mode, a real `betascope serve` in a subprocess gets the
 same spec over REST: `embedded` is SQLite with the in-process executor,
 `postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
 Both share this machine's cores, so POST -> done over the engine's time is the
@@ -58,6 +59,10 @@ def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str
 
 
 def engine_only(doc: dict[str, Any], chunk_runs: int) -> float:
+    # the threads the service's engine gets, waiting as they do there (workers/threads.py)
+    from workers.threads import engine_threads
+
+    engine_threads(1)
     import numpy as np
 
     from experiments.engine import run_chunk
@@ -212,8 +217,12 @@ def main() -> None:
     results = {m: run_mode(m, {**doc, "name": f"{doc['name']} {m}"}, args.chunk_runs, tmp)
                for m in args.modes.split(",")}
     total = int(next(iter(results.values()))["total"])
+    import torch
+
     print(f"sweep: {total:,} runs x {args.steps} steps on zhang2022, chunks of at most "
-          f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s")
+          f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s "
+          f"({torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')})")
     head = f"{'':34}" + "".join(f"{m:>14}" for m in results)
     print(head)
     rows = [("POST /sweeps answers after (s)", "post", "{:.3f}"),
@@ -254,7 +263,7 @@ def _finish(client: httpx.Client, url: str, sweep_id: int) -> dict[str, Any]:
         s = client.get(f"{url}/sweeps/{sweep_id}").json()
         if s["status"] in ("done", "failed", "canceled"):
             return s
-        time.sleep(0.25)
+        time.sleep(0.05)  # the resolution of POST -> done
 
 
 if __name__ == "__main__":
