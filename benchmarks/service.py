@@ -94,7 +94,21 @@ def _kib(pid: int, field: str) -> int:
     return 0
 
 
-def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict[str, float]:
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (`serve` on Postgres runs one API process per core)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += _tree(int(child))
+    return out
+
+
+def _growth_kib(base: dict[int, int]) -> int:
+    """The largest peak growth (VmHWM over the VmRSS in `base`) of the API processes."""
+    return max(_kib(pid, "VmHWM") - rss for pid, rss in base.items())
+
+
+def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
     port = _port()
     env.update({"BETASCOPE_PORT": str(port), "BETASCOPE_CHUNK_RUNS": str(chunk_runs),
@@ -114,7 +128,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
     else:
         env["BETASCOPE_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
     procs = []
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     try:
         log = (tmp / f"{mode}-api.log").open("w")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
@@ -132,7 +146,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         # a small sweep first: the worker and executor import torch and warm up
         small = {**doc, "grid": {**doc["grid"], "beta1": [0.0], "seed": [0]}, "steps": 20}
         _finish(client, url, client.post(f"{url}/sweeps", json=small).json()["id"])
-        base = _kib(api.pid, "VmRSS")
+        base = {pid: _kib(pid, "VmRSS") for pid in _tree(api.pid)}
         t0 = time.perf_counter()
         created = client.post(f"{url}/sweeps", json=doc)
         created.raise_for_status()
@@ -141,9 +155,11 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         out["done"] = time.perf_counter() - t0
         assert sweep["status"] == "done", sweep
         sid, total = sweep["id"], sweep["total_runs"]
+        peaks = [_growth_kib(base)]
         t0 = time.perf_counter()
         client.get(f"{url}/sweeps/{sid}/phase-map").raise_for_status()
         out["phase_map"] = time.perf_counter() - t0
+        peaks.append(_growth_kib(base))
         t0 = time.perf_counter()
         lines = 0
         with client.stream("GET", f"{url}/sweeps/{sid}/export.csv") as resp:
@@ -151,12 +167,15 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
                 lines += block.count(b"\n")
         out["csv_rows_s"] = (lines - 1) / (time.perf_counter() - t0)
         assert lines - 1 == total, (lines, total)
+        peaks.append(_growth_kib(base))
         t0 = time.perf_counter()
         nbytes = 0
         with client.stream("GET", f"{url}/sweeps/{sid}/export.parquet") as resp:
             for block in resp.iter_bytes():
                 nbytes += len(block)
         out["parquet_rows_s"] = total / (time.perf_counter() - t0)
+        peaks.append(_growth_kib(base))
+        out["peaks"] = " -> ".join(f"{p / 1024:.0f}" for p in peaks)
         reads = [f"{url}/sweeps/{sid}", f"{url}/sweeps/{sid}/runs?limit=100",
                  f"{url}/sweeps/{sid}/runs?limit=100&outcome=diverged&batch_size=1",
                  f"{url}/sweeps/{sid}/runs?limit=100&cursor={total // 2}"]
@@ -170,7 +189,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         t0 = time.perf_counter()
         client.get(f"{url}/sweeps/{sid}/runs/{key['items'][0]['run_key']}").raise_for_status()
         out["run_read"] = max(worst, time.perf_counter() - t0)
-        out["memory_mb"] = (_kib(api.pid, "VmHWM") - base) / 1024
+        out["memory_mb"] = _growth_kib(base) / 1024
         out["bytes_per_run"] = _stored_bytes(env["BETASCOPE_DATABASE_URL"], sid) / total
         out["total"] = total
     finally:
@@ -241,6 +260,9 @@ def main() -> None:
             v = r["done"] / engine if key is None else r[key] * scale
             cells.append(form.format(v))
         print(f"{label:34}" + "".join(f"{c:>14}" for c in cells))
+    for mode, r in results.items():
+        print(f"{mode}: API peak memory growth (MB) when done, after the phase map, "
+              f"the CSV, the Parquet: {r['peaks']}")
 
 
 def _ok(client: httpx.Client, url: str) -> bool:

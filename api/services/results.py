@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import memory
 from api.db import columnar
 from api.db.models import Chunk, Sweep
 from api.db.session import Database
@@ -31,7 +32,8 @@ from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
 CELLS_CACHE_BYTES = 256 << 20  # assembled cells kept in memory, newest first
 MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest first
-EXPORT_ROWS = 50_000  # runs formatted per CSV piece / Parquet batch
+EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
+CSV_ROWS = 25_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
@@ -57,6 +59,7 @@ def _cells(session: Session, sweep: Sweep, spec: SweepSpec
     stats = cell_stats(session, Stored.of(sweep))
     value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
     del stats
+    memory.release()
     with _cells_lock:
         _cells_cache[key] = value
         # bounded by size: a 1000 x 1000 map's cells take about 60 MB
@@ -267,6 +270,8 @@ def _pieces(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ..
             found, rec = gather(session, stored, flat, columns)
         if found.any():
             yield flat[found], {k: v[found] for k, v in rec.items()}
+        del rec
+        memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
 
 
 def _outcomes(rec: dict[str, np.ndarray]) -> Outcomes:
@@ -289,7 +294,11 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
         return
     yield export.csv_lines([export.run_columns(spec)])
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
-        yield export.run_csv(spec, runs_at(spec, flat), _outcomes(rec), kernel=kernel)
+        for a in range(0, len(flat), CSV_ROWS):  # formatting takes ~1 kB a row meanwhile
+            part = {k: v[a:a + CSV_ROWS] for k, v in rec.items()}
+            yield export.run_csv(spec, runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(part),
+                                 kernel=kernel)
+            memory.release()
 
 
 def _strings(keys: np.ndarray) -> Any:
