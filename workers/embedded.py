@@ -183,9 +183,21 @@ def _child_init(slots: int) -> None:
     import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
 
 
+_again: list[tuple[int, float]] = []  # re-enqueues asked for since the last _child_run
+_again_lock = threading.Lock()
+
+
+def _ask_again(chunk_id: int, countdown: float) -> None:
+    with _again_lock:
+        _again.append((chunk_id, countdown))
+
+
 def _child_run(chunk_id: int, token: str, settings: Settings) -> list[tuple[int, float]]:
-    again: list[tuple[int, float]] = []
-    process_chunk(chunk_id, token=token, settings=settings,
-                  enqueue=lambda c, countdown: again.append((c, countdown)),
-                  stopping=_child_stopping.is_set)
+    """process_chunk, its results stored behind (while the next chunk computes); returns
+    the re-enqueues asked for meanwhile, this chunk's or an earlier one's store's."""
+    process_chunk(chunk_id, token=token, settings=settings, enqueue=_ask_again,
+                  stopping=_child_stopping.is_set, store_behind=True)
+    with _again_lock:
+        again = list(_again)
+        _again.clear()
     return again
