@@ -95,11 +95,14 @@ def _kib(pid: int, field: str) -> int:
 
 
 def _tree(pid: int) -> list[int]:
-    """The process and its descendants (`serve` on Postgres runs one API process per core)."""
+    """The API processes: `serve` and its descendants (on Postgres one API process per
+    core), less the embedded engine's process and multiprocessing's helpers."""
     out = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            out += _tree(int(child))
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"multiprocessing" not in cmd:
+                out += _tree(int(child))
     return out
 
 
