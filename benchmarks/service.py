@@ -12,8 +12,9 @@ Both share this machine's cores, so POST -> done over the engine's time is the
 service's overhead. Printed per mode: POST latency, POST -> done / engine, the
 first phase-map after done, runs CSV and Parquet export rows/s, the slowest of
 the per-run reads (status, a runs page, a filtered page, a page from the
-middle, one run by its key), bytes stored per run, and the API process's peak
-memory growth (VmHWM, from /proc).
+middle, one run by its key), bytes stored per run, and the API processes' peak
+memory growth (the largest VmHWM over its VmRSS before the sweep, from /proc;
+the embedded engine's process is not the API's), also after each step.
 
 Postgres mode needs BETASCOPE_TEST_DATABASE_URL (a fresh schema is made and
 dropped) and Redis at BETASCOPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
