@@ -97,12 +97,14 @@ def _kib(pid: int, field: str) -> int:
 
 def _tree(pid: int) -> list[int]:
     """The API processes: `serve` and its descendants (on Postgres one API process per
-    core), less the embedded engine's process and multiprocessing's helpers."""
+    core), less the embedded engine's process (the only one that loads torch) and
+    multiprocessing's resource tracker."""
     out = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"multiprocessing" not in cmd:
+            engine = b"libtorch" in Path(f"/proc/{child}/maps").read_bytes()
+            if b"resource_tracker" not in cmd and not engine:
                 out += _tree(int(child))
     return out
 
