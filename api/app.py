@@ -8,6 +8,7 @@ lifespan upgrades the schema first, so a fresh database just works.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(settings.database_url)
         dispatcher.start()
         reconciler.start()
+        threading.Thread(target=_preload_readers, name="betascope-preload", daemon=True).start()
         log.info("betascope ready (%s)", "embedded executor" if settings.embedded
                  else f"broker, queue {settings.queue}")
         try:
@@ -93,6 +95,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(404, pages.not_found)
     return app
+
+
+def _preload_readers() -> None:
+    """Import what reading results needs (Arrow's compute and Parquet modules, and
+    pandas, which pyarrow loads on its first conversion) while the server is idle:
+    otherwise the first phase map or export after start pays about a second."""
+    try:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+        import experiments.analysis  # noqa: F401
+        import experiments.export  # noqa: F401
+
+        pa.array(np.zeros(1)).to_numpy()
+    except Exception:  # only a warm-up: the first request imports what is missing
+        log.exception("preloading the readers failed")
 
 
 # The database is unreachable or too busy (refused, dropped, pool exhausted): the

@@ -324,6 +324,9 @@ def worker(
         concurrency = concurrency or (1 if pool == "solo" else os.cpu_count() or 1)
         if pool == "prefork":  # processes, not threads, share the cores
             os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from workers.threads import passive_waits
+
+    passive_waits()  # before the task module loads torch (workers/threads.py)
     from workers.celery_app import app as celery_app
 
     name = f"betascope-{os.getpid()}@{socket.gethostname()}"

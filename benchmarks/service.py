@@ -4,15 +4,17 @@
     python benchmarks/service.py --runs 10000000 --steps 100 --seeds 10 --modes postgres
 
 The engine alone runs the sweep's runs in the service's chunks in this process
-first; then, for each mode, a real `betascope serve` in a subprocess gets the
+first, with the torch threads and wait policy the service's engine gets
+(workers/threads.py); then, for each mode, a real `betascope serve` in a subprocess gets the
 same spec over REST: `embedded` is SQLite with the in-process executor,
 `postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
 Both share this machine's cores, so POST -> done over the engine's time is the
 service's overhead. Printed per mode: POST latency, POST -> done / engine, the
 first phase-map after done, runs CSV and Parquet export rows/s, the slowest of
 the per-run reads (status, a runs page, a filtered page, a page from the
-middle, one run by its key), bytes stored per run, and the API process's peak
-memory growth (VmHWM, from /proc).
+middle, one run by its key), bytes stored per run, and the API processes' peak
+memory growth (the largest VmHWM over its VmRSS before the sweep, from /proc;
+the embedded engine's process is not the API's), also after each step.
 
 Postgres mode needs BETASCOPE_TEST_DATABASE_URL (a fresh schema is made and
 dropped) and Redis at BETASCOPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
@@ -58,6 +60,10 @@ def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str
 
 
 def engine_only(doc: dict[str, Any], chunk_runs: int) -> float:
+    # the threads the service's engine gets, waiting as they do there (workers/threads.py)
+    from workers.threads import engine_threads
+
+    engine_threads(1)
     import numpy as np
 
     from experiments.engine import run_chunk
@@ -89,7 +95,26 @@ def _kib(pid: int, field: str) -> int:
     return 0
 
 
-def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict[str, float]:
+def _tree(pid: int) -> list[int]:
+    """The API processes: `serve` and its descendants (on Postgres one API process per
+    core), less the embedded engine's process (the only one that loads torch) and
+    multiprocessing's resource tracker."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            engine = b"libtorch" in Path(f"/proc/{child}/maps").read_bytes()
+            if b"resource_tracker" not in cmd and not engine:
+                out += _tree(int(child))
+    return out
+
+
+def _growth_kib(base: dict[int, int]) -> int:
+    """The largest peak growth (VmHWM over the VmRSS in `base`) of the API processes."""
+    return max(_kib(pid, "VmHWM") - rss for pid, rss in base.items())
+
+
+def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
     port = _port()
     env.update({"BETASCOPE_PORT": str(port), "BETASCOPE_CHUNK_RUNS": str(chunk_runs),
@@ -109,7 +134,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
     else:
         env["BETASCOPE_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
     procs = []
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     try:
         log = (tmp / f"{mode}-api.log").open("w")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
@@ -127,7 +152,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         # a small sweep first: the worker and executor import torch and warm up
         small = {**doc, "grid": {**doc["grid"], "beta1": [0.0], "seed": [0]}, "steps": 20}
         _finish(client, url, client.post(f"{url}/sweeps", json=small).json()["id"])
-        base = _kib(api.pid, "VmRSS")
+        base = {pid: _kib(pid, "VmRSS") for pid in _tree(api.pid)}
         t0 = time.perf_counter()
         created = client.post(f"{url}/sweeps", json=doc)
         created.raise_for_status()
@@ -136,9 +161,11 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         out["done"] = time.perf_counter() - t0
         assert sweep["status"] == "done", sweep
         sid, total = sweep["id"], sweep["total_runs"]
+        peaks = [_growth_kib(base)]
         t0 = time.perf_counter()
         client.get(f"{url}/sweeps/{sid}/phase-map").raise_for_status()
         out["phase_map"] = time.perf_counter() - t0
+        peaks.append(_growth_kib(base))
         t0 = time.perf_counter()
         lines = 0
         with client.stream("GET", f"{url}/sweeps/{sid}/export.csv") as resp:
@@ -146,12 +173,15 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
                 lines += block.count(b"\n")
         out["csv_rows_s"] = (lines - 1) / (time.perf_counter() - t0)
         assert lines - 1 == total, (lines, total)
+        peaks.append(_growth_kib(base))
         t0 = time.perf_counter()
         nbytes = 0
         with client.stream("GET", f"{url}/sweeps/{sid}/export.parquet") as resp:
             for block in resp.iter_bytes():
                 nbytes += len(block)
         out["parquet_rows_s"] = total / (time.perf_counter() - t0)
+        peaks.append(_growth_kib(base))
+        out["peaks"] = " -> ".join(f"{p / 1024:.0f}" for p in peaks)
         reads = [f"{url}/sweeps/{sid}", f"{url}/sweeps/{sid}/runs?limit=100",
                  f"{url}/sweeps/{sid}/runs?limit=100&outcome=diverged&batch_size=1",
                  f"{url}/sweeps/{sid}/runs?limit=100&cursor={total // 2}"]
@@ -165,7 +195,7 @@ def run_mode(mode: str, doc: dict[str, Any], chunk_runs: int, tmp: Path) -> dict
         t0 = time.perf_counter()
         client.get(f"{url}/sweeps/{sid}/runs/{key['items'][0]['run_key']}").raise_for_status()
         out["run_read"] = max(worst, time.perf_counter() - t0)
-        out["memory_mb"] = (_kib(api.pid, "VmHWM") - base) / 1024
+        out["memory_mb"] = _growth_kib(base) / 1024
         out["bytes_per_run"] = _stored_bytes(env["BETASCOPE_DATABASE_URL"], sid) / total
         out["total"] = total
     finally:
@@ -212,8 +242,12 @@ def main() -> None:
     results = {m: run_mode(m, {**doc, "name": f"{doc['name']} {m}"}, args.chunk_runs, tmp)
                for m in args.modes.split(",")}
     total = int(next(iter(results.values()))["total"])
+    import torch
+
     print(f"sweep: {total:,} runs x {args.steps} steps on zhang2022, chunks of at most "
-          f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s")
+          f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s "
+          f"({torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')})")
     head = f"{'':34}" + "".join(f"{m:>14}" for m in results)
     print(head)
     rows = [("POST /sweeps answers after (s)", "post", "{:.3f}"),
@@ -232,6 +266,9 @@ def main() -> None:
             v = r["done"] / engine if key is None else r[key] * scale
             cells.append(form.format(v))
         print(f"{label:34}" + "".join(f"{c:>14}" for c in cells))
+    for mode, r in results.items():
+        print(f"{mode}: API peak memory growth (MB) when done, after the phase map, "
+              f"the CSV, the Parquet: {r['peaks']}")
 
 
 def _ok(client: httpx.Client, url: str) -> bool:
@@ -254,7 +291,7 @@ def _finish(client: httpx.Client, url: str, sweep_id: int) -> dict[str, Any]:
         s = client.get(f"{url}/sweeps/{sweep_id}").json()
         if s["status"] in ("done", "failed", "canceled"):
             return s
-        time.sleep(0.25)
+        time.sleep(0.05)  # the resolution of POST -> done
 
 
 if __name__ == "__main__":

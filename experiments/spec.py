@@ -712,7 +712,8 @@ def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
     return out
 
 
-_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
+# each byte's two hex digits as one uint16 whose bytes, in memory, are the digits in order
+_HEX2 = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint16)
 
 
 def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> np.ndarray:
@@ -726,12 +727,12 @@ def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> np.ndarra
     inverted by a meet-in-the-middle search (experiments.keys.find_run).
     """
     lanes = run_lanes(spec, table)
-    prefix = np.frombuffer(program_digest(spec, kernel)[:16], dtype=np.uint8)
     n = lanes.shape[0]
-    raw = np.empty((n, 32), dtype=np.uint8)
-    raw[:, :16] = prefix
-    raw[:, 16:] = lanes.astype(">u8").view(np.uint8).reshape(n, 16)
-    return np.ascontiguousarray(_HEX[raw]).view("S64").reshape(n)
+    out = np.empty((n, 64), dtype=np.uint8)
+    out[:, :32] = np.frombuffer(program_digest(spec, kernel)[:16].hex().encode(), np.uint8)
+    digits = _HEX2[lanes.astype(">u8").view(np.uint8).reshape(n, 16)]  # uint16 [n, 16]
+    out[:, 32:] = digits.view(np.uint8).reshape(n, 32)
+    return out.view("S64").reshape(n)
 
 
 def run_lanes(spec: SweepSpec, table: Any) -> np.ndarray:

@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from api.settings import Settings
 from workers.chunks import process_chunk
 from workers.errors import TRANSIENT
+from workers.threads import engine_threads, passive_waits
 
 log = logging.getLogger("betascope.embedded")
 TRANSIENT_RETRIES = 8
@@ -76,7 +77,7 @@ class EmbeddedExecutor:
                     for again, countdown in self._children.run(chunk_id, token):
                         self._enqueue_one(again, countdown)
                 else:
-                    _torch_threads(self.settings.embedded_workers)
+                    engine_threads(self.settings.embedded_workers)
                     process_chunk(chunk_id, token=token, settings=self.settings,
                                   enqueue=self._enqueue_one, stopping=self._stopping.is_set)
                 return
@@ -133,6 +134,7 @@ class _Children:
         for _ in range(2):
             with self._lock:
                 if self._pool is None:
+                    passive_waits()  # inherited by the spawned child, before its torch loads
                     self._pool = ProcessPoolExecutor(
                         self.settings.embedded_workers, mp_context=self._context,
                         initializer=_child_init,
@@ -167,22 +169,6 @@ class _Children:
 
 
 _child_stopping = threading.Event()
-_threads_set = False
-
-
-def _torch_threads(slots: int) -> None:
-    """Leave one core to the API: torch's intra-op threads spin while they wait, and
-    as many of them as cores, beside the API's threads, slowed the engine itself
-    more than tenfold on a busy machine (docs/performance.md)."""
-    global _threads_set
-    if _threads_set:
-        return
-    import os
-
-    import torch
-
-    torch.set_num_threads(max(1, ((os.cpu_count() or 1) - 1) // slots))
-    _threads_set = True
 
 
 def _child_init(slots: int) -> None:
@@ -191,15 +177,27 @@ def _child_init(slots: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, lambda *_: _child_stopping.set())
-    _torch_threads(slots)
+    engine_threads(slots)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
 
 
+_again: list[tuple[int, float]] = []  # re-enqueues asked for since the last _child_run
+_again_lock = threading.Lock()
+
+
+def _ask_again(chunk_id: int, countdown: float) -> None:
+    with _again_lock:
+        _again.append((chunk_id, countdown))
+
+
 def _child_run(chunk_id: int, token: str, settings: Settings) -> list[tuple[int, float]]:
-    again: list[tuple[int, float]] = []
-    process_chunk(chunk_id, token=token, settings=settings,
-                  enqueue=lambda c, countdown: again.append((c, countdown)),
-                  stopping=_child_stopping.is_set)
+    """process_chunk, its results stored behind (while the next chunk computes); returns
+    the re-enqueues asked for meanwhile, this chunk's or an earlier one's store's."""
+    process_chunk(chunk_id, token=token, settings=settings, enqueue=_ask_again,
+                  stopping=_child_stopping.is_set, store_behind=True)
+    with _again_lock:
+        again = list(_again)
+        _again.clear()
     return again

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.signals import worker_process_shutdown, worker_shutdown
+
 import experiments.engine  # noqa: F401  (load torch at worker start, not in a chunk's lease)
 from api.settings import get_settings
 from workers.celery_app import TASK_NAME, app
-from workers.chunks import process_chunk
+from workers.chunks import STORE, process_chunk
 from workers.errors import TRANSIENT
 
 
@@ -33,4 +35,12 @@ def run_chunk(self: Any, chunk_id: int) -> str:
     """Claim, compute and store one chunk (idempotent: a second run is a no-op)."""
     # the task id survives retries, so a retry may re-claim its own lease at once
     return process_chunk(int(chunk_id), token=self.request.id, settings=get_settings(),
-                         enqueue=enqueue_chunk)
+                         enqueue=enqueue_chunk, store_behind=True)
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _finish_stores(**_: Any) -> None:
+    """A worker going down stores what it computed first (prefork children exit
+    without waiting for their threads)."""
+    STORE.drain()

@@ -97,5 +97,6 @@ class Chunk(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # results, once done: per run (computed here) and per cell (every cell of the range)
-    runs_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    # cells before runs: SQLite reads a column after a large one through its overflow pages
     cells_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    runs_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from api import etag
 from api.deps import DatabaseDep, SweepDep
@@ -40,24 +38,19 @@ def export(
 @router.get("/export.parquet", response_class=StreamingResponse,
             responses={200: {"content": {"application/vnd.apache.parquet": {}}},
                        **etag.NOT_MODIFIED_DOC, **errors(404, 422)})
-async def export_parquet_file(
+def export_parquet_file(
     sweep: SweepDep, db: DatabaseDep, request: Request,
     level: Literal["runs", "cells", "curves"] = "runs",
+    compression: Literal["none", "lz4", "snappy", "zstd"] = "none",
 ) -> Response:
-    """The sweep's results as Parquet: runs, cells, or each run's loss curve (float32)."""
+    """The sweep's results as Parquet: runs, cells, or each run's loss curve (float32),
+    streamed a row group at a time."""
     tag = etag.sweep_tag(request, sweep)  # finished sweeps only
     if tag is not None and etag.matches(request, tag):
         return etag.not_modified(tag)
-    spool = await run_in_threadpool(export_parquet, db, sweep.id, stored_spec(sweep), level,
-                                    sweep.kernel)
+    body = export_parquet(db, sweep.id, stored_spec(sweep), level, sweep.kernel, compression)
     filename = f"sweep-{sweep.id}-{level}.parquet"
-    out = StreamingResponse(_read(spool), media_type="application/vnd.apache.parquet",
+    out = StreamingResponse(body, media_type="application/vnd.apache.parquet",
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     etag.tag_headers(out, tag)
     return out
-
-
-def _read(spool: Any, size: int = 1 << 20) -> Iterator[bytes]:
-    with spool:
-        while block := spool.read(size):
-            yield block

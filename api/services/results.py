@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import memory
 from api.db import columnar
 from api.db.models import Chunk, Sweep
 from api.db.session import Database
@@ -31,7 +32,8 @@ from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
 CELLS_CACHE_BYTES = 256 << 20  # assembled cells kept in memory, newest first
 MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest first
-EXPORT_ROWS = 50_000  # runs formatted per CSV piece / Parquet batch
+EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
+CSV_ROWS = 25_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
@@ -57,6 +59,7 @@ def _cells(session: Session, sweep: Sweep, spec: SweepSpec
     stats = cell_stats(session, Stored.of(sweep))
     value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
     del stats
+    memory.release()
     with _cells_lock:
         _cells_cache[key] = value
         # bounded by size: a 1000 x 1000 map's cells take about 60 MB
@@ -267,6 +270,8 @@ def _pieces(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ..
             found, rec = gather(session, stored, flat, columns)
         if found.any():
             yield flat[found], {k: v[found] for k, v in rec.items()}
+        del rec
+        memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
 
 
 def _outcomes(rec: dict[str, np.ndarray]) -> Outcomes:
@@ -289,34 +294,56 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
         return
     yield export.csv_lines([export.run_columns(spec)])
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
-        yield export.run_csv(spec, runs_at(spec, flat), _outcomes(rec), kernel=kernel)
+        for a in range(0, len(flat), CSV_ROWS):  # formatting takes ~1 kB a row meanwhile
+            part = {k: v[a:a + CSV_ROWS] for k, v in rec.items()}
+            yield export.run_csv(spec, runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(part),
+                                 kernel=kernel)
+            memory.release()
+
+
+def _strings(keys: np.ndarray) -> Any:
+    """numpy fixed-width bytes (run keys: ASCII) as an Arrow string array, without a
+    Python string per run: the bytes are the array's data, the offsets a range."""
+    import pyarrow as pa
+
+    n, width = len(keys), keys.dtype.itemsize
+    offsets = np.arange(0, width * (n + 1), width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                  pa.py_buffer(np.ascontiguousarray(keys))])
 
 
 def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], kernel: str,
                level: str) -> Any:
+    """One piece of the runs (or curves) level as an Arrow table; every column is a
+    numpy array handed to Arrow as it is, or one gathered per axis value."""
     import pyarrow as pa
 
     runs = runs_at(spec, flat)
-    modes, thresholds = clip_columns(spec, runs)
-    cols: dict[str, Any] = {"run_key": pa.array(run_keys(spec, runs, kernel=kernel).astype(str))}
+    cols: dict[str, Any] = {"run_key": _strings(run_keys(spec, runs, kernel=kernel))}
     if level == "curves":
         curves = np.ascontiguousarray(rec[columnar.CURVE], dtype=np.float32)
         width = curves.shape[1]
         cols["curve"] = pa.FixedSizeListArray.from_arrays(pa.array(curves.reshape(-1)), width)
         return pa.table(cols, metadata={"curve_steps": ",".join(
             str(s) for s in checkpoint_steps(spec.steps))})
-    div = rec["div_step"].astype(np.int64)
+    clips = spec.axis_values()["clip"]
+    modes = sorted({c.mode for c in clips})
+    mode_of = np.array([modes.index(c.mode) for c in clips], dtype=np.int32)
+    threshold = np.array([np.nan if getattr(c, "threshold", None) is None else c.threshold
+                          for c in clips], dtype=np.float64)[runs.clip_index]
+    div = rec["div_step"].astype(np.int64, copy=False)
     gap = rec["final_gap"]
     cols.update({
         "flat_index": pa.array(flat),
         "beta1": pa.array(runs.beta1), "beta2": pa.array(runs.beta2),
         "batch_size": pa.array(runs.batch_size),
-        "clip_mode": pa.array(modes).dictionary_encode(),
-        "clip_threshold": pa.array(thresholds, pa.float64()),
+        "clip_mode": pa.DictionaryArray.from_arrays(pa.array(mode_of[runs.clip_index]),
+                                                    pa.array(modes)),
+        "clip_threshold": pa.array(threshold, mask=np.isnan(threshold)),
         "lr": pa.array(runs.lr), "seed": pa.array(runs.seed),
         "steps": pa.array(np.full(len(flat), spec.steps, dtype=np.int64)),
         "outcome": pa.DictionaryArray.from_arrays(
-            pa.array(rec["outcome"].astype(np.int8)), pa.array(list(OUTCOMES))),
+            pa.array(rec["outcome"].astype(np.int8, copy=False)), pa.array(list(OUTCOMES))),
         "final_loss": pa.array(rec["final_loss"]), "final_rel": pa.array(rec["final_rel"]),
         "final_gap": pa.array(gap, mask=np.isnan(gap)),
         "div_step": pa.array(div, mask=div < 0),
@@ -359,36 +386,81 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
     return pa.table(table)
 
 
-def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel: str
-                   ) -> Any:
-    """The level's table as a Parquet file, spooled to disk past 64 MB; returns the
-    file object, rewound."""
-    import tempfile
+# columns with few distinct values per row group: Parquet dictionary-encodes these
+# (the writer's default tries every column, and hashing a million distinct floats
+# costs more than writing them)
+_PARQUET_DICTIONARY = ("beta1", "beta2", "batch_size", "clip_mode", "clip", "lr", "seed",
+                       "steps", "outcome")
+# Parquet is written uncompressed by default: writing is then mostly copying (a
+# 10^6-run file is about 118 MB); ?compression=zstd makes it 2.5x smaller, lz4 1.7x
 
+
+class _Pipe:
+    """A write-only file for pyarrow's ParquetWriter that hands on what was written
+    since the last take(): the file streams a row group at a time."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def write(self, data: Any) -> int:
+        block = bytes(data)
+        self._parts.append(block)
+        self._pos += len(block)
+        return len(block)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel: str,
+                   compression: str = "none") -> Iterator[bytes]:
+    """The level's table as a Parquet file, streamed: one row group per piece of runs
+    (EXPORT_ROWS), written as it is read, so the server holds one piece at a time."""
     import pyarrow.parquet as pq
 
-    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    pipe = _Pipe()
+
+    def writer_for(table: Any) -> Any:
+        extra = tuple(spec.extra_axes())
+        dictionary = [c for c in table.column_names if c in _PARQUET_DICTIONARY + extra]
+        return pq.ParquetWriter(pipe, table.schema, compression=compression,
+                                use_dictionary=dictionary)
+
     if level == "cells":
         with db.session(read_only=True) as session:
             sweep = session.get(Sweep, sweep_id)
             c = sweep_cells(session, sweep, spec)[0] if sweep is not None else None
         if c is not None:
-            pq.write_table(_cell_table(spec, c), spool, compression="zstd")
-        spool.seek(0)
-        return spool
+            table = _cell_table(spec, c)
+            with writer_for(table) as writer:
+                for lo in range(0, max(table.num_rows, 1), EXPORT_ROWS):
+                    writer.write_table(table.slice(lo, EXPORT_ROWS))
+                    yield pipe.take()
+            yield pipe.take()
+        return
     columns = (columnar.CURVE,) if level == "curves" else RUN_COLUMNS + (columnar.FINAL_X,)
     writer = None
     for flat, rec in _pieces(db, sweep_id, spec, columns):
         table = _run_table(spec, flat, rec, kernel, level)
+        del rec
         if writer is None:
-            writer = pq.ParquetWriter(spool, table.schema, compression="zstd")
-        writer.write_table(table)
+            writer = writer_for(table)
+        writer.write_table(table, row_group_size=len(flat))
+        yield pipe.take()
     if writer is None:  # no results yet: an empty table with the same schema
         empty = {c: np.zeros(0) for c in RUN_COLUMNS}
         empty[columnar.CURVE] = np.zeros((0, len(checkpoint_steps(spec.steps))), np.float32)
-        pq.write_table(_run_table(spec, np.zeros(0, dtype=np.int64), empty, kernel, level),
-                       spool, compression="zstd")
-    else:
-        writer.close()
-    spool.seek(0)
-    return spool
+        writer = writer_for(_run_table(spec, np.zeros(0, dtype=np.int64), empty, kernel, level))
+        writer.write_table(_run_table(spec, np.zeros(0, dtype=np.int64), empty, kernel, level))
+    writer.close()
+    yield pipe.take()

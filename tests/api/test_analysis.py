@@ -166,6 +166,16 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
         n = table.column("problem.n").to_pylist()
         assert set(n) == {5, 10, 20} and set(table.column("optimizer.eps").to_pylist()) == {
             1e-8, 1e-3}
+    # uncompressed by default; ?compression= picks the codec, the table is the same
+    plain = io.BytesIO(client.get(f"{url}/export.parquet").content)
+    packed = io.BytesIO(client.get(f"{url}/export.parquet",
+                                   params={"compression": "zstd"}).content)
+    codec = [pq.ParquetFile(f).metadata.row_group(0).column(0).compression
+             for f in (plain, packed)]
+    assert codec == ["UNCOMPRESSED", "ZSTD"]
+    assert pq.read_table(packed).equals(pq.read_table(plain))
+    bad = client.get(f"{url}/export.parquet", params={"compression": "gzip"})
+    assert bad.status_code == 422 and "compression" in bad.text, bad.text
     key = local.keys[100]
     one = client.get(f"{url}/runs/{key}")
     assert one.status_code == 200 and one.json()["run_key"] == key

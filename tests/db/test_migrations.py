@@ -34,7 +34,7 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)
-    assert current(empty_url) == head() == "20261201_columnar_results"
+    assert current(empty_url) == head() == "20261201_cells_before_runs"
     assert _diff(empty_url) == []
     assert _tables(empty_url) == {"sweep", "chunk"}
 

@@ -212,3 +212,30 @@ def test_lost_workers_do_not_use_up_engine_attempts(db_url: str) -> None:
             assert chunk.status == "queued", (loss, chunk.last_error)
     assert chunk.status == "failed" and "lease expired on attempt 4" in chunk.last_error
     assert chunk.failures == 0
+
+
+def test_chunks_stored_behind_equal_chunks_stored_in_line(db_url: str) -> None:
+    """store_behind hands each chunk's store to the store thread and goes on: the
+    chunks computed meanwhile, once drained, hold what an in-line store holds."""
+    from workers.chunks import STORE
+
+    settings = _settings(db_url, chunk_runs=64)
+    doc = _doc(batch_size=[1, 2, 4, 8])  # 128 runs: two chunks of the minimum size
+    doc["grid"]["beta1"] = [0.0, 0.5, 0.9, 0.99]
+    doc["grid"]["beta2"] = [0.5, 0.9, 0.99, 0.999]
+    # both created before either is done, so neither reads the other's results
+    inline_id, inline_chunks = _create(settings, doc)
+    behind_id, behind_chunks = _create(settings, {**doc, "name": "behind"})
+    assert len(behind_chunks) > 1
+    for chunk_id in inline_chunks:
+        assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "done"
+    for chunk_id in behind_chunks:
+        assert process_chunk(chunk_id, token="b", settings=settings, enqueue=Sent(),
+                             store_behind=True) == "storing"
+    STORE.drain()
+    assert _sweep(settings, behind_id).status == "done"
+    assert all(_chunk(settings, c).status == "done" for c in behind_chunks)
+    got = _results(settings)
+    inline = {i: v for (s, i), v in got.items() if s == inline_id}
+    behind = {i: v for (s, i), v in got.items() if s == behind_id}
+    assert behind == inline and len(inline) == 128
