@@ -16,12 +16,14 @@ from pydantic import Discriminator, Tag
 
 from experiments.problems import (  # noqa: F401  (each import registers a kind)
     lstsq,
+    mlp,
     reddi2018,
     zhang2022,
 )
 from experiments.problems.base import REGISTRY, Problem, ProblemBase, off_optimum, register
 from experiments.problems.base import build as build_problem
 from experiments.problems.lstsq import Lstsq, LstsqSpec
+from experiments.problems.mlp import Mlp, MlpSpec
 from experiments.problems.plugins import load_plugins
 from experiments.problems.reddi2018 import (
     Reddi2018,
@@ -36,6 +38,8 @@ __all__ = [
     "REGISTRY",
     "Lstsq",
     "LstsqSpec",
+    "Mlp",
+    "MlpSpec",
     "Problem",
     "ProblemBase",
     "ProblemSpec",
