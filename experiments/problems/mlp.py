@@ -168,7 +168,7 @@ class Mlp:
             z = self._forward(self._layers(xs), self.X[idx].expand(r, -1, -1))[-1]
             t = targets.expand(r, *targets.shape[1:])
             per_sample = self._per_sample(z[:, :, : self.widths[-1]], t)
-            out.append(_weighted_sum(per_sample, weights.expand(r, -1)))
+            out.append(_weighted_sum(per_sample, weights))
         return torch.cat(out) if out else x.new_zeros(0)
 
     def project(self, x: Tensor) -> Tensor:
@@ -236,8 +236,11 @@ class Mlp:
 
 
 def _weighted_sum(values: Tensor, weights: Tensor) -> Tensor:
-    """sum_j w_j v_j per run as a [1, P] @ [P, 1] product (one kernel per run)."""
-    return torch.bmm(weights[:, None, :], values[:, :, None])[:, 0, 0]
+    """sum_j w_j v_j per run, [R, P] by [1, P], as [1, P] @ [P, 16] products: a
+    product's rounding depends on its address (see rows), so every matrix here
+    starts at a multiple of 64 bytes."""
+    cols = torch.nn.functional.pad(values[:, :, None], (0, ALIGN - 1))
+    return torch.bmm(weights[:, None, :].expand(values.shape[0], -1, -1), cols)[:, 0, 0]
 
 
 def _data(spec: MlpSpec) -> tuple[Tensor, Tensor]:
