@@ -51,8 +51,7 @@ class MlpSpec(ProblemBase):
         count = n_params(self.widths())
         if count > MAX_PARAMS:
             raise ValueError(
-                f"hidden: {self.hidden} makes {count:,} parameters per run; "
-                f"at most {MAX_PARAMS:,}"
+                f"hidden: {self.hidden} makes {count:,} parameters per run; at most {MAX_PARAMS:,}"
             )
         return self
 
@@ -177,7 +176,7 @@ class Mlp:
     # --- the network ------------------------------------------------------------------------
 
     def _layers(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """(W_l^T, b_l) per layer, zero-padded to aligned widths: [R, in_p, out_p], [R, 1, out_p]."""
+        """(W_l^T, b_l) per layer, zero-padded to aligned widths: [R, in, out], [R, 1, out]."""
         r = x.shape[0]
         out = []
         for i, (a, b) in enumerate(zip(self.widths, self.widths[1:], strict=False)):
@@ -219,7 +218,7 @@ class Mlp:
         out = self.widths[-1]
         d = self._output_grad(acts[-1][:, :, :out], targets) * weights[:, :, None]
         d = torch.nn.functional.pad(d, (0, self.pw[-1] - out))
-        ones = torch.ones(1, 1, d.shape[1], dtype=d.dtype, device=d.device).expand(d.shape[0], -1, -1)
+        ones = d.new_ones(1, 1, d.shape[1]).expand(d.shape[0], -1, -1)
         grads: list[Tensor] = []
         for i in range(len(layers) - 1, -1, -1):
             a, b = self.widths[i], self.widths[i + 1]
