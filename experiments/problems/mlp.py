@@ -102,6 +102,9 @@ class Mlp:
     the batch size, so the engine runs each batch size as a program of its own
     (`per_batch_size`): mixing them would pad every run to the widest batch,
     which costs the small batches that width and changes their rounding.
+    Measured, one gradient of 256 runs (64 each at batch 1, 4, 16, 64; float64,
+    one thread): 25.7 ms as four programs, 52 ms as one program padded to 64,
+    2.4 s as per-sample weights over all 1,797 samples (lstsq's summary).
     """
 
     per_batch_size = True

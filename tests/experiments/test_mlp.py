@@ -179,6 +179,26 @@ def test_teacher_data_is_fixed_by_data_seed() -> None:
     assert float(a.y.std()) > 0.1  # the teacher's outputs are not flat
 
 
+@pytest.mark.parametrize("problem", [DIGITS, {**DIGITS, "hidden": []}, TEACHER,
+                                     {**TEACHER, "hidden": [3, 17, 4], "activation": "tanh"}])
+def test_minibatch_gradient_is_autograds_of_the_sampled_mean(problem: dict[str, Any]) -> None:
+    p = build_problem(MlpSpec(**problem), **F64)
+    g = torch.Generator().manual_seed(0)
+    x = p.x0()[None] + 0.1 * torch.randn(4, p.dim, generator=g, dtype=torch.float64)
+    steps = torch.arange(1, 5)
+    for b in (1, 6, 40):
+        stats = p.batch_stats(seed=2, batch_size=b, sampling="with_replacement", steps=steps)
+        idx = batch_indices(seed=2, batch_size=b, sampling="with_replacement", steps=steps, n=p.n)
+        got = p.grad(x, stats)
+        for r in range(4):
+            net = _network(problem)
+            torch.nn.utils.vector_to_parameters(x[r].clone(), net.parameters())
+            X, y = _data(problem)
+            _loss(problem, net(X[idx[r]]), y[idx[r]]).backward()
+            want = torch.cat([q.grad.reshape(-1) for q in net.parameters()])
+            np.testing.assert_allclose(got[r].numpy(), want.numpy(), rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize(("name", "problem", "kind", "configs"), FULL_BATCH,
                          ids=[c[0] for c in FULL_BATCH])
 def test_full_batch_matches_torch_nn_and_torch_optim(
