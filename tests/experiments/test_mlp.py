@@ -362,3 +362,16 @@ def test_bad_specs_name_the_field(problem: dict[str, Any], batch: list[int] | No
 def test_parameter_cap_is_stated() -> None:
     (loc, msg), *_ = _errors({"hidden": [2048, 512]})
     assert loc == "problem.hidden" and f"{MAX_PARAMS:,}" in msg
+
+
+def test_init_seed_is_an_axis_and_teacher_fields_are_not_for_digits() -> None:
+    doc = {"problem": {"kind": "mlp", "hidden": [8]}, "steps": 3,
+           "grid": {"batch_size": [4], "problem.init_seed": [0, 1, 2]}}
+    spec = parse_spec(doc)
+    result = run_chunk(spec, all_runs(spec))
+    first = result.curves[:, 0]
+    assert len(set(first.tolist())) == 3  # three initial networks
+    doc["grid"] = {"batch_size": [4], "problem.n_samples": [100, 200]}
+    with pytest.raises(SpecError) as exc:
+        parse_spec(doc)
+    assert exc.value.errors[0][0] == "grid.problem.n_samples[0]", exc.value.errors
