@@ -245,7 +245,7 @@ INVARIANCE = {
     "steps": 60,
     "grid": {
         "beta1": [0.0, 0.9],
-        "beta2": [0.5, 0.999],
+        "beta2": [0.5],
         "batch_size": [1, 5, 16],
         "clip": [{"mode": "none"}, {"mode": "global_norm", "threshold": 0.5}],
         "seed": [0, 1],
@@ -283,15 +283,16 @@ def test_float32_teacher_is_bit_identical_whatever_the_chunking() -> None:
     spec = parse_spec(doc)
     runs = all_runs(spec)
     whole = _arrays(spec, runs)
-    for rows in (np.arange(len(runs))[::-1][:11], np.asarray([3]), np.arange(5, 40)):
+    for rows in (np.arange(len(runs))[::-1][:11], np.asarray([3]), np.arange(5, 20)):
         part = _arrays(spec, runs.take(rows))
         for name, arr in part.items():
             assert np.array_equal(arr, whole[name][rows], equal_nan=True), name
 
 
 def test_thread_count_does_not_change_results() -> None:
-    doc = {**INVARIANCE, "steps": 30}
-    doc["grid"] = {**doc["grid"], "beta1": [0.9], "clip": [{"mode": "none"}]}
+    doc = {**INVARIANCE, "steps": 12}
+    doc["grid"] = {**doc["grid"], "beta1": [0.9], "batch_size": [5, 16],
+                   "clip": [{"mode": "none"}]}
     spec = parse_spec(doc)
     runs = all_runs(spec)
     one = _arrays(spec, runs)
