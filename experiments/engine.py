@@ -136,8 +136,16 @@ def _run_program(
             progress(done + group_done, total)
 
     clips = spec.axis_values()["clip"]
-    for clip_index in np.unique(runs.clip_index):
-        rows = np.flatnonzero(runs.clip_index == clip_index)
+    # A problem whose minibatch summary is as wide as the batch (mlp: the sampled
+    # indices) runs each batch size as a program of its own, so that no run is
+    # padded to its chunk's widest batch (DESIGN section 3: chunk invariance).
+    by_batch = getattr(problem, "per_batch_size", False)
+    batch = runs.batch_size if by_batch else np.zeros_like(runs.batch_size)
+    keys, program_of_run = np.unique(
+        np.stack([runs.clip_index, batch], axis=1), axis=0, return_inverse=True
+    )
+    for program, (clip_index, _) in enumerate(keys):
+        rows = np.flatnonzero(program_of_run.reshape(-1) == program)
         group = runs.take(rows)
         sim = _Simulation(spec, problem, group, clips[int(clip_index)], dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)

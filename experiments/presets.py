@@ -216,6 +216,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         for kind in ("adam", "sgd")
     },
     "bai2026-poly": BAI2026_POLY,
+    "zhang2022-digits": {
+        # Zhang et al.'s batch-size claim (smaller batches need larger beta2) on a
+        # real network: a 64-32-10 tanh MLP on scikit-learn's digits. Every batch
+        # size takes the same steps, as in zhang2022-batch.
+        "name": "Zhang et al. 2022 on an MLP: critical beta2 against batch size (digits)",
+        "problem": {"kind": "mlp", "dataset": "digits", "hidden": [32], "activation": "tanh"},
+        "optimizer": {"kind": "adam", "lr": 0.003, "schedule": "constant"},
+        "sampling": "with_replacement",
+        "steps": 3000,
+        "dtype": "float64",
+        "grid": {
+            "beta1": [0.0, 0.5, 0.9],
+            "beta2": {"log1m": [0.001, 1.0], "num": 10},
+            "batch_size": [1, 4, 16, 64],
+            "clip": [{"mode": "none"}],
+            "seed": [0, 1],
+        },
+    },
     # The optimizer family on one problem: a preset is one spec, so one per kind,
     # named optimizers-lstsq-<kind>, with the same problem, steps and batch sizes
     # (compare their maps side by side on the compare page).

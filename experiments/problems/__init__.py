@@ -17,6 +17,7 @@ from pydantic import Discriminator, Tag
 
 from experiments.problems import (  # noqa: F401  (each import registers a kind)
     lstsq,
+    mlp,
     poly,
     quadratic,
     reddi2018,
@@ -25,6 +26,7 @@ from experiments.problems import (  # noqa: F401  (each import registers a kind)
 from experiments.problems.base import REGISTRY, Problem, ProblemBase, off_optimum, register
 from experiments.problems.base import build as build_problem
 from experiments.problems.lstsq import Lstsq, LstsqSpec
+from experiments.problems.mlp import Mlp, MlpSpec
 from experiments.problems.plugins import load_plugins
 from experiments.problems.poly import Poly, PolySpec
 from experiments.problems.quadratic import Quadratic, QuadraticSpec
@@ -44,6 +46,8 @@ __all__ = [
     "PLUGIN_ERRORS",
     "Poly",
     "PolySpec",
+    "Mlp",
+    "MlpSpec",
     "Problem",
     "ProblemBase",
     "ProblemSpec",

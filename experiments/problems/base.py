@@ -27,7 +27,9 @@ class Problem(Protocol):
     into a small per-step summary [K, S] (e.g. the share of component 0); the
     engine gathers it to the runs of that stream, and `grad` maps it to the
     minibatch gradient. Summaries rather than raw indices keep mixed batch sizes
-    in one tensor program.
+    in one tensor program. A problem whose summary is as wide as the batch (the
+    sampled indices: mlp) sets `per_batch_size = True`, and the engine then runs
+    each batch size of a chunk as a program of its own.
     """
 
     dim: int
