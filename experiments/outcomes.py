@@ -21,6 +21,9 @@ import numpy as np
 
 OUTCOMES = ("converged", "not_converged", "diverged")
 CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
+# a cell's regime (the map metric `regime`, experiments.analysis): its majority
+# outcome, with converged cells split by whether most converged seeds were spiky
+REGIMES = ("converged", "converged_spiky", "not_converged", "diverged")
 MIN_CHECKPOINTS = 32
 
 
