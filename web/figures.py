@@ -179,8 +179,9 @@ def phase_map_figure(
         "text": _hover(b1, b2, l1, l2, z, stars, (maps.get("regime") or {}).get("outcomes")),
         "hovertemplate": "%{text}<extra></extra>", "name": "cells",
     }
-    if pm.get("outcomes"):  # classes (outcome, regime): one colour band and label each
-        heat.update(_class_scale(pm["outcomes"]))
+    classes = pm.get("outcomes") or (list(OUTCOME_NAMES) if metric == "outcome" else None)
+    if classes:  # classes (outcome, regime): one colour band and label each
+        heat.update(_class_scale(classes))
     else:
         m = METRICS[metric]
         heat.update(colorscale=m["colorscale"], reversescale=bool(m.get("reverse")),

@@ -204,8 +204,9 @@
       text: cellText(pm, all, star), hovertemplate: "%{text}<extra></extra>", showscale,
       name: "cells",
     };
-    if (pm.outcomes) { // classes (outcome, regime): one colour band and one label each
-      Object.assign(heat, classScale(pm.outcomes));
+    const classes = pm.outcomes || (metric === "outcome" ? OUTCOMES : null);
+    if (classes) { // classes (outcome, regime): one colour band and one label each
+      Object.assign(heat, classScale(classes));
     } else {
       const m = METRICS[metric];
       Object.assign(heat, {
