@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from experiments import analysis
 from tests.web.colours import difference
 from tests.web.conftest import Server, Watched
 from tests.web.specs import regimes_zhang
 from tests.web.test_pages import until, wait_map, z_of
 from tests.web.test_sweep_page import MIN_DIFFERENCE, VISIONS
+from web import figures
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +36,11 @@ def test_regime_map_renders_four_classes_with_a_legend(
     page = web.page
     web.goto(f"/sweeps/{sweep_id}")
     wait_map(web)
+    # the picker, the page's figure code and the Python twin offer the server's metrics
+    options = page.evaluate("[...document.querySelectorAll('#metric option')].map(o => o.value)")
+    assert options == list(analysis.METRICS)
+    assert page.evaluate("Object.keys(betascope.maps.METRICS)") == list(analysis.METRICS)
+    assert list(figures.METRICS) == list(analysis.METRICS)
     page.select_option("#metric", "regime")
     until(page, "(document.getElementById('map').data[0].colorbar?.ticktext || [])"
                 ".includes('converged with spikes')")
