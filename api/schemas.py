@@ -118,6 +118,9 @@ class RunOut(_Out):
     final_gap: Real | None
     div_step: int | None
     clip_fraction: float | None
+    max_rise: Real | None = Field(description="largest rise of the loss above its running "
+                                  "minimum; null for results stored before it was measured")
+    spiky: bool | None = Field(description="max_rise >= criteria.spike_rise")
     computed_at: datetime | None
     extra: dict[str, int | float] = Field(
         default_factory=dict, description="the run's values of the extra axes, by path")

@@ -11,6 +11,9 @@ optimizer only. Baseline and engine are interleaved in one process so both see
 the same machine load.
 
     python benchmarks/engine.py [--runs 16384] [--steps 200] [--kernel eager] [--threads 1]
+
+`--rise` instead measures what max_rise costs (the full objective after every
+step): adam on each problem with and without it, interleaved in one process.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from experiments import engine
 from experiments.engine import run_chunk
 from experiments.optimizers import REGISTRY
 from experiments.problems import build_problem
@@ -100,6 +104,28 @@ def baseline_rate(kind: str, problem_name: str, n_runs: int, steps: int) -> floa
     return n_runs * steps / t_total
 
 
+def rise_overhead(args: argparse.Namespace) -> None:
+    """adam's run-steps/s with max_rise tracked and without, side by side."""
+    print(
+        f"float64, {torch.get_num_threads()} threads, device {args.device}, kernel "
+        f"{args.kernel}, adam, about {args.runs} runs x {args.steps} steps; medians of "
+        f"{args.repeats} interleaved repeats"
+    )
+    print()
+    print("| problem | with max_rise run-steps/s | without | time ratio (with / without) |")
+    print("| --- | ---: | ---: | ---: |")
+    for problem in args.problems.split(","):
+        doc = bench_spec("adam", problem, args.runs, args.steps)
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for track in (True, False):
+                engine.TRACK_RISE = track
+                rates[track].append(engine_rate(doc, args.kernel, args.device))
+        engine.TRACK_RISE = True
+        on, off = (float(np.median(rates[t])) for t in (True, False))
+        print(f"| {problem} | {on:,.0f} | {off:,.0f} | {off / on:.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=16_384)
@@ -114,8 +140,12 @@ def main() -> None:
     # One thread, as each CPU worker process runs (betascope worker): on a loaded
     # machine a second OpenMP thread makes small ops wait for a core.
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rise", action="store_true", help="the cost of max_rise only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.rise:
+        rise_overhead(args)
+        return
     # adam first: every other kind is reported against its figure
     kinds = ["adam", *(k for k in args.kinds.split(",") if k != "adam")]
 

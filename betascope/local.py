@@ -86,7 +86,7 @@ class Result:
     ) -> Any:
         """One slice's phase map as a Plotly figure, drawn as the sweep page draws it.
 
-        metric: outcome, diverged_frac, converged_frac, final_rel or div_step; the slice
+        metric: one of experiments.analysis.METRICS (outcome, regime, diverged_frac, ...); the slice
         axes default to their first grid value (clip as "none" or "mode:threshold");
         scale: "linear", "log1m" or per axis {"x": .., "y": ..}; None picks log(1 - beta)
         for log-spaced axes, as the page does.

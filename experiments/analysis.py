@@ -12,11 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from experiments.outcomes import CONVERGED, DIVERGED, NOT_CONVERGED, OUTCOMES
+from experiments.outcomes import CONVERGED, DIVERGED, NOT_CONVERGED, OUTCOMES, REGIMES
 from experiments.spec import SweepSpec, clip_label
 
 SLICE_AXES = ("batch_size", "clip", "lr")
-METRICS = ("outcome", "diverged_frac", "converged_frac", "final_rel", "div_step")
+METRICS = (
+    "outcome",
+    "regime",
+    "diverged_frac",
+    "converged_frac",
+    "final_rel",
+    "div_step",
+    "max_rise",
+)
+# metrics whose z is a class index, and the classes' names
+CLASSES = {"outcome": OUTCOMES, "regime": REGIMES}
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,20 @@ class ResultFrame:
     code: np.ndarray  # int8, index into OUTCOMES
     final_rel: np.ndarray  # float64
     div_step: np.ndarray  # float64, nan where not diverged
+    # float64 1.0 (spiky) or 0.0, nan where max_rise was not measured; None: nan for all
+    spiky: np.ndarray | None = None
+    max_rise: np.ndarray | None = None  # float64, nan where not measured; None: nan for all
 
     @staticmethod
     def from_outcomes(grid: np.ndarray, outcomes: Any) -> ResultFrame:
         div = np.where(outcomes.div_step >= 0, outcomes.div_step, np.nan).astype(np.float64)
-        return ResultFrame(grid, outcomes.code, outcomes.final_rel, div)
+        spiky = spiky_weights(outcomes.max_rise, outcomes.spiky)
+        return ResultFrame(grid, outcomes.code, outcomes.final_rel, div, spiky, outcomes.max_rise)
+
+
+def spiky_weights(max_rise: np.ndarray, spiky: np.ndarray) -> np.ndarray:
+    """ResultFrame.spiky from Outcomes' max_rise and spiky."""
+    return np.where(np.isnan(max_rise), np.nan, np.asarray(spiky, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,9 @@ class Cells:
     outcome: np.ndarray  # int8 majority outcome, -1 where no runs
     final_rel: np.ndarray  # median over seeds
     div_step: np.ndarray  # median over the diverged seeds, nan if none
+    spiky_frac: np.ndarray  # share of the seeds that were spiky, nan if any is unknown
+    max_rise: np.ndarray  # median over the seeds where it was measured
+    regime: np.ndarray  # int8 index into REGIMES, -1 where no runs or unknown
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,10 @@ class CellStats:
     counts: np.ndarray  # int64 [n, 3]
     final_rel: np.ndarray  # float64 [n], median over seeds (nan values left out)
     div_step: np.ndarray  # float64 [n], median over the diverged seeds, nan if none
+    # float64 [n, 2]: spiky runs, spiky converged runs; nan where a run's max_rise
+    # is unknown (stored before it was measured). None: unknown everywhere
+    spiky: np.ndarray | None = None
+    max_rise: np.ndarray | None = None  # float64 [n], median over seeds (nan left out)
 
 
 def cell_stats(cell: np.ndarray, frame: ResultFrame, size: int) -> CellStats:
@@ -70,10 +96,21 @@ def cell_stats(cell: np.ndarray, frame: ResultFrame, size: int) -> CellStats:
         ],
         axis=1,
     ).astype(np.int64)
+    spiky = np.full(len(cell), np.nan) if frame.spiky is None else frame.spiky
     return CellStats(
         counts=counts,
         final_rel=_group_median(cell, frame.final_rel, size),
         div_step=_group_median(cell, frame.div_step, size),
+        spiky=np.stack(
+            [
+                np.bincount(cell, weights=spiky, minlength=size),
+                np.bincount(cell, weights=spiky * (frame.code == CONVERGED), minlength=size),
+            ],
+            axis=1,
+        ),
+        max_rise=_group_median(
+            cell, np.full(len(cell), np.nan) if frame.max_rise is None else frame.max_rise, size
+        ),
     )
 
 
@@ -94,7 +131,11 @@ def cells(spec: SweepSpec, frame: ResultFrame) -> Cells:
 def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     """Cells from per-cell aggregates. Majority ties break toward the worse outcome
     (diverged over not converged over converged): a boundary claimed converged
-    should be so for most seeds."""
+    should be so for most seeds.
+
+    regime: the majority outcome, except that a converged cell is converged_spiky
+    when more than half of its converged seeds were spiky; -1 where the cell has no
+    runs, or is converged and some run's max_rise is unknown."""
     shape = cell_shape(spec)
     c, nc, d = (stats.counts[:, i] for i in range(3))
     n = c + nc + d
@@ -104,6 +145,15 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
         (d >= nc) & (d >= c), DIVERGED, np.where(nc >= c, NOT_CONVERGED, CONVERGED)
     ).astype(np.int8)  # ties go to the worse outcome
     majority[n == 0] = -1
+    spiky = np.full((len(n), 2), np.nan) if stats.spiky is None else stats.spiky
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spiky_frac = spiky[:, 0] / n
+        mostly_spiky = spiky[:, 1] / c > 0.5
+    regime = np.select(
+        [n == 0, majority == DIVERGED, majority == NOT_CONVERGED, np.isnan(spiky[:, 1])],
+        [-1, REGIMES.index("diverged"), REGIMES.index("not_converged"), -1],
+        np.where(mostly_spiky, REGIMES.index("converged_spiky"), REGIMES.index("converged")),
+    ).astype(np.int8)
 
     def shaped(a: np.ndarray) -> np.ndarray:
         return a.reshape(shape)
@@ -116,6 +166,9 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
         outcome=shaped(majority),
         final_rel=shaped(stats.final_rel),
         div_step=shaped(stats.div_step),
+        spiky_frac=shaped(spiky_frac),
+        max_rise=shaped(np.full(len(n), np.nan) if stats.max_rise is None else stats.max_rise),
+        regime=shaped(regime),
     )
 
 
@@ -254,7 +307,7 @@ def phase_map(
     if metric not in METRICS:
         raise KeyError(f"metric: must be one of {METRICS}")
     z = plane(spec, getattr(c, metric), x, y, sl).astype(np.float64)
-    if metric == "outcome":
+    if metric in CLASSES:
         z = np.where(z < 0, np.nan, z)
     avail = available(spec, x, y)
     return {
@@ -262,7 +315,7 @@ def phase_map(
         "y": {"name": y, "values": _labels(spec, y)},
         "z": _nullable(z),
         "metric": metric,
-        "outcomes": list(OUTCOMES) if metric == "outcome" else None,
+        "outcomes": list(CLASSES[metric]) if metric in CLASSES else None,
         "slice": {a: avail[a][sl.get(a, 0)] for a in avail},
         "available": avail,
     }

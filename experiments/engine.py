@@ -2,16 +2,19 @@
 
 A chunk of runs is split by clip mode (each mode is one chain of transforms;
 thresholds, betas and lr stay per-run tensors) and simulated step by step.
-The full objective is evaluated only at checkpoints. The step itself is a pure
-function of tensors (`_step`), so the `compiled` kernel is the same code fused
-by torch.compile over blocks of steps; `eager` runs it op by op.
+The loss curve keeps the full objective at checkpoints; it is also evaluated
+after every step for each run's max_rise (a spike between two checkpoints must
+count, DESIGN section 5), folded into two [R] tensors inside the step block.
+The step itself is a pure function of tensors (`_step`), so the `compiled`
+kernel is the same code fused by torch.compile over blocks of steps; `eager`
+runs it op by op.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +30,9 @@ from experiments.spec import AXES, SweepSpec
 BLOCK_STEPS = 8  # steps fused into one compiled call
 STATS_STEPS = 256  # minibatch summaries are drawn this many steps at a time
 PROGRESS_BLOCKS = 64  # report progress about this often per chunk
+# benchmarks/engine.py turns this off to measure what max_rise costs; results
+# computed without it have max_rise nan
+TRACK_RISE = True
 
 
 class Canceled(Exception):
@@ -211,7 +217,40 @@ def _make_step(problem: Problem, chain: optim.Transform) -> Callable[..., tuple[
     return step
 
 
-def _make_block(step: Callable[..., tuple[Tensor, Any]]) -> Callable[..., tuple[Tensor, Any]]:
+class RiseState(NamedTuple):
+    """Each run's max_rise so far (outcomes.py defines it): [R] tensors."""
+
+    low: Tensor  # running minimum of rel since the first checkpoint (inf before)
+    top: Tensor  # the largest rel / max(low, tiny) so far (1 before)
+
+
+class RelScale(NamedTuple):
+    """rel = (f - shift) / scale: shift = f*, scale = f(x0) - f* (or 0 and f(x0))."""
+
+    shift: Tensor  # shape []
+    scale: Tensor  # shape []
+
+
+def scale_by_rise(rise: RiseState, rel: Tensor, on: Tensor, tiny: float) -> RiseState:
+    """Fold one step's rel [R] into the running max_rise; `on` is k >= c1.
+
+    low = min(low, rel);  top = max(top, rel / max(low, tiny)), on finite rel only.
+    """
+    ok = torch.isfinite(rel) & on
+    low = torch.where(ok, torch.minimum(rise.low, rel), rise.low)
+    top = torch.where(ok, torch.maximum(rise.top, rel / torch.clamp(low, min=tiny)), rise.top)
+    return RiseState(low, top)
+
+
+def _make_block(
+    step: Callable[..., tuple[Tensor, Any]],
+    loss: Callable[[Tensor], Tensor] | None,
+    first: int,
+    tiny: float,
+) -> Callable[..., tuple[Tensor, Any, RiseState]]:
+    """Steps ks in order; after each, the full objective updates max_rise from
+    step `first` (the first checkpoint) on. loss None: max_rise is not tracked."""
+
     def block(
         x: Tensor,
         state: Any,
@@ -219,10 +258,15 @@ def _make_block(step: Callable[..., tuple[Tensor, Any]]) -> Callable[..., tuple[
         group_of_run: Tensor,
         ks: Tensor,
         h: optim.Hyper,
-    ) -> tuple[Tensor, Any]:
+        rise: RiseState,
+        ref: RelScale,
+    ) -> tuple[Tensor, Any, RiseState]:
         for i in range(ks.shape[0]):
             x, state = step(x, state, group_stats[i][group_of_run], ks[i], h)
-        return x, state
+            if loss is not None:
+                rel = (loss(x) - ref.shift) / ref.scale
+                rise = scale_by_rise(rise, rel, ks[i] >= first, tiny)
+        return x, state, rise
 
     return block
 
@@ -248,13 +292,15 @@ class _Simulation:
         self.chain = build_chain(spec, clip, problem)
         self.h = hyper(clip, runs, dev, dtype)
         step = _make_step(problem, self.chain)
-        self.block = _make_block(step)
+        loss = problem.loss if TRACK_RISE else None
+        first, tiny = checkpoint_steps(spec.steps)[0], float(torch.finfo(dtype).tiny)
+        self.block = _make_block(step, loss, first, tiny)
         # A compiled block has a fixed length (so only two graphs are ever built);
         # remainders run one step at a time through the same compiled code.
         self.single = self.block
         if kernel == "compiled":
             self.block = _compiled(self.block)
-            self.single = _compiled(_make_block(step))
+            self.single = _compiled(_make_block(step, loss, first, tiny))
 
     def _stats(self, ks: Tensor) -> Tensor:
         """Minibatch summaries of every (seed, batch size) stream: [K, G, S]."""
@@ -276,6 +322,17 @@ class _Simulation:
         x = self.problem.x0().expand(r, -1).clone()
         state = self.chain.init(x)
         f0 = float(self.problem.loss(self.problem.x0()[None, :])[0])
+        f_star = self.problem.f_star
+        ref = RelScale(
+            *(
+                torch.tensor(v, dtype=self.dtype, device=self.dev)
+                for v in ((0.0, f0) if f_star is None else (f_star, f0 - f_star))
+            )
+        )
+        rise = RiseState(
+            torch.full((r,), torch.inf, dtype=self.dtype, device=self.dev),
+            torch.ones(r, dtype=self.dtype, device=self.dev),
+        )
         losses = []
         step, next_report = 0, 0
         report_every = max(BLOCK_STEPS, self.spec.steps // PROGRESS_BLOCKS)
@@ -287,18 +344,20 @@ class _Simulation:
                 for lo in range(0, n_stats, BLOCK_STEPS):
                     hi = min(lo + BLOCK_STEPS, n_stats)
                     if hi - lo == BLOCK_STEPS:
-                        x, state = self.block(
-                            x, state, stats[lo:hi], self.group_of_run, ks[lo:hi], self.h
+                        x, state, rise = self.block(
+                            x, state, stats[lo:hi], self.group_of_run, ks[lo:hi], self.h, rise, ref
                         )
                     else:
                         for i in range(lo, hi):
-                            x, state = self.single(
+                            x, state, rise = self.single(
                                 x,
                                 state,
                                 stats[i : i + 1],
                                 self.group_of_run,
                                 ks[i : i + 1],
                                 self.h,
+                                rise,
+                                ref,
                             )
                 step += n_stats
                 if should_stop is not None and should_stop():
@@ -320,6 +379,7 @@ class _Simulation:
             criteria=self.spec.criteria,
             n_clipped=clip_state.n_clipped.cpu().numpy(),
             steps=self.spec.steps,
+            max_rise=rise.top.to(torch.float64).cpu().numpy() if TRACK_RISE else np.full(r, np.nan),
         )
         d, blocks = self.problem.dim, self.problem.blocks
         final = {

@@ -28,6 +28,8 @@ RUN_COLUMNS = (
     "final_gap",
     "div_step",
     "clip_fraction",
+    "max_rise",
+    "spiky",
 )
 CELL_COLUMNS = (
     "beta1",
@@ -42,6 +44,8 @@ CELL_COLUMNS = (
     "diverged_frac",
     "median_final_rel",
     "median_div_step",
+    "spiky_frac",
+    "median_max_rise",
 )
 
 
@@ -117,6 +121,8 @@ def run_rows(
                 _nan_to_none(float(outcomes.final_gap[i])),
                 div if div >= 0 else None,
                 float(outcomes.clip_fraction[i]),
+                _nan_to_none(float(outcomes.max_rise[i])),
+                None if np.isnan(outcomes.max_rise[i]) else bool(outcomes.spiky[i]),
                 *more,
             )
         )
@@ -152,6 +158,8 @@ def cell_rows(spec: Any, cells: Any) -> Iterator[list[str]]:
                 float(cells.diverged_frac[at]),
                 _nan_to_none(float(cells.final_rel[at])),
                 _nan_to_none(float(cells.div_step[at])),
+                _nan_to_none(float(cells.spiky_frac[at])),
+                _nan_to_none(float(cells.max_rise[at])),
                 *more,
             )
         )
@@ -191,6 +199,8 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
     ).cast(pa.binary())
     clip_frac = np.asarray(outcomes.clip_fraction, dtype=np.float64)
     uniq, inverse = np.unique(clip_frac, return_inverse=True)  # at most steps + 1 values
+    rise = np.asarray(outcomes.max_rise, dtype=np.float64)
+    spiky = np.where(np.isnan(rise), 2, np.asarray(outcomes.spiky, dtype=np.int64))
     columns = [
         pa.array(run_keys(spec, runs, kernel=kernel), pa.binary()),
         pick([fmt(float(v)) for v in values["beta1"]], g[:, 0]),
@@ -207,6 +217,8 @@ def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
         floats(outcomes.final_gap, empty_if_nan=True),
         div_text,
         pick([fmt(float(v)) for v in uniq], inverse.reshape(-1)),
+        floats(rise, empty_if_nan=True),
+        pick([fmt(False), fmt(True), fmt(None)], spiky),
         *(
             pick([fmt(v) for v in vals], g[:, len(AXES) + j])
             for j, vals in enumerate(_extra_values(spec))
@@ -278,6 +290,8 @@ def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
             _float_column(cells.diverged_frac[sel]),
             _float_column(cells.final_rel[sel], empty_if_nan=True),
             _float_column(cells.div_step[sel], empty_if_nan=True),
+            _float_column(cells.spiky_frac[sel], empty_if_nan=True),
+            _float_column(cells.max_rise[sel], empty_if_nan=True),
             *(
                 _pick([fmt(v) for v in vals], at[:, 5 + j])
                 for j, vals in enumerate(_extra_values(spec))

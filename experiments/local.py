@@ -69,17 +69,9 @@ class LocalResult:
         """The runs CSV (header first) as bytes, a piece of runs at a time, column-wise:
         the bytes the service's export.csv gives for the same sweep."""
         yield export.csv_lines([export.run_columns(self.spec)])
-        o = self.outcomes
         for lo in range(0, self.total, piece):
             rows = np.arange(lo, min(lo + piece, self.total))
-            part = Outcomes(
-                o.code[rows],
-                o.final_loss[rows],
-                o.final_rel[rows],
-                o.final_gap[rows],
-                o.div_step[rows],
-                o.clip_fraction[rows],
-            )
+            part = self.outcomes.take(rows)
             yield export.run_csv(self.spec, self.runs.take(rows), part, kernel=self.kernel)
 
     def outcome_counts(self) -> dict[str, int]:

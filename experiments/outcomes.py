@@ -5,6 +5,12 @@ diverged: a non-finite x or f at any checkpoint, or rel(x_T) > diverge_rel;
     div_step is the first checkpoint at which f was non-finite or rel exceeded
     diverge_rel.
 converged: rel(x_T) <= converge_rel.  not_converged: otherwise.
+max_rise: the largest factor by which rel rose above its running minimum, over
+    every step k >= c1 (the first checkpoint): max_k rel_k / max(m_k, tiny) with
+    m_k = min_{c1 <= j <= k} rel_j and tiny = the dtype's smallest normal number;
+    steps with a non-finite rel are skipped; 1.0 if rel never rose. The engine
+    measures it at every step (see experiments.engine), so a spike between two
+    checkpoints counts.  spiky: max_rise >= spike_rise.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ import numpy as np
 
 OUTCOMES = ("converged", "not_converged", "diverged")
 CONVERGED, NOT_CONVERGED, DIVERGED = range(3)
+# a cell's regime (the map metric `regime`, experiments.analysis): its majority
+# outcome, with converged cells split by whether most converged seeds were spiky
+REGIMES = ("converged", "converged_spiky", "not_converged", "diverged")
 MIN_CHECKPOINTS = 32
 
 
@@ -39,25 +48,33 @@ class Outcomes:
     final_gap: np.ndarray
     div_step: np.ndarray  # int64, -1 where not diverged
     clip_fraction: np.ndarray
+    max_rise: np.ndarray  # float64, >= 1; nan where not measured (results stored before it)
+    spiky: np.ndarray  # bool: max_rise >= criteria.spike_rise (False where max_rise is nan)
 
     @property
     def labels(self) -> list[str]:
         return [OUTCOMES[c] for c in self.code.tolist()]
 
+    def take(self, rows: np.ndarray) -> Outcomes:
+        return Outcomes(**{f: getattr(self, f)[rows] for f in self.__dataclass_fields__})
+
     @staticmethod
     def gather(parts: list[tuple[np.ndarray, Outcomes]], n: int) -> Outcomes:
         """Reassemble groups (rows, outcomes) into one table of n runs."""
-        code = np.zeros(n, dtype=np.int8)
-        cols = {k: np.full(n, np.nan) for k in ("final_loss", "final_rel", "final_gap")}
-        div = np.full(n, -1, dtype=np.int64)
-        clip = np.zeros(n)
+        cols = {
+            "code": np.zeros(n, dtype=np.int8),
+            "final_loss": np.full(n, np.nan),
+            "final_rel": np.full(n, np.nan),
+            "final_gap": np.full(n, np.nan),
+            "div_step": np.full(n, -1, dtype=np.int64),
+            "clip_fraction": np.zeros(n),
+            "max_rise": np.full(n, np.nan),
+            "spiky": np.zeros(n, dtype=bool),
+        }
         for rows, o in parts:
-            code[rows] = o.code
             for k, arr in cols.items():
                 arr[rows] = getattr(o, k)
-            div[rows] = o.div_step
-            clip[rows] = o.clip_fraction
-        return Outcomes(code, cols["final_loss"], cols["final_rel"], cols["final_gap"], div, clip)
+        return Outcomes(**cols)
 
 
 def relative(f: np.ndarray, f0: float, f_star: float | None) -> np.ndarray:
@@ -65,6 +82,12 @@ def relative(f: np.ndarray, f0: float, f_star: float | None) -> np.ndarray:
         if f_star is None:
             return f / f0
         return (f - f_star) / (f0 - f_star)
+
+
+def is_spiky(max_rise: np.ndarray, criteria: object) -> np.ndarray:
+    """spiky per run (False where max_rise is nan: not measured)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(max_rise) >= float(criteria.spike_rise)  # type: ignore[attr-defined]
 
 
 def classify(
@@ -78,8 +101,10 @@ def classify(
     criteria: object,
     n_clipped: np.ndarray,
     steps: int,
+    max_rise: np.ndarray,
 ) -> Outcomes:
-    """Apply the outcome rules to loss curves [R, C] taken at checkpoint steps `ckpts`."""
+    """Apply the outcome rules to loss curves [R, C] taken at checkpoint steps `ckpts`
+    (max_rise: measured by the engine at every step)."""
     converge_rel = float(criteria.converge_rel)  # type: ignore[attr-defined]
     diverge_rel = float(criteria.diverge_rel)  # type: ignore[attr-defined]
     rel = relative(curves, f0, f_star)
@@ -100,4 +125,6 @@ def classify(
         final_gap=gap.astype(np.float64),
         div_step=div_step.astype(np.int64),
         clip_fraction=n_clipped.astype(np.float64) / steps,
+        max_rise=np.asarray(max_rise, dtype=np.float64),
+        spiky=is_spiky(max_rise, criteria),
     )

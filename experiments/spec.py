@@ -262,6 +262,8 @@ class GridSpec(_Strict):
 class Criteria(_Strict):
     converge_rel: float = Field(0.05, gt=0.0, allow_inf_nan=False)
     diverge_rel: float = Field(10.0, gt=0.0, allow_inf_nan=False)
+    # a run is spiky when its loss rose this many times above its running minimum
+    spike_rise: float = Field(10.0, gt=1.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Criteria:
@@ -677,8 +679,17 @@ def _run_prefix(spec: SweepSpec, kernel: str) -> dict[str, Any]:
         "sampling": spec.sampling,
         "steps": spec.steps,
         "dtype": spec.dtype,
-        "criteria": spec.criteria.model_dump(mode="json"),
+        "criteria": _criteria_key(spec.criteria),
     }
+
+
+def _criteria_key(criteria: Criteria) -> dict[str, Any]:
+    """The criteria as run keys hold them. spike_rise came after keys were first
+    handed out and is left out at its default, so those keys stay valid."""
+    out = criteria.model_dump(mode="json")
+    if out["spike_rise"] == Criteria.model_fields["spike_rise"].default:
+        del out["spike_rise"]
+    return out
 
 
 def program_digest(spec: SweepSpec, kernel: str = "eager") -> bytes:

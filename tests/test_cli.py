@@ -23,10 +23,11 @@ from experiments.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# DESIGN section 10's columns in its order, then the spike columns (extra columns after)
 DESIGN_RUN_COLUMNS = (
     "run_key,beta1,beta2,batch_size,clip_mode,clip_threshold,lr,seed,steps,outcome,"
     "final_loss,final_rel,final_gap,div_step,clip_fraction"
-).split(",")
+).split(",") + ["max_rise", "spiky"]
 
 SMALL_SPEC = """\
 name: cli test

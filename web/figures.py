@@ -22,6 +22,11 @@ OUTCOME_NAMES = ("converged", "not_converged", "diverged")
 OUTCOME_LABELS = ("converged", "not converged", "diverged")
 # Okabe-Ito: told apart under every common colour-vision deficiency
 OUTCOME_COLOURS = {"converged": "#0072B2", "not_converged": "#F0E442", "diverged": "#D55E00"}
+# the regime map's classes: the outcome colours, and a light blue for converged with
+# spikes (maps.js's SPIKY, as far from the others for colour-blind readers)
+CLASS_COLOURS = {**OUTCOME_COLOURS, "converged_spiky": "#80B0F8"}
+CLASS_LABELS = {**dict(zip(OUTCOME_NAMES, OUTCOME_LABELS, strict=True)),
+                "converged_spiky": "converged with spikes"}
 EMPTY = "#d6d8db"  # cells without results show the plot background
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
 CONFIG = {"displaylogo": False, "responsive": True,
@@ -29,11 +34,13 @@ CONFIG = {"displaylogo": False, "responsive": True,
 SYMBOLS = {"beta1": "β1", "beta2": "β2"}
 METRICS: dict[str, dict[str, Any]] = {
     "outcome": {"label": "majority outcome"},
+    "regime": {"label": "regime"},
     "diverged_frac": {"label": "diverged fraction", "colorscale": "Reds", "zmin": 0, "zmax": 1},
     "converged_frac": {"label": "converged fraction", "colorscale": "Greens", "zmin": 0, "zmax": 1},
     "final_rel": {"label": "median final rel. loss", "colorscale": "Viridis", "log": True},
     "div_step": {"label": "median divergence step", "colorscale": "Plasma", "log": True,
                  "reverse": True},
+    "max_rise": {"label": "median max rise", "colorscale": "Cividis", "log": True},
 }
 # plotly.js's own defaults, as the pages get them (no Python-side template)
 _BARE = go.layout.Template()
@@ -168,18 +175,13 @@ def phase_map_figure(
     heat: dict[str, Any] = {
         "x": xs, "y": ys, "z": [[_colour(metric, v) for v in row] for row in z[metric]],
         "zsmooth": False, "xgap": 0 if dense else 1, "ygap": 0 if dense else 1,
-        "hoverongaps": False, "text": _hover(b1, b2, l1, l2, z, stars),
+        "hoverongaps": False,
+        "text": _hover(b1, b2, l1, l2, z, stars, (maps.get("regime") or {}).get("outcomes")),
         "hovertemplate": "%{text}<extra></extra>", "name": "cells",
     }
-    if metric == "outcome":
-        c = [OUTCOME_COLOURS[k] for k in OUTCOME_NAMES]
-        heat.update(
-            zmin=0, zmax=2,
-            colorscale=[[0, c[0]], [1 / 3, c[0]], [1 / 3, c[1]], [2 / 3, c[1]], [2 / 3, c[2]],
-                        [1, c[2]]],
-            colorbar={"tickvals": [1 / 3, 1, 5 / 3], "ticktext": list(OUTCOME_LABELS),
-                      "thickness": 14, "len": 0.6, "y": 0.5, "outlinewidth": 0},
-        )
+    classes = pm.get("outcomes") or (list(OUTCOME_NAMES) if metric == "outcome" else None)
+    if classes:  # classes (outcome, regime): one colour band and label each
+        heat.update(_class_scale(classes))
     else:
         m = METRICS[metric]
         heat.update(colorscale=m["colorscale"], reversescale=bool(m.get("reverse")),
@@ -210,8 +212,19 @@ def phase_map_figure(
     return fig
 
 
+def _class_scale(classes: list[str]) -> dict[str, Any]:
+    """z = index into `classes`: a stepped colour scale over [0, n - 1] (as maps.js)."""
+    n = len(classes)
+    scale = [[(k + e) / n, CLASS_COLOURS[c]] for k, c in enumerate(classes) for e in (0, 1)]
+    return {"zmin": 0, "zmax": n - 1, "colorscale": scale,
+            "colorbar": {"tickvals": [(k + 0.5) * (n - 1) / n for k in range(n)],
+                         "ticktext": [CLASS_LABELS[c] for c in classes], "thickness": 14,
+                         "len": 0.6, "y": 0.5, "outlinewidth": 0}}
+
+
 def _hover(b1: list[float], b2: list[float], l1: dict[float, str], l2: dict[float, str],
-           z: dict[str, list[list[Any]]], stars: list[float | None] | None) -> list[list[str]]:
+           z: dict[str, list[list[Any]]], stars: list[float | None] | None,
+           regimes: list[str] | None = None) -> list[list[str]]:
     rows = []
     for i, y in enumerate(b2):
         row = []
@@ -222,6 +235,8 @@ def _hover(b1: list[float], b2: list[float], l1: dict[float, str], l2: dict[floa
                 o = get["outcome"]
                 lines.append("<i>no results yet</i>" if o is None
                              else f"majority: <b>{OUTCOME_LABELS[int(o)]}</b>")
+            if get.get("regime") is not None and regimes:
+                lines.append(f"regime: <b>{CLASS_LABELS[regimes[int(get['regime'])]]}</b>")
             dv, cv = get.get("diverged_frac"), get.get("converged_frac")
             if dv is not None:
                 lines.append("diverged: " + _pct(dv))
@@ -233,6 +248,8 @@ def _hover(b1: list[float], b2: list[float], l1: dict[float, str], l2: dict[floa
                 lines.append(f"median final rel: {get['final_rel']:.3g}")
             if get.get("div_step") is not None:
                 lines.append(f"median div step: {get['div_step']:.3g}")
+            if get.get("max_rise") is not None:
+                lines.append(f"median max rise: {get['max_rise']:.3g}")
             if stars is not None:
                 s = stars[j]
                 shown = "none" if s is None else l2.get(s, f"{s:g}")

@@ -109,7 +109,7 @@ def sweep_page(result: Any) -> str:
     c = result.cells()
     values = result.spec.axis_values()
     avail = analysis.available(result.spec)
-    extra_metrics = ("diverged_frac", "converged_frac", "final_rel", "div_step")
+    extra_metrics = tuple(m for m in analysis.METRICS if m != "outcome")  # for the hover
     extra_axes = result.spec.extra_axes()
     sections = []
     # one group of sections per point of the extra axes (none: one point)

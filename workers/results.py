@@ -12,14 +12,15 @@ from api.db import columnar
 from api.db.chunks import ClaimedChunk
 from api.db.session import Database
 from api.db.store import Stored, gather, spec_of
-from experiments.analysis import ResultFrame, cell_stats
+from experiments.analysis import ResultFrame, cell_stats, spiky_weights
+from experiments.outcomes import is_spiky
 from experiments.reuse import axis_maps, cell_index, cells_per_unit, chunk_unit, map_runs
 from experiments.runs import RunTable, runs_at
 from experiments.spec import SweepSpec
 from experiments.version import engine_version
 from workers.errors import EngineMismatch
 
-CELL_INPUTS = ("outcome", "final_rel", "div_step")
+CELL_INPUTS = ("outcome", "final_rel", "div_step", "max_rise")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
         o = result.outcomes
         cols = {"outcome": o.code, "final_loss": o.final_loss, "final_rel": o.final_rel,
                 "final_gap": o.final_gap, "div_step": o.div_step,
-                "clip_fraction": o.clip_fraction, columnar.CURVE: result.curves}
+                "clip_fraction": o.clip_fraction, "max_rise": o.max_rise,
+                columnar.CURVE: result.curves}
         if result.x_final.shape[1] <= columnar.FINAL_X_MAX_DIM:
             cols[columnar.FINAL_X] = result.x_final
     else:
@@ -78,10 +80,13 @@ def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
     code = np.concatenate([cols["outcome"], plan.reused_inputs.get("outcome", np.zeros(0))])
     rel = np.concatenate([cols["final_rel"], plan.reused_inputs.get("final_rel", np.zeros(0))])
     div = np.concatenate([cols["div_step"], plan.reused_inputs.get("div_step", np.zeros(0))])
+    rise = np.concatenate([cols["max_rise"], plan.reused_inputs.get("max_rise", np.zeros(0))])
     frame = ResultFrame(
         grid=np.zeros((len(flat), 0), dtype=np.int64), code=code.astype(np.int8),
         final_rel=rel.astype(np.float64),
         div_step=np.where(div >= 0, div, np.nan).astype(np.float64),
+        spiky=spiky_weights(rise, is_spiky(rise, plan.spec.criteria)),
+        max_rise=rise.astype(np.float64),
     )
     # the range holds whole chunk units, so its cells are consecutive from lo's
     first = int(cell_index(plan.spec, np.array([plan.lo]))[0])

@@ -7,8 +7,9 @@ result per run, and a backup of the database is a backup of everything); the
 same bytes work on SQLite and Postgres; Arrow arrays read back as numpy
 without copying; nan and inf are plain IEEE values (no (value, kind) pairs);
 and the record is self-describing, so a column added later (max_rise, ...) is
-simply there or absent. zstd shrinks curves and results to about a hundred
-bytes per run.
+simply there or absent: records stored before max_rise was measured read it as
+nan, and their cell records have no spike counts (regime unknown). zstd shrinks
+curves and results to about a hundred bytes per run.
 
 Two records per chunk: `runs` (one row per computed run, in flat-index order)
 and `cells` (one row per cell of the chunk: outcome counts and the exact
@@ -35,13 +36,20 @@ RESULT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("final_gap", pa.float64()),
     ("div_step", pa.int64()),  # -1 where the run did not diverge
     ("clip_fraction", pa.float64()),
+    ("max_rise", pa.float64()),  # DESIGN section 5; absent in records stored before it
 )
+# result columns added after records were first stored: an encoder may leave them
+# out (the migration that wrote the first records does), a reader gets nan
+LATER_FIELDS = ("max_rise",)
 OFFSET = "offset"  # position in the chunk's flat range; absent when every run is stored
 CURVE = "curve"  # float32 [R, C]: the full objective at the checkpoints
 FINAL_X = "final_x"  # float64 [R, d], for problems of dimension <= FINAL_X_MAX_DIM
 FINAL_X_MAX_DIM = 8
 CELL_FIELDS = ("n_converged", "n_not_converged", "n_diverged", "median_final_rel",
                "median_div_step")
+# float64 counts, nan where a run's max_rise is unknown; absent in older records
+CELL_SPIKY_FIELDS = ("n_spiky", "n_spiky_converged")
+CELL_RISE = "median_max_rise"  # absent in older records
 
 
 def _to_bytes(table: pa.Table) -> bytes:
@@ -75,6 +83,8 @@ def encode_runs(columns: dict[str, np.ndarray], *, offset: np.ndarray | None) ->
         names.append(OFFSET)
         arrays.append(pa.array(np.asarray(offset, dtype=np.uint32)))
     for name, arrow_type in RESULT_FIELDS:
+        if name in LATER_FIELDS and name not in columns:
+            continue
         names.append(name)
         arrays.append(pa.array(np.asarray(columns[name]), type=arrow_type))
     names.append(CURVE)
@@ -106,15 +116,28 @@ def encode_cells(stats: CellStats) -> bytes:
     arrays = [pa.array(counts[:, i]) for i in range(3)]
     arrays += [pa.array(stats.final_rel, type=pa.float64()),
                pa.array(stats.div_step, type=pa.float64())]
-    return _to_bytes(pa.table(arrays, names=list(CELL_FIELDS)))
+    names = list(CELL_FIELDS)
+    if stats.spiky is not None:
+        arrays += [pa.array(stats.spiky[:, i], type=pa.float64()) for i in range(2)]
+        names += CELL_SPIKY_FIELDS
+    if stats.max_rise is not None:
+        arrays.append(pa.array(stats.max_rise, type=pa.float64()))
+        names.append(CELL_RISE)
+    return _to_bytes(pa.table(arrays, names=names))
 
 
 def decode_cells(data: bytes) -> CellStats:
+    """A cells record; one stored before spikes were counted has spiky None."""
     t = _from_bytes(data)
-    col: Any = {n: t.column(n).to_numpy() for n in CELL_FIELDS}
+    col: Any = {n: t.column(n).to_numpy() for n in t.column_names}
+    spiky = None
+    if all(n in col for n in CELL_SPIKY_FIELDS):
+        spiky = np.stack([col[n] for n in CELL_SPIKY_FIELDS], axis=1).astype(np.float64)
     return CellStats(
         counts=np.stack([col["n_converged"], col["n_not_converged"], col["n_diverged"]],
                         axis=1).astype(np.int64),
         final_rel=col["median_final_rel"].astype(np.float64),
         div_step=col["median_div_step"].astype(np.float64),
+        spiky=spiky,
+        max_rise=col[CELL_RISE].astype(np.float64) if CELL_RISE in col else None,
     )

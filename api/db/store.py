@@ -90,11 +90,17 @@ def cell_stats(session: Session, sweep: Stored) -> CellStats:
     counts = np.zeros((n_cells, 3), dtype=np.int64)
     final_rel = np.full(n_cells, np.nan)
     div_step = np.full(n_cells, np.nan)
+    spiky = np.full((n_cells, 2), np.nan)  # stays nan for records without spike counts
+    max_rise = np.full(n_cells, np.nan)
     for lo, hi, data in rows:
         part = columnar.decode_cells(data)
         at = slice(lo // unit * per_unit, hi // unit * per_unit)  # chunks hold whole units
         counts[at], final_rel[at], div_step[at] = part.counts, part.final_rel, part.div_step
-    return CellStats(counts, final_rel, div_step)
+        if part.spiky is not None:
+            spiky[at] = part.spiky
+        if part.max_rise is not None:
+            max_rise[at] = part.max_rise
+    return CellStats(counts, final_rel, div_step, spiky, max_rise)
 
 
 def _same_grid(session: Session, sweep: Stored) -> bool:
@@ -165,6 +171,9 @@ def _gather_sorted(
                 got, rec = gather(session, source, src_flat, columns)
                 _put(out, rec, len(flat), missing[got], np.flatnonzero(got))
                 found[missing[got]] = True
+    for name, _ in columnar.RESULT_FIELDS:  # a column no record of these runs has yet
+        if name in columns and name in columnar.LATER_FIELDS and name not in out:
+            out[name] = np.full(len(flat), np.nan)
     return found, out
 
 

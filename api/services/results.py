@@ -25,7 +25,7 @@ from api.db.session import Database
 from api.db.store import Stored, cell_stats, data_version, gather
 from experiments import analysis, export
 from experiments.keys import find_run
-from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps
+from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps, is_spiky
 from experiments.reuse import cell_index
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
@@ -35,7 +35,7 @@ MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest
 EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
 CSV_ROWS = 25_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
-RUN_COLUMNS = ("outcome", "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction")
+RUN_COLUMNS = tuple(name for name, _ in columnar.RESULT_FIELDS)
 _cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
 _cells_lock = threading.Lock()
 _maps_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
@@ -164,6 +164,8 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
     chunk_ids = sorted(set(rec["_chunk"].tolist()))
     finished = dict(session.execute(
         select(Chunk.id, Chunk.finished_at).where(Chunk.id.in_(chunk_ids))).all())
+    rise = rec["max_rise"]
+    spiky = is_spiky(rise, spec.criteria)
     out = []
     for i in range(len(flat)):
         div = int(rec["div_step"][i])
@@ -178,6 +180,8 @@ def _run_dicts(session: Session, sweep: Sweep, spec: SweepSpec, flat: np.ndarray
             "final_gap": _none_if_nan(float(rec["final_gap"][i])),
             "div_step": div if div >= 0 else None,
             "clip_fraction": float(rec["clip_fraction"][i]),
+            "max_rise": _none_if_nan(float(rise[i])),
+            "spiky": None if np.isnan(rise[i]) else bool(spiky[i]),
             "computed_at": finished.get(int(rec["_chunk"][i])),
             "extra": {a: vals[int(runs.grid_index[i, j])] for j, a, vals in extra},
         })
@@ -274,11 +278,12 @@ def _pieces(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ..
         memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
 
 
-def _outcomes(rec: dict[str, np.ndarray]) -> Outcomes:
+def _outcomes(spec: SweepSpec, rec: dict[str, np.ndarray]) -> Outcomes:
     return Outcomes(code=rec["outcome"].astype(np.int8), final_loss=rec["final_loss"],
                     final_rel=rec["final_rel"], final_gap=rec["final_gap"],
                     div_step=rec["div_step"].astype(np.int64),
-                    clip_fraction=rec["clip_fraction"])
+                    clip_fraction=rec["clip_fraction"], max_rise=rec["max_rise"],
+                    spiky=is_spiky(rec["max_rise"], spec.criteria))
 
 
 def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel: str
@@ -296,7 +301,7 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
         for a in range(0, len(flat), CSV_ROWS):  # formatting takes ~1 kB a row meanwhile
             part = {k: v[a:a + CSV_ROWS] for k, v in rec.items()}
-            yield export.run_csv(spec, runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(part),
+            yield export.run_csv(spec, runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(spec, part),
                                  kernel=kernel)
             memory.release()
 
@@ -333,6 +338,8 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
                           for c in clips], dtype=np.float64)[runs.clip_index]
     div = rec["div_step"].astype(np.int64, copy=False)
     gap = rec["final_gap"]
+    rise = rec["max_rise"]
+    unknown = np.isnan(rise)  # stored before max_rise was measured: null
     cols.update({
         "flat_index": pa.array(flat),
         "beta1": pa.array(runs.beta1), "beta2": pa.array(runs.beta2),
@@ -348,6 +355,8 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
         "final_gap": pa.array(gap, mask=np.isnan(gap)),
         "div_step": pa.array(div, mask=div < 0),
         "clip_fraction": pa.array(rec["clip_fraction"]),
+        "max_rise": pa.array(rise, mask=unknown),
+        "spiky": pa.array(is_spiky(rise, spec.criteria), mask=unknown),
     })
     values = spec.axis_values()
     for j, axis in enumerate(spec.extra_axes()):  # after the standard columns, by path
@@ -379,6 +388,8 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
         "diverged_frac": pa.array(c.diverged_frac[sel]),
         "median_final_rel": pa.array(c.final_rel[sel], mask=np.isnan(c.final_rel[sel])),
         "median_div_step": pa.array(c.div_step[sel], mask=np.isnan(c.div_step[sel])),
+        "spiky_frac": pa.array(c.spiky_frac[sel], mask=np.isnan(c.spiky_frac[sel])),
+        "median_max_rise": pa.array(c.max_rise[sel], mask=np.isnan(c.max_rise[sel])),
     }
     for j, axis in enumerate(spec.extra_axes()):
         table[axis] = pa.array(np.asarray(values[axis])[at[:, 5 + j]])

@@ -43,7 +43,7 @@ def test_phase_map_and_boundary_equal_the_cli(make_client: Any) -> None:
     result = cli_result()
     cells = result.cells()
     url = f"/api/v1/sweeps/{sweep['id']}"
-    for metric in ("outcome", "diverged_frac", "converged_frac", "final_rel", "div_step"):
+    for metric in analysis.METRICS:
         for batch in (1, 2, 4, 8):
             got = client.get(f"{url}/phase-map", params={"metric": metric, "batch_size": batch})
             assert got.status_code == 200, got.text

@@ -49,6 +49,29 @@ def test_run_records_round_trip_nan_inf_and_partial_ranges() -> None:
     assert np.isnan(again.div_step).all()
 
 
+def test_records_without_the_spike_columns_still_read() -> None:
+    """Records stored before max_rise was measured: the run column is absent (a reader
+    gets nan through store.gather), and cells have no spike counts (spiky None)."""
+    n = 5
+    cols = {"outcome": np.zeros(n, np.int8), "final_loss": np.ones(n), "final_rel": np.ones(n),
+            "final_gap": np.ones(n), "div_step": np.full(n, -1), "clip_fraction": np.zeros(n),
+            columnar.CURVE: np.ones((n, 3))}
+    old = columnar.decode_runs(columnar.encode_runs(cols, offset=None))
+    assert "max_rise" not in old and set(old) == set(cols)
+    rise = np.array([1.0, 12.5, np.inf, 1.5, 3.0])
+    new = columnar.decode_runs(columnar.encode_runs({**cols, "max_rise": rise}, offset=None))
+    assert np.array_equal(new["max_rise"], rise)
+    counts = np.ones((4, 3), dtype=np.int64)
+    plain = columnar.decode_cells(columnar.encode_cells(
+        CellStats(counts, np.zeros(4), np.full(4, math.nan))))
+    assert plain.spiky is None and plain.max_rise is None
+    spiky = np.array([[1.0, 0.0], [2.0, 1.0], [math.nan, math.nan], [0.0, 0.0]])
+    full = columnar.decode_cells(columnar.encode_cells(
+        CellStats(counts, np.zeros(4), np.full(4, math.nan), spiky, np.arange(4.0))))
+    assert np.array_equal(full.spiky, spiky, equal_nan=True)
+    assert np.array_equal(full.max_rise, np.arange(4.0))
+
+
 def test_a_ten_million_run_sweep_is_a_few_hundred_rows(db_url: str) -> None:
     settings = Settings(database_url=db_url, max_runs=10**7)
     spec = parse_spec(TEN_MILLION)

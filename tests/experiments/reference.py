@@ -12,11 +12,14 @@ what they check is the optimizer, clipping and schedule, not the problem.
 - `loop_reference`: plain numpy, written from the formulas of DESIGN section 4,
   for what torch.optim cannot express (bias correction off, the inv_sqrt and
   warmup_cosine schedules, AdaGC, Lion, Signum, Adam-mini).
+- `rise_reference`: a run's max_rise (DESIGN section 5) from loop_reference's
+  parameters after every step, in a plain Python loop over steps.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +61,10 @@ class FullBatch:
     def grad_t(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """The gradient at step k (1-based), for x of shape [d]."""
         return self.problem.grad(x[None, :], self.stats[k - 1][None, :])[0]
+
+    def loss(self, x: np.ndarray) -> float:
+        """The full objective at x [d], from the problem's own loss at R = 1."""
+        return float(self.problem.loss(torch.from_numpy(x)[None, :])[0])
 
     def grad(self, x: np.ndarray, k: int) -> np.ndarray:
         return self.grad_t(torch.from_numpy(x), k).numpy().copy()
@@ -154,11 +161,19 @@ def learning_rate(opt: Any, k: int, steps: int, lr: float) -> float:
 
 
 def loop_reference(
-    spec: Any, fb: FullBatch, *, beta1: float, beta2: float, lr: float, clip: Any
+    spec: Any,
+    fb: FullBatch,
+    *,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    clip: Any,
+    on_step: Callable[[int, np.ndarray], None] | None = None,
 ) -> Final:
     """DESIGN section 4 step by step, one run, numpy float64: every kind, from its
     paper (Lion: Chen et al. 2023 Alg. 2; Signum: Bernstein et al. 2018 Alg. 1;
-    Adam-mini: Zhang et al. 2024's rule), every schedule."""
+    Adam-mini: Zhang et al. 2024's rule), every schedule. on_step(k, x) sees the
+    parameters after each step k."""
     assert fb.dtype == torch.float64, "the loop reference is float64 only"
     opt = spec.optimizer
     kind = opt.kind
@@ -231,6 +246,8 @@ def loop_reference(
         else:
             raise AssertionError(kind)
         x = fb.project(x - step)
+        if on_step is not None:
+            on_step(k, x)
     return Final(x, m if keeps_m else None, v if keeps_v else None, n_clipped)
 
 
@@ -264,3 +281,37 @@ def _clip(
             clipped = True
         gamma[i] = clip.beta * gamma[i] + (1.0 - clip.beta) * norm
     return g, clipped
+
+
+def rise_reference(
+    spec: Any,
+    fb: FullBatch,
+    *,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    clip: Any,
+    f_star: float | None,
+    first: int,
+) -> float:
+    """max over steps k >= first of rel_k / max(min_{first <= j <= k} rel_j, tiny),
+    rel = (f - f*)/(f(x0) - f*) (f / f(x0) when f_star is None), non-finite rel
+    skipped, 1.0 if it never rose; f is the problem's full objective in float64."""
+    tiny = float(np.finfo(np.float64).tiny)
+    f0 = fb.loss(fb.x0())
+    low, top = math.inf, 1.0
+
+    def on_step(k: int, x: np.ndarray) -> None:
+        nonlocal low, top
+        if k < first:
+            return
+        f = fb.loss(x)
+        rel = f / f0 if f_star is None else (f - f_star) / (f0 - f_star)
+        if not math.isfinite(rel):
+            return
+        low = min(low, rel)
+        top = max(top, rel / max(low, tiny))
+
+    with np.errstate(all="ignore"):
+        loop_reference(spec, fb, beta1=beta1, beta2=beta2, lr=lr, clip=clip, on_step=on_step)
+    return top

@@ -42,7 +42,9 @@ def test_run_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
     runs = all_runs(spec)
     n = len(runs)
     rng = np.random.default_rng(len(preset_name))
-    floats = _awkward_floats(3 * n, 3).reshape(3, n)
+    floats = _awkward_floats(4 * n, 3).reshape(4, n)
+    # max_rise: any float, nan (stored before it was measured) among them
+    rise = np.where(rng.random(n) < 0.2, np.nan, np.abs(floats[3]))
     outcomes = Outcomes(
         code=rng.integers(0, 3, n).astype(np.int8),
         final_loss=floats[0],
@@ -50,6 +52,8 @@ def test_run_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
         final_gap=np.where(rng.random(n) < 0.3, np.nan, floats[2]),
         div_step=np.where(rng.random(n) < 0.5, -1, rng.integers(1, spec.steps + 1, n)),
         clip_fraction=rng.integers(0, spec.steps + 1, n) / spec.steps,
+        max_rise=rise,
+        spiky=rise >= 10.0,
     )
     modes, thresholds = clip_columns(spec, runs)
     keys = run_keys(spec, runs).astype(str).tolist()
@@ -72,6 +76,8 @@ def test_cell_csv_bytes_equal_the_row_writer(preset_name: str) -> None:
         grid=runs.grid_index[keep], code=rng.integers(0, 3, n).astype(np.int8)[keep],
         final_rel=_awkward_floats(n, 4)[keep],
         div_step=np.where(rng.random(n) < 0.5, np.nan, rng.integers(1, 99, n))[keep],
+        spiky=np.where(rng.random(n) < 0.1, np.nan, rng.random(n) < 0.3)[keep],
+        max_rise=np.where(rng.random(n) < 0.1, np.nan, np.abs(_awkward_floats(n, 5)))[keep],
     )
     c = cells(spec, frame)
     want = export.csv_lines(list(export.cell_rows(spec, c)))

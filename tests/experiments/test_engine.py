@@ -100,7 +100,10 @@ LSTSQ_SPEC: dict[str, Any] = {
 
 # --- helpers --------------------------------------------------------------------------------
 
-FIELDS = ("final_loss", "final_rel", "final_gap", "div_step", "clip_fraction", "code")
+FIELDS = (
+    "final_loss", "final_rel", "final_gap", "div_step", "clip_fraction", "code", "max_rise",
+    "spiky",
+)
 
 
 def _arrays(r: ChunkResult) -> dict[str, np.ndarray]:
@@ -312,11 +315,13 @@ def test_compiled_kernel_matches_eager_and_is_chunk_invariant() -> None:
     runs = all_runs(spec)
     eager = _arrays(run_chunk(spec, runs))
     compiled = _arrays(run_chunk(spec, runs, kernel="compiled"))
-    for name in ("x_final", "m_final", "v_final", "curves", "final_loss"):
+    for name in ("x_final", "m_final", "v_final", "curves", "final_loss", "max_rise"):
         np.testing.assert_allclose(
             compiled[name], eager[name], rtol=1e-10, atol=1e-300, err_msg=name
         )
     np.testing.assert_array_equal(compiled["code"], eager["code"])
+    np.testing.assert_array_equal(compiled["spiky"], eager["spiky"])
+    assert eager["spiky"].any() and not eager["spiky"].all()
     order = np.random.default_rng(5).permutation(len(runs))
     _assert_bit_identical(compiled, _in_chunks(spec, order, [5, len(runs) - 5], kernel="compiled"))
     # The two kernels never share results: their run keys differ.

@@ -47,7 +47,8 @@ def _table(header, rows) -> list[dict[str, str]]:
 
 
 def test_run_columns_are_design_order() -> None:
-    assert ",".join(export.RUN_COLUMNS) == DESIGN_RUN_COLUMNS
+    # DESIGN's columns in its order, then the spike columns (extra columns come after)
+    assert ",".join(export.RUN_COLUMNS) == DESIGN_RUN_COLUMNS + ",max_rise,spiky"
 
 
 def test_run_rows_round_trip_every_value(result) -> None:
@@ -62,10 +63,11 @@ def test_run_rows_round_trip_every_value(result) -> None:
         assert float(r["lr"]) == runs.lr[i]
         assert int(r["batch_size"]) == runs.batch_size[i] and int(r["seed"]) == runs.seed[i]
         assert int(r["steps"]) == 60
-        for col in ("final_loss", "final_rel", "final_gap", "clip_fraction"):
+        for col in ("final_loss", "final_rel", "final_gap", "clip_fraction", "max_rise"):
             want = float(getattr(o, col)[i])
             got = float(r[col])
             assert got == want or (math.isnan(got) and math.isnan(want)), (col, r[col], want)
+        assert r["spiky"] == ("true" if o.spiky[i] else "false")
         diverged = r["outcome"] == "diverged"
         assert (r["div_step"] != "") == diverged
         if diverged:

@@ -39,6 +39,7 @@ def _classify(curves: np.ndarray, x_finite: np.ndarray, f_star: float | None = F
         criteria=Criteria(converge_rel=0.05, diverge_rel=10.0),
         n_clipped=kw.get("n_clipped", np.zeros(n, dtype=np.int64)),
         steps=1000,
+        max_rise=kw.get("max_rise", np.ones(n)),
     )
 
 
@@ -80,6 +81,13 @@ def test_clip_fraction_and_gap_pass_through() -> None:
     )
     np.testing.assert_array_equal(o.clip_fraction, [0.0, 0.25])
     np.testing.assert_array_equal(o.final_gap, [0.5, np.nan])
+
+
+def test_spiky_is_max_rise_at_least_spike_rise_and_unknown_is_not_spiky() -> None:
+    rise = np.array([1.0, 9.999999, 10.0, 1e300, np.inf, np.nan])
+    o = _classify(np.zeros((6, 4)), np.ones(6, dtype=bool), max_rise=rise)
+    np.testing.assert_array_equal(o.max_rise, rise)
+    np.testing.assert_array_equal(o.spiky, [False, False, True, True, True, False])
 
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 31, 32, 33, 100, 1000, 20_000, 10_000_000])

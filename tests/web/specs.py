@@ -36,3 +36,17 @@ def runs_of(spec: dict[str, Any]) -> int:
     g = spec["grid"]
     return (g["beta1"]["num"] * g["beta2"]["num"] * len(g["batch_size"]) * len(g.get("clip", [1]))
             * len(g.get("lr") or [1]) * len(g["seed"]))
+
+
+def regimes_zhang(name: str = "zhang regimes") -> dict[str, Any]:
+    """zhang2022 at a constant lr 0.1, 3 x 4 (beta1, beta2), batch sizes 1 and 2, 3 seeds:
+    every regime (converged, converged with spikes, not converged, diverged) shows on
+    the batch-1 map."""
+    return {
+        "name": name,
+        "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
+        "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "constant"},
+        "steps": 400,
+        "grid": {"beta1": [0.0, 0.5, 0.9], "beta2": [0.1, 0.5, 0.9, 0.999], "batch_size": [1, 2],
+                 "seed": [0, 1, 2]},
+    }

@@ -66,3 +66,6 @@ def test_the_palette_is_the_pages() -> None:
     assert [figures.OUTCOME_COLOURS[k] for k in figures.OUTCOME_NAMES] == colours, (
         "web/static/maps.js changed its outcome colours: change web/figures.py to match")
     assert list(figures.OUTCOME_LABELS) == labels and figures.EMPTY == empty
+    spiky = re.search(r'const SPIKY = "([^"]+)"', js).group(1)
+    assert figures.CLASS_COLOURS["converged_spiky"] == spiky
+    assert f'converged_spiky: "{figures.CLASS_LABELS["converged_spiky"]}"' in js

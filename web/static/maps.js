@@ -17,15 +17,24 @@
   const NEVER_DIVERGED = COLOURS[0]; // divergence-step map: results, none of them diverged
   // divergence step: early (worse) dark, late light; never the blue of "never diverged"
   const STEP_SCALE = [[0, "#4a1500"], [0.5, "#D55E00"], [1, "#F0E442"]];
+  // The regime map's classes (their names come with the map, in its "outcomes"): the
+  // outcome colours, and for "converged with spikes" a light blue (a converged family
+  // colour) held as far from the other three and the empty grey as the outcome colours
+  // are from each other, for colour-blind readers too (tests/web check this).
+  const SPIKY = "#80B0F8";
+  const CLASS_COLOURS = { converged: COLOURS[0], converged_spiky: SPIKY, not_converged: COLOURS[1], diverged: COLOURS[2] };
+  const CLASS_LABELS = { converged: "converged", converged_spiky: "converged with spikes", not_converged: "not converged", diverged: "diverged" };
   const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 13 };
   const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
   const METRICS = {
     outcome: { label: "majority outcome" },
+    regime: { label: "regime" },
     diverged_frac: { label: "diverged fraction", colorscale: "Reds", zmin: 0, zmax: 1 },
     converged_frac: { label: "converged fraction", colorscale: "Blues", zmin: 0, zmax: 1 }, // converged is blue
     final_rel: { label: "median final rel. loss", colorscale: "Viridis", log: true },
     div_step: { label: "median divergence step", colorscale: STEP_SCALE, log: true },
+    max_rise: { label: "median max rise", colorscale: "Cividis", log: true },
   };
 
   // Map axes are any two axes of the grid: beta1 x beta2 by default, or lr,
@@ -119,6 +128,8 @@
       const outcome = get("outcome");
       if (outcome === null) lines.push("<i>no results yet</i>");
       else if (outcome !== undefined) lines.push("majority: <b>" + OUTCOME_LABELS[outcome] + "</b>");
+      const regime = get("regime");
+      if (regime !== undefined && regime !== null) lines.push("regime: <b>" + CLASS_LABELS[extra.regime.outcomes[regime]] + "</b>");
       const dv = get("diverged_frac"), cv = get("converged_frac");
       if (dv !== undefined && dv !== null) lines.push("diverged: " + pct(dv));
       if (cv !== undefined && cv !== null) lines.push("converged: " + pct(cv));
@@ -132,6 +143,8 @@
         const never = ds === null && neverDiverged(extra, i, j);
         lines.push("median div step: " + (never ? "never diverged" : betascope.fmtValue(ds)));
       }
+      const mr = get("max_rise");
+      if (mr !== undefined && mr !== null) lines.push("median max rise: " + betascope.fmtValue(mr));
       if (star && star[j] !== undefined) lines.push("β2* of this column: " + (star[j] === null ? "none" : fy(star[j])));
       return lines.join("<br>");
     }));
@@ -153,6 +166,18 @@
       type: "heatmap", x: heat.x, y: heat.y, z, zmin: 0, zmax: 1, zsmooth: false, showscale: false,
       xgap: heat.xgap, ygap: heat.ygap, hoverongaps: false, name: "never diverged",
       colorscale: [[0, NEVER_DIVERGED], [1, NEVER_DIVERGED]], text: heat.text, hovertemplate: heat.hovertemplate,
+    };
+  }
+
+  // z = index into `classes`: a stepped colour scale over [0, n - 1], a label per band.
+  function classScale(classes) {
+    const n = classes.length;
+    const colorscale = [];
+    classes.forEach((c, k) => colorscale.push([k / n, CLASS_COLOURS[c]], [(k + 1) / n, CLASS_COLOURS[c]]));
+    return {
+      zmin: 0, zmax: n - 1, colorscale,
+      colorbar: { tickvals: classes.map((_, k) => ((k + 0.5) * (n - 1)) / n), ticktext: classes.map((c) => CLASS_LABELS[c]),
+                  thickness: 14, len: 0.6, y: 0.5, outlinewidth: 0 },
     };
   }
 
@@ -179,12 +204,9 @@
       text: cellText(pm, all, star), hovertemplate: "%{text}<extra></extra>", showscale,
       name: "cells",
     };
-    if (metric === "outcome") {
-      Object.assign(heat, {
-        zmin: 0, zmax: 2,
-        colorscale: [[0, COLOURS[0]], [1 / 3, COLOURS[0]], [1 / 3, COLOURS[1]], [2 / 3, COLOURS[1]], [2 / 3, COLOURS[2]], [1, COLOURS[2]]],
-        colorbar: { tickvals: [1 / 3, 1, 5 / 3], ticktext: OUTCOME_LABELS, thickness: 14, len: 0.6, y: 0.5, outlinewidth: 0 },
-      });
+    const classes = pm.outcomes || (metric === "outcome" ? OUTCOMES : null);
+    if (classes) { // classes (outcome, regime): one colour band and one label each
+      Object.assign(heat, classScale(classes));
     } else {
       const m = METRICS[metric];
       Object.assign(heat, {
@@ -281,5 +303,6 @@
 
   betascope.maps = {
     defaultScale, scales, symbol, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
+    SPIKY, CLASS_COLOURS, CLASS_LABELS,
   };
 })();

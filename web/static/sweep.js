@@ -237,12 +237,11 @@
     if (multiples) {
       $("map").hidden = true;
       $("multiples").hidden = false;
-      $("multiples-legend").hidden = c.metric !== "outcome";
       await renderMultiples(c, pm);
     } else {
       $("map").hidden = false;
       $("multiples").hidden = true;
-      $("multiples-legend").hidden = true;
+      $("multiples-legend").hidden = $("regime-legend").hidden = true;
       await drawMap($("map"), pm, c, {});
       enrichHover($("map"), c, pm);
     }
@@ -326,11 +325,13 @@
       return d;
     });
     while (box.children.length > batches.length) box.lastChild.remove();
-    // outcome colours get one legend above the maps, so every small map has the same size
-    const legend = $("multiples-legend");
-    legend.hidden = c.metric !== "outcome";
+    // class colours (outcome, regime) get one legend above the maps, so every small map
+    // has the same size
+    $("multiples-legend").hidden = c.metric !== "outcome";
+    $("regime-legend").hidden = c.metric !== "regime";
+    const classes = first.outcomes !== null && first.outcomes !== undefined;
     const opts = pms.map((pm, i) => ({
-      small: true, title: "batch size " + batches[i], showscale: c.metric !== "outcome" && i === pms.length - 1,
+      small: true, title: "batch size " + batches[i], showscale: !classes && i === pms.length - 1,
     }));
     await Promise.all(pms.map((pm, i) => drawMap(divs[i], pm, c, opts[i])));
     pms.forEach((pm, i) => enrichHover(divs[i], c, pm, opts[i]));
