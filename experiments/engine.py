@@ -22,7 +22,7 @@ from torch import Tensor
 
 from experiments import optim
 from experiments.optimizers import ChainEnv, build_optimizer
-from experiments.outcomes import Outcomes, checkpoint_steps, classify
+from experiments.outcomes import Outcomes, checkpoint_steps, classify, rise_floor
 from experiments.problems import Problem, build_problem
 from experiments.runs import RunTable
 from experiments.spec import AXES, SweepSpec
@@ -221,7 +221,7 @@ class RiseState(NamedTuple):
     """Each run's max_rise so far (outcomes.py defines it): [R] tensors."""
 
     low: Tensor  # running minimum of rel since the first checkpoint (inf before)
-    top: Tensor  # the largest rel / max(low, tiny) so far (1 before)
+    top: Tensor  # the largest rel / max(low, floor) so far (1 before)
 
 
 class RelScale(NamedTuple):
@@ -231,14 +231,14 @@ class RelScale(NamedTuple):
     scale: Tensor  # shape []
 
 
-def scale_by_rise(rise: RiseState, rel: Tensor, on: Tensor, tiny: float) -> RiseState:
+def scale_by_rise(rise: RiseState, rel: Tensor, on: Tensor, floor: float) -> RiseState:
     """Fold one step's rel [R] into the running max_rise; `on` is k >= c1.
 
-    low = min(low, rel);  top = max(top, rel / max(low, tiny)), on finite rel only.
+    low = min(low, rel);  top = max(top, rel / max(low, floor)), on finite rel only.
     """
     ok = torch.isfinite(rel) & on
     low = torch.where(ok, torch.minimum(rise.low, rel), rise.low)
-    top = torch.where(ok, torch.maximum(rise.top, rel / torch.clamp(low, min=tiny)), rise.top)
+    top = torch.where(ok, torch.maximum(rise.top, rel / torch.clamp(low, min=floor)), rise.top)
     return RiseState(low, top)
 
 
@@ -246,7 +246,7 @@ def _make_block(
     step: Callable[..., tuple[Tensor, Any]],
     loss: Callable[[Tensor], Tensor] | None,
     first: int,
-    tiny: float,
+    floor: float,
 ) -> Callable[..., tuple[Tensor, Any, RiseState]]:
     """Steps ks in order; after each, the full objective updates max_rise from
     step `first` (the first checkpoint) on. loss None: max_rise is not tracked."""
@@ -265,7 +265,7 @@ def _make_block(
             x, state = step(x, state, group_stats[i][group_of_run], ks[i], h)
             if loss is not None:
                 rel = (loss(x) - ref.shift) / ref.scale
-                rise = scale_by_rise(rise, rel, ks[i] >= first, tiny)
+                rise = scale_by_rise(rise, rel, ks[i] >= first, floor)
         return x, state, rise
 
     return block
@@ -293,14 +293,15 @@ class _Simulation:
         self.h = hyper(clip, runs, dev, dtype)
         step = _make_step(problem, self.chain)
         loss = problem.loss if TRACK_RISE else None
-        first, tiny = checkpoint_steps(spec.steps)[0], float(torch.finfo(dtype).tiny)
-        self.block = _make_block(step, loss, first, tiny)
+        first = checkpoint_steps(spec.steps)[0]
+        floor = rise_floor(spec.criteria.converge_rel, float(torch.finfo(dtype).tiny))
+        self.block = _make_block(step, loss, first, floor)
         # A compiled block has a fixed length (so only two graphs are ever built);
         # remainders run one step at a time through the same compiled code.
         self.single = self.block
         if kernel == "compiled":
             self.block = _compiled(self.block)
-            self.single = _compiled(_make_block(step, loss, first, tiny))
+            self.single = _compiled(_make_block(step, loss, first, floor))
 
     def _stats(self, ks: Tensor) -> Tensor:
         """Minibatch summaries of every (seed, batch size) stream: [K, G, S]."""

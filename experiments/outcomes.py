@@ -6,9 +6,12 @@ diverged: a non-finite x or f at any checkpoint, or rel(x_T) > diverge_rel;
     diverge_rel.
 converged: rel(x_T) <= converge_rel.  not_converged: otherwise.
 max_rise: the largest factor by which rel rose above its running minimum, over
-    every step k >= c1 (the first checkpoint): max_k rel_k / max(m_k, tiny) with
-    m_k = min_{c1 <= j <= k} rel_j and tiny = the dtype's smallest normal number;
-    steps with a non-finite rel are skipped; 1.0 if rel never rose. The engine
+    every step k >= c1 (the first checkpoint): max_k rel_k / max(m_k, floor) with
+    m_k = min_{c1 <= j <= k} rel_j and floor = converge_rel (at least the dtype's
+    smallest normal number): jitter inside the converged band, however large a
+    factor over a tiny running minimum, is not a spike; a rise counts from the
+    convergence threshold up. Steps with a non-finite rel are skipped; 1.0 if rel
+    never rose. The engine
     measures it at every step (see experiments.engine), so a spike between two
     checkpoints counts.  spiky: max_rise >= spike_rise.
 """
@@ -82,6 +85,12 @@ def relative(f: np.ndarray, f0: float, f_star: float | None) -> np.ndarray:
         if f_star is None:
             return f / f0
         return (f - f_star) / (f0 - f_star)
+
+
+def rise_floor(converge_rel: float, tiny: float) -> float:
+    """The running minimum's floor in max_rise: the convergence threshold (a rise
+    counts from there up), never below the dtype's smallest normal number."""
+    return max(float(converge_rel), tiny)
 
 
 def is_spiky(max_rise: np.ndarray, criteria: object) -> np.ndarray:

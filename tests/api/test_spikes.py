@@ -18,7 +18,7 @@ from experiments import analysis
 from experiments.outcomes import REGIMES
 from experiments.spec import parse_spec
 from tests.api.helpers import all_runs, submit, wait_status
-from tests.web.specs import regimes_zhang
+from tests.web.specs import regimes_poly
 
 pytestmark = pytest.mark.services
 
@@ -32,7 +32,7 @@ def local(doc_json: str) -> Any:
 
 def test_regime_map_runs_and_exports_equal_the_cli(make_client: Any) -> None:
     client = make_client(chunk_runs=9, max_runs=100_000)  # several chunks
-    doc = regimes_zhang()
+    doc = regimes_poly()
     sweep = submit(client, doc)
     wait_status(client, sweep["id"], "done", timeout=240)
     spec = parse_spec(doc)
@@ -81,11 +81,11 @@ def test_regime_map_runs_and_exports_equal_the_cli(make_client: Any) -> None:
 
 def test_a_sweep_that_reuses_runs_counts_their_spikes(make_client: Any) -> None:
     client = make_client(chunk_runs=9, max_runs=100_000)
-    small = regimes_zhang()
-    small["grid"]["beta1"] = [0.0, 0.5]
+    small = regimes_poly()
+    small["grid"]["beta1"] = [0.0, 0.99]
     first = submit(client, small)
     wait_status(client, first["id"], "done", timeout=240)
-    big = regimes_zhang()
+    big = regimes_poly()
     second = submit(client, big)
     assert second["cached_runs"] > 0
     wait_status(client, second["id"], "done", timeout=240)

@@ -294,10 +294,11 @@ def rise_reference(
     f_star: float | None,
     first: int,
 ) -> float:
-    """max over steps k >= first of rel_k / max(min_{first <= j <= k} rel_j, tiny),
+    """max over steps k >= first of rel_k / max(min_{first <= j <= k} rel_j, floor),
     rel = (f - f*)/(f(x0) - f*) (f / f(x0) when f_star is None), non-finite rel
-    skipped, 1.0 if it never rose; f is the problem's full objective in float64."""
-    tiny = float(np.finfo(np.float64).tiny)
+    skipped, 1.0 if it never rose; f is the problem's full objective in float64 and
+    floor the convergence threshold (DESIGN section 5)."""
+    floor = max(float(spec.criteria.converge_rel), float(np.finfo(np.float64).tiny))
     f0 = fb.loss(fb.x0())
     low, top = math.inf, 1.0
 
@@ -310,7 +311,7 @@ def rise_reference(
         if not math.isfinite(rel):
             return
         low = min(low, rel)
-        top = max(top, rel / max(low, tiny))
+        top = max(top, rel / max(low, floor))
 
     with np.errstate(all="ignore"):
         loop_reference(spec, fb, beta1=beta1, beta2=beta2, lr=lr, clip=clip, on_step=on_step)

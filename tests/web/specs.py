@@ -40,8 +40,7 @@ def runs_of(spec: dict[str, Any]) -> int:
 
 def regimes_zhang(name: str = "zhang regimes") -> dict[str, Any]:
     """zhang2022 at a constant lr 0.1, 3 x 4 (beta1, beta2), batch sizes 1 and 2, 3 seeds:
-    every regime (converged, converged with spikes, not converged, diverged) shows on
-    the batch-1 map."""
+    converged, not converged and diverged cells on maps of two batch sizes."""
     return {
         "name": name,
         "problem": {"kind": "zhang2022", "n": 20, "x0": -0.5},
@@ -49,4 +48,21 @@ def regimes_zhang(name: str = "zhang regimes") -> dict[str, Any]:
         "steps": 400,
         "grid": {"beta1": [0.0, 0.5, 0.9], "beta2": [0.1, 0.5, 0.9, 0.999], "batch_size": [1, 2],
                  "seed": [0, 1, 2]},
+    }
+
+
+def regimes_poly(name: str = "poly regimes") -> dict[str, Any]:
+    """Adam at a constant lr 0.1 on x^4/4 (Bai et al. 2026), 3 x 4 (beta1, beta2), two
+    seeds: every regime shows on the one map: converged (beta1 0 and 0.5), converged
+    with spikes (beta1 0.99, beta2 >= 0.99: momentum overshoots x* again and again),
+    not converged (beta1 0.99, beta2 0.9: SignGD-like oscillation) and diverged
+    (beta2 0, beta1 > 0)."""
+    return {
+        "name": name,
+        "problem": {"kind": "poly", "k": 4, "dim": 1, "x0": 1.0},
+        "optimizer": {"kind": "adam", "lr": 0.1, "schedule": "constant"},
+        "steps": 2000,
+        "criteria": {"converge_rel": 1e-8},
+        "grid": {"beta1": [0.0, 0.5, 0.99], "beta2": [0.0, 0.9, 0.99, 0.999],
+                 "batch_size": [1], "seed": [0, 1]},
     }

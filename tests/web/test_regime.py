@@ -11,7 +11,7 @@ import pytest
 from experiments import analysis
 from tests.web.colours import difference
 from tests.web.conftest import Server, Watched
-from tests.web.specs import regimes_zhang
+from tests.web.specs import regimes_poly, regimes_zhang
 from tests.web.test_pages import until, wait_map, z_of
 from tests.web.test_sweep_page import MIN_DIFFERENCE, VISIONS
 from web import figures
@@ -23,7 +23,7 @@ LABELS = ["converged", "converged with spikes", "not converged", "diverged"]
 
 @pytest.fixture(scope="module")
 def regimes(server: Server) -> tuple[int, dict[str, Any]]:
-    spec = regimes_zhang()
+    spec = regimes_poly()
     sweep_id = server.create(spec)
     server.wait_done(sweep_id)
     return sweep_id, spec
@@ -65,7 +65,13 @@ def test_regime_map_renders_four_classes_with_a_legend(
     assert any("regime: <b>converged with spikes</b>" in t for t in texts)
     assert all("median max rise" in t for t in texts)
     web.shot("sweep-regime")
-    # several maps share one legend, whose swatches are the map's colours
+    # several maps (one per batch size: poly has one) share one legend, whose
+    # swatches are the map's colours
+    other = server.create(regimes_zhang())
+    server.wait_done(other)
+    web.goto(f"/sweeps/{other}")
+    wait_map(web)
+    page.select_option("#metric", "regime")
     page.select_option("#view", "multiples")
     until(page, "!document.getElementById('regime-legend').hidden")
     swatches = page.evaluate("""
