@@ -52,13 +52,19 @@ MAX_ID = 2**31 - 1
 CURSOR = r"^[0-9]{1,18}$"
 
 
-def valid_sweep_id(
-    sweep_id: Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")], session: SessionDep
-) -> Sweep:
+SweepId = Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")]
+
+
+def find_sweep(session: Session, sweep_id: int) -> Sweep:
+    """The sweep, or 404."""
     sweep = session.get(Sweep, sweep_id)
     if sweep is None or sweep.hidden:  # a hidden sweep was deleted; others still read it
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"sweep {sweep_id} not found")
     return sweep
+
+
+def valid_sweep_id(sweep_id: SweepId, session: SessionDep) -> Sweep:
+    return find_sweep(session, sweep_id)
 
 
 SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]

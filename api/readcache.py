@@ -71,6 +71,8 @@ class ReadCache:
         self.entries: OrderedDict[tuple[str, bytes], Entry] = OrderedDict()
         self.size = 0
         self._lock = threading.Lock()  # TestClient portals may share one app across loops
+        # answers being made, by loop, key and version: one request makes each
+        self._filling: dict[tuple[int, tuple[str, bytes], Version], asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lookup = self._lookup(scope) if scope["type"] == "http" and scope["method"] == "GET" \
@@ -83,24 +85,38 @@ class ReadCache:
             await self.app(scope, receive, send)
             return
         key = (scope["path"], scope["query_string"])
-        with self._lock:
-            entry = self.entries.get(key)
-            if entry is not None and entry.version == version:
-                self.entries.move_to_end(key)
-            else:
-                entry = None
+        entry = self._get(key, version)
+        flight = (id(asyncio.get_running_loop()), key, version)
+        if entry is None and flight in self._filling:
+            # the same answer is being made: wait for it rather than make it again
+            await self._filling[flight].wait()
+            entry = self._get(key, version)
         if entry is not None:
             await _answer(entry, scope, send)
             return
-        got = await _through(self.app, scope, receive, send)
-        if got is None:
-            return
-        headers, body = got
-        tag = _header(headers, b"etag")
-        if key[0] != LIST_PATH and tag is None:  # the app did not see it finished
-            return
-        if await self.rows.guarded(lookup) == version:
-            self._keep(key, Entry(version, headers, body, tag))
+        done = self._filling.setdefault(flight, asyncio.Event())
+        try:
+            got = await _through(self.app, scope, receive, send)
+            if got is None:
+                return
+            headers, body = got
+            tag = _header(headers, b"etag")
+            if key[0] != LIST_PATH and tag is None:  # the app did not see it finished
+                return
+            if await self.rows.guarded(lookup) == version:
+                self._keep(key, Entry(version, headers, body, tag))
+        finally:
+            if self._filling.get(flight) is done:
+                del self._filling[flight]
+                done.set()
+
+    def _get(self, key: tuple[str, bytes], version: Version) -> Entry | None:
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is None or entry.version != version:
+                return None
+            self.entries.move_to_end(key)
+            return entry
 
     def _lookup(self, scope: Scope) -> Callable[[], Awaitable[Version | None]] | None:
         path = scope["path"]
