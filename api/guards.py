@@ -14,6 +14,7 @@ or add a task per request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -262,8 +263,7 @@ class TimedH11Protocol(_h11_protocol()):  # type: ignore[misc]
         self._arm_header_timer()
 
     def _arm_header_timer(self) -> None:
-        timeout = float(os.environ.get("BETASCOPE_HEADER_TIMEOUT_SECONDS", "10"))
-        self.loop.call_later(timeout, self._header_deadline, self.cycle)
+        self.loop.call_later(_header_timeout(), self._header_deadline, self.cycle)
 
     def _header_deadline(self, cycle: Any) -> None:
         waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
@@ -271,3 +271,10 @@ class TimedH11Protocol(_h11_protocol()):  # type: ignore[misc]
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
                                  b"content-length: 0\r\n\r\n")
             self.transport.close()
+
+
+@functools.cache
+def _header_timeout() -> float:
+    """BETASCOPE_HEADER_TIMEOUT_SECONDS, which `serve` sets before its processes start:
+    read once per process, not once per response."""
+    return float(os.environ.get("BETASCOPE_HEADER_TIMEOUT_SECONDS", "10"))
