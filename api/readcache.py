@@ -75,6 +75,9 @@ class ReadCache:
         self._filling: dict[tuple[int, tuple[str, bytes], Version], asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing(send))
+            return
         lookup = self._lookup(scope) if scope["type"] == "http" and scope["method"] == "GET" \
             else None
         if lookup is None:
@@ -117,6 +120,13 @@ class ReadCache:
                 return None
             self.entries.move_to_end(key)
             return entry
+
+    def _closing(self, send: Send) -> Send:
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.rows.aclose()
+            await send(message)
+        return closing_send
 
     def _lookup(self, scope: Scope) -> Callable[[], Awaitable[Version | None]] | None:
         path = scope["path"]
@@ -292,4 +302,11 @@ class Rows:
         if self._sqlite is not None:
             self._sqlite.close()
         self._sqlite = None
-        self._pg = None  # dropped: closing it needs its loop
+        self._pg = None  # dropped after a failure: closing it needs its loop
+
+    async def aclose(self) -> None:
+        """At shutdown: the connection closed on the loop it was made on."""
+        pg, same_loop = self._pg, self._pg_loop is asyncio.get_running_loop()
+        self.close()
+        if pg is not None and same_loop and not pg.closed:
+            await pg.close()
