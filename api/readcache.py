@@ -246,6 +246,9 @@ class Rows:
         self._pg: Any = None
         self._pg_loop: asyncio.AbstractEventLoop | None = None
         self._paused_until = 0.0
+        # Postgres: lookups waiting for the next query of their key, and its drainer
+        self._waiting: dict[tuple[Any, ...], list[asyncio.Future[list[Any]]]] = {}
+        self._draining: dict[tuple[Any, ...], asyncio.Task[None]] = {}
 
     async def guarded(self, lookup: Callable[[], Awaitable[Version | None]]) -> Version | None:
         """lookup(), or None when it fails (and lookups pause for PAUSE_SECONDS)."""
@@ -260,7 +263,7 @@ class Rows:
             return None
 
     async def sweep(self, sweep_id: int) -> Version | None:
-        rows = await self._query(self.SWEEP, (sweep_id,))
+        rows = await self._shared(("sweep", sweep_id), self.SWEEP, (sweep_id,))
         if not rows:
             return None
         created, status, finished, n_chunks, hidden = rows[0]
@@ -271,11 +274,43 @@ class Rows:
     async def page(self, limit: int, cursor: int | None) -> Version | None:
         q = self.PAGE.format(" AND id < %s" if cursor is not None else "")
         args = (cursor, limit + 1) if cursor is not None else (limit + 1,)
-        rows = await self._query(q, args)
+        rows = await self._shared(("page", limit, cursor), q, args)
         if any(r[2] not in FINISHED for r in rows[:limit]):
             return None
         # the row past the page only decides next_cursor
         return (*(tuple(r) for r in rows[:limit]), len(rows) > limit)
+
+    async def _shared(self, key: tuple[Any, ...], sql: str, args: tuple[Any, ...]
+                      ) -> list[Any]:
+        """_query(sql, args). On Postgres the lookups of one key waiting at once share
+        one query, sent after every one of them began: a query in flight when a
+        lookup begins does not answer it (it may predate a change its client saw)."""
+        if self.sqlite:  # a lookup is microseconds, and never leaves the loop
+            return await self._query(sql, args)
+        loop = asyncio.get_running_loop()
+        key = (id(loop), *key)
+        fut: asyncio.Future[list[Any]] = loop.create_future()
+        self._waiting.setdefault(key, []).append(fut)
+        if key not in self._draining:
+            task = loop.create_task(self._drain(key, sql, args))
+            self._draining[key] = task
+        return await fut
+
+    async def _drain(self, key: tuple[Any, ...], sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            while batch := self._waiting.pop(key, None):
+                try:
+                    rows = await self._query(sql, args)
+                except Exception as exc:
+                    for f in batch:
+                        if not f.done():
+                            f.set_exception(exc)
+                else:
+                    for f in batch:
+                        if not f.done():
+                            f.set_result(rows)
+        finally:
+            del self._draining[key]
 
     async def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         if self.sqlite:

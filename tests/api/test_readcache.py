@@ -3,6 +3,7 @@ the route is not run again until the sweep's row changes, in this process or ano
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy import update
 from api.db.models import Sweep
 from api.db.session import get_database
 from tests.api.helpers import spec, submit, wait_status
+from tests.conftest import need
+from tests.services import pg_schema_url, postgres_ok
 
 READS = ["", "/phase-map", "/phase-map?metric=final_rel&batch_size=1", "/boundary",
          "/runs?limit=5"]
@@ -102,3 +105,33 @@ def test_running_sweeps_and_new_ones_are_never_answered_from_kept_bytes(
     if all(a.json()["status"] in ("queued", "running") for a in answers):
         assert calls.n == 3 and all("etag" not in a.headers for a in answers)
     client.post(f"/api/v1/sweeps/{slow['id']}/cancel")
+
+
+def test_postgres_lookups_share_a_query_only_if_it_starts_after_them() -> None:
+    need(postgres_ok(), "PostgreSQL (BETASCOPE_TEST_DATABASE_URL)")
+    from api.db.migrate import upgrade
+    from api.readcache import Rows
+
+    url = pg_schema_url("readcache")
+    upgrade(url)
+    rows = Rows(url)
+    queries: list[tuple[Any, ...]] = []
+    real = rows._query
+
+    async def main() -> None:
+        sent = asyncio.Event()
+
+        async def counted(sql: str, args: tuple[Any, ...]) -> list[Any]:
+            queries.append(args)
+            sent.set()
+            return await real(sql, args)
+
+        rows._query = counted  # type: ignore[method-assign]
+        first = asyncio.gather(*(rows.sweep(1) for _ in range(50)))
+        await sent.wait()  # a query is in flight: a lookup begun now needs another
+        late = asyncio.gather(*(rows.sweep(1) for _ in range(50)))
+        assert await first == [None] * 50 and await late == [None] * 50
+        await rows.aclose()
+
+    asyncio.run(main())
+    assert queries == [(1,), (1,)]
