@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from api.db.session import get_database
 from api.guards import CrossSite, Hygiene, TrustedHosts, redact_access_log
+from api.readcache import ReadCache
 from api.settings import Settings, get_settings
 from workers.dispatch import make_dispatcher
 from workers.reconcile import Reconciler
@@ -72,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = get_database(settings.database_url)
     app.state.dispatcher = dispatcher
-    # the last added runs first: Host, then cross-site refusal, then the body's limits
+    # the last added runs first: Host, then cross-site refusal, then the body's limits,
+    # then finished sweeps' reads answered from kept bytes (api.readcache)
+    app.add_middleware(ReadCache, database_url=settings.database_url)
     app.add_middleware(Hygiene, max_bytes=settings.max_body_bytes,
                        body_timeout=settings.body_timeout_seconds)
     app.add_middleware(CrossSite)

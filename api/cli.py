@@ -252,8 +252,7 @@ def serve(
     uvicorn.run(target, host=settings.host, port=settings.port, log_level="info",
                 # slow clients must not hold connections: headers and bodies have
                 # deadlines, idle keep-alives close, and past the limit new ones get 503
-                http="api.guards:TimedH11Protocol",
-                h11_max_incomplete_event_size=16 * 1024, timeout_keep_alive=5,
+                http="api.guards:TimedHttpToolsProtocol", timeout_keep_alive=5,
                 limit_concurrency=settings.max_connections, **extra)
 
 

@@ -1,4 +1,7 @@
-"""Typed dependencies: settings, a database session, the sweep (404 once), auth."""
+"""Typed dependencies: settings, a database session, the sweep (404 once), auth.
+
+The ones that do no I/O are `async def`: FastAPI runs a plain `def` dependency in
+the thread pool, and a hand-off there and back costs more than they do."""
 
 from __future__ import annotations
 
@@ -15,15 +18,15 @@ from api.settings import Settings
 from workers.dispatch import Dispatcher
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
@@ -49,19 +52,25 @@ MAX_ID = 2**31 - 1
 CURSOR = r"^[0-9]{1,18}$"
 
 
-def valid_sweep_id(
-    sweep_id: Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")], session: SessionDep
-) -> Sweep:
+SweepId = Annotated[int, Path(ge=1, le=MAX_ID, description="sweep id")]
+
+
+def find_sweep(session: Session, sweep_id: int) -> Sweep:
+    """The sweep, or 404."""
     sweep = session.get(Sweep, sweep_id)
     if sweep is None or sweep.hidden:  # a hidden sweep was deleted; others still read it
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"sweep {sweep_id} not found")
     return sweep
 
 
+def valid_sweep_id(sweep_id: SweepId, session: SessionDep) -> Sweep:
+    return find_sweep(session, sweep_id)
+
+
 SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
+async def require_token(request: Request, settings: SettingsDep) -> None:
     """Mutating requests need `Authorization: Bearer <token>` when a token is configured."""
     expected = settings.token()
     if expected is None:

@@ -45,7 +45,11 @@ def sweep_tag(request: Request, sweep: Sweep, *parts: Any) -> str | None:
 
 def matches(request: Request, tag: str) -> bool:
     """If-None-Match names this tag (weak comparison, as RFC 9110 says for GET) or is *."""
-    header = request.headers.get("if-none-match")
+    return header_matches(request.headers.get("if-none-match"), tag)
+
+
+def header_matches(header: str | None, tag: str) -> bool:
+    """As matches(), given the If-None-Match header's value."""
     if not header:
         return False
     if header.strip() == "*":

@@ -14,6 +14,7 @@ or add a task per request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -240,30 +241,60 @@ def redact_access_log() -> None:
 
 # --- timeouts on the connection (betascope serve) ------------------------------------------
 
-def _h11_protocol() -> Any:
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+def _httptools_protocol() -> Any:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    return H11Protocol
+    return HttpToolsProtocol
 
 
-class TimedH11Protocol(_h11_protocol()):  # type: ignore[misc]
-    """uvicorn's h11 protocol, closing a connection that has not sent a request's
-    headers within BETASCOPE_HEADER_TIMEOUT_SECONDS of connecting or of its last
-    response: uvicorn itself waits forever, so slow clients could hold every
-    connection. Named by import string (`http="api.guards:TimedH11Protocol"`), so
-    every worker process of `serve --workers N` gets it."""
+MAX_HEAD_BYTES = 16 * 1024  # a request line and headers larger than this: 431, closed
+
+
+class TimedHttpToolsProtocol(_httptools_protocol()):  # type: ignore[misc]
+    """uvicorn's httptools protocol (its C parser), with two bounds on what a client
+    may hold before its request has even begun:
+
+    - a connection that has not sent a request's headers within
+      BETASCOPE_HEADER_TIMEOUT_SECONDS of connecting or of its last response is
+      closed with 408: uvicorn itself waits forever, so slow clients could hold
+      every connection;
+    - a request line and headers over MAX_HEAD_BYTES get 431 and the connection
+      is closed, since uvicorn would buffer them without end (the parser is fed
+      what arrives; of a pipelined request, what came in the read that finished the one
+      before it is not counted).
+
+    Named by import string (`http="api.guards:TimedHttpToolsProtocol"`), so every
+    worker process of `serve --workers N` gets it."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self._head_bytes, self._in_head = 0, True
         self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES \
+                and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                 b"connection: close\r\ncontent-length: 0\r\n\r\n")
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes, self._in_head = 0, False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next is the next request's head
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._arm_header_timer()
 
     def _arm_header_timer(self) -> None:
-        timeout = float(os.environ.get("BETASCOPE_HEADER_TIMEOUT_SECONDS", "10"))
-        self.loop.call_later(timeout, self._header_deadline, self.cycle)
+        self.loop.call_later(_header_timeout(), self._header_deadline, self.cycle)
 
     def _header_deadline(self, cycle: Any) -> None:
         waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
@@ -271,3 +302,10 @@ class TimedH11Protocol(_h11_protocol()):  # type: ignore[misc]
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n"
                                  b"content-length: 0\r\n\r\n")
             self.transport.close()
+
+
+@functools.cache
+def _header_timeout() -> float:
+    """BETASCOPE_HEADER_TIMEOUT_SECONDS, which `serve` sets before its processes start:
+    read once per process, not once per response."""
+    return float(os.environ.get("BETASCOPE_HEADER_TIMEOUT_SECONDS", "10"))

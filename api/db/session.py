@@ -71,13 +71,18 @@ def _make_engine(url: str) -> Engine:
             args["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                              connect_args=args)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+    # as many pooled connections as the thread pool has threads (40): under load an
+    # overflow connection would be opened, set up and closed for every request
+    memory = url.startswith("sqlite:///:memory:") or url == "sqlite://"
+    pool: dict[str, Any] = {} if memory else {"pool_size": 40, "max_overflow": 10}
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60},
+                           **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see module doc)
         cur = dbapi_conn.cursor()
-        if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
+        if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")

@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from api import etag, limits
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
-from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
+from api.db.session import Database
+from api.deps import (
+    CURSOR,
+    Authorized,
+    DatabaseDep,
+    DispatcherDep,
+    SessionDep,
+    SettingsDep,
+    SweepDep,
+    SweepId,
+    find_sweep,
+)
 from api.routes.body import SpecDep, spec_body_openapi
 from api.schemas import SweepOut, SweepPage, SweepSummary, errors
 from api.services import sweeps as service
@@ -43,35 +56,54 @@ def _enqueue(session: Session, dispatcher: Dispatcher, chunk_ids: list[int]) -> 
 
 
 @router.get("", response_model=SweepPage, responses=errors(422))
-def list_sweeps(
-    session: SessionDep,
+async def list_sweeps(
+    db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(pattern=CURSOR,
                                         description="next_cursor of the previous page")] = None,
-) -> SweepPage:
+) -> Any:
     """List sweeps, newest first, one page at a time."""
-    # the spec is not part of a summary: its JSON is neither loaded nor decoded
-    stmt = (select(Sweep).options(defer(Sweep.spec)).where(Sweep.hidden.is_(False))
-            .order_by(Sweep.id.desc()).limit(limit + 1))
-    if cursor is not None:
-        stmt = stmt.where(Sweep.id < int(cursor))
-    sweeps = list(session.scalars(stmt))
-    page = sweeps[:limit]
-    stats = service.sweep_stats(session, page)
+    # one hand-off to the thread pool for the whole read, not one per dependency
+    return await run_in_threadpool(_sweeps_page, db, limit, cursor)
+
+
+def _sweeps_page(db: Database, limit: int, cursor: str | None) -> Response:
+    with db.session(read_only=True) as session:
+        # the spec is not part of a summary: its JSON is neither loaded nor decoded
+        stmt = (select(Sweep).options(defer(Sweep.spec)).where(Sweep.hidden.is_(False))
+                .order_by(Sweep.id.desc()).limit(limit + 1))
+        if cursor is not None:
+            stmt = stmt.where(Sweep.id < int(cursor))
+        sweeps = list(session.scalars(stmt))
+        page = sweeps[:limit]
+        stats = service.sweep_stats(session, page)
     items = [SweepSummary(**_summary(s, stats[s.id])) for s in page]
-    return SweepPage(items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None)
+    return json_response(SweepPage(
+        items=items, next_cursor=str(page[-1].id) if len(sweeps) > limit else None))
 
 
 @router.get("/{sweep_id}", response_model=SweepOut,
             responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
-def get_sweep(sweep: SweepDep, session: SessionDep, request: Request, response: Response) -> Any:
+async def get_sweep(sweep_id: SweepId, db: DatabaseDep, request: Request) -> Any:
     """One sweep: status, counts, progress in [0, 1], timestamps, errors and spec."""
-    tag = etag.sweep_tag(request, sweep)  # finished sweeps only: a running one moves
-    if tag is not None and etag.matches(request, tag):
-        session.commit()
-        return etag.not_modified(tag)
+    return await run_in_threadpool(_sweep_answer, db, request, sweep_id)
+
+
+def _sweep_answer(db: Database, request: Request, sweep_id: int) -> Response:
+    with db.session(read_only=True) as session:
+        sweep = find_sweep(session, sweep_id)
+        tag = etag.sweep_tag(request, sweep)  # finished sweeps only: a running one moves
+        if tag is not None and etag.matches(request, tag):
+            return etag.not_modified(tag)
+        response = json_response(sweep_out(session, sweep))
     etag.tag_headers(response, tag)
-    return sweep_out(session, sweep)
+    return response
+
+
+def json_response(model: BaseModel) -> Response:
+    """The model as FastAPI would send it for its response_model, serialized here,
+    in the thread that built it."""
+    return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized],

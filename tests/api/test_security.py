@@ -560,6 +560,36 @@ def test_connections_that_dawdle_over_headers_are_closed(slow_server: LiveServer
             sock.close()
 
 
+def test_headers_without_end_are_refused(slow_server: LiveServer) -> None:
+    """Headers sent in pieces, never ending: 431 once past 16 KiB, not buffered forever;
+    the same connection answers a request with ordinary headers, then one with a big
+    body (a body is not a header)."""
+    sock = _raw(slow_server, b"GET /api/v1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    try:
+        for i in range(40):  # 40 x 1 KiB, in 40 writes
+            try:
+                sock.sendall(b"X-%d: %s\r\n" % (i, b"a" * 1020))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        answer = _answer(sock, time.monotonic() + 30)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    finally:
+        sock.close()
+    ok = _raw(slow_server, b"GET /api/v1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"X-small: " + b"a" * 8000 + b"\r\n\r\n")
+    try:
+        body = json.dumps({"name": "x" * 60_000}).encode()
+        ok.sendall(b"POST /api/v1/sweeps/validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Content-Type: application/json\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        answers = _answer(ok, time.monotonic() + 30)
+        assert answers.startswith(b"HTTP/1.1 200"), answers[:200]
+        second = answers.split(b"HTTP/1.1 ")[2]  # the body was read, and judged by the app
+        assert second[:3] in (b"200", b"422") and b"application/json" in second, second[:300]
+    finally:
+        ok.close()
+
+
 def test_a_body_trickled_in_gets_408(slow_server: LiveServer) -> None:
     """A byte every half second would take 100 s; the deadline for the whole body is 3 s."""
     sock = _raw(slow_server, b"POST /api/v1/sweeps/validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
