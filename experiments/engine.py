@@ -45,6 +45,9 @@ class ChunkResult:
     # keeps none; adam_mini's per-tensor v is repeated over its tensor's columns)
     m_final: np.ndarray  # float64 [R, d]
     v_final: np.ndarray  # float64 [R, d]
+    # float64 [R]: the largest rise of rel over its running minimum, every step
+    # (experiments/fused.py); only the fused kernel computes it so far
+    max_rise: np.ndarray | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -69,7 +72,12 @@ def run_chunk(
     Runs that differ in an extra axis (problem.n, optimizer.eps, ...) differ in
     their problem or optimizer, so they cannot share one tensor program: each
     point of the extra axes is simulated as a group of its own, as each clip
-    mode is within it."""
+    mode is within it. kernel `auto` is resolved here as experiments.kernels does
+    for a whole sweep (callers that compute run_keys resolve it first)."""
+    if kernel == "auto":
+        from experiments.kernels import resolve_kernel
+
+        kernel = resolve_kernel(spec, kernel, device)
     if not spec.extra_axes() or len(runs) == 0:
         return _run_program(spec, runs, device, kernel, progress, should_stop)
     points, group_of_run = np.unique(runs.grid_index[:, len(AXES) :], axis=0, return_inverse=True)
@@ -93,8 +101,11 @@ def run_chunk(
     dim = max(r.x_final.shape[1] for _, r in parts)
     final = {k: np.full((len(runs), dim), np.nan) for k in ("x", "m", "v")}
     curves = np.full((len(runs), len(parts[0][1].curve_steps)), np.nan)
+    rise = None if parts[0][1].max_rise is None else np.full(len(runs), np.nan)
     for rows, r in parts:
         curves[rows] = r.curves
+        if rise is not None and r.max_rise is not None:
+            rise[rows] = r.max_rise
         for k, arr in (("x", r.x_final), ("m", r.m_final), ("v", r.v_final)):
             final[k][rows, : arr.shape[1]] = arr
     return ChunkResult(
@@ -104,6 +115,7 @@ def run_chunk(
         x_final=final["x"],
         m_final=final["m"],
         v_final=final["v"],
+        max_rise=rise,
     )
 
 
@@ -121,8 +133,11 @@ def _run_program(
     problem = build_problem(spec.problem, dtype=dtype, device=dev)
     if kernel == "compiled":
         _prepare_compiler(spec, dev)
+    elif kernel == "fused":
+        if dev.type != "cpu":
+            raise ValueError("kernel: fused runs on the CPU only; use device cpu or kernel eager")
     elif kernel != "eager":
-        raise ValueError(f"kernel: must be eager or compiled, got {kernel!r}")
+        raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
     curves = np.full((n, len(ckpts)), np.nan)
@@ -136,11 +151,21 @@ def _run_program(
             progress(done + group_done, total)
 
     clips = spec.axis_values()["clip"]
+    rise = np.full(n, np.nan) if kernel == "fused" else None
     for clip_index in np.unique(runs.clip_index):
         rows = np.flatnonzero(runs.clip_index == clip_index)
         group = runs.take(rows)
-        sim = _Simulation(spec, problem, group, clips[int(clip_index)], dev, dtype, kernel)
+        clip = clips[int(clip_index)]
+        sim: Any
+        if kernel == "fused":
+            from experiments.fused import FusedSimulation
+
+            sim = FusedSimulation(spec, problem, group, clip, hyper(clip, group, dev, dtype))
+        else:
+            sim = _Simulation(spec, problem, group, clip, dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
+        if rise is not None:
+            rise[rows] = sim.max_rise
         curves[rows] = group_curves
         for k, arr in group_final.items():
             final[k][rows] = arr
@@ -155,6 +180,7 @@ def _run_program(
         x_final=final["x"],
         m_final=final["m"],
         v_final=final["v"],
+        max_rise=rise,
     )
 
 

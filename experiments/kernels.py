@@ -1,0 +1,61 @@
+"""Which engine kernel a sweep runs on: the support table of the fused kernel and
+`kernel: auto`'s choice. Imports neither torch nor numba, so the API process can
+resolve a sweep's kernel (it is part of every run_key) before storing it.
+
+- `eager`: op-by-op PyTorch, every problem, optimizer and clip mode, CPU or CUDA.
+- `compiled`: the same step code through torch.compile.
+- `fused`: one numba function per block of steps (experiments/fused.py), CPU only,
+  for the combinations in FUSED_* below.
+- `auto`: `fused` where it applies and the sweep has at least AUTO_MIN_RUN_STEPS
+  run-steps on a CPU device, else `eager`. It is resolved before any run_key is
+  computed, so a sweep's keys name the kernel that computed it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+KERNEL_CHOICES = ("auto", "eager", "compiled", "fused")
+FUSED_PROBLEMS = ("zhang2022", "lstsq")
+FUSED_OPTIMIZERS = ("adam", "adamw")
+FUSED_CLIPS = ("none", "global_norm", "value", "adagc")
+# Loading the fused kernel from numba's on-disk cache costs about 1 s per process
+# (compiling it afresh, once per machine, about 20 s); eager runs about 5 x 10^6
+# run-steps in that second, so below this many run-steps `auto` keeps eager.
+AUTO_MIN_RUN_STEPS = 5_000_000
+
+
+def fused_unsupported(spec: Any) -> str | None:
+    """Why the fused kernel cannot run this spec (a field and its value), or None."""
+    if spec.problem.kind not in FUSED_PROBLEMS:
+        return f"problem.kind {spec.problem.kind} (fused supports {', '.join(FUSED_PROBLEMS)})"
+    if spec.optimizer.kind not in FUSED_OPTIMIZERS:
+        return f"optimizer.kind {spec.optimizer.kind} (fused supports {', '.join(FUSED_OPTIMIZERS)})"
+    for clip in spec.axis_values()["clip"]:
+        if clip.mode not in FUSED_CLIPS:
+            return f"grid.clip mode {clip.mode}"
+    if importlib.util.find_spec("numba") is None:
+        return "this installation (numba is not installed)"
+    return None
+
+
+def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
+    """The concrete kernel (eager, compiled or fused) that `kernel` means for `spec`.
+
+    Raises ValueError naming the field when `kernel` is unknown or is `fused` for a
+    spec or device the fused kernel does not support."""
+    if kernel not in KERNEL_CHOICES:
+        raise ValueError(f"kernel: must be one of {', '.join(KERNEL_CHOICES)}, got {kernel!r}")
+    on_cpu = not str(device).startswith("cuda")
+    if kernel == "fused":
+        reason = fused_unsupported(spec)
+        if reason is not None:
+            raise ValueError(f"kernel: fused does not support {reason}; use kernel auto or eager")
+        if not on_cpu:
+            raise ValueError("kernel: fused runs on the CPU only; use device cpu or kernel eager")
+        return "fused"
+    if kernel != "auto":
+        return kernel
+    big = spec.total_runs() * spec.steps >= AUTO_MIN_RUN_STEPS
+    return "fused" if on_cpu and big and fused_unsupported(spec) is None else "eager"
