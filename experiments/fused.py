@@ -116,7 +116,7 @@ class FusedSimulation:
             state = {"st": st}
         else:
             state = {
-                "x": np.ascontiguousarray(np.broadcast_to(x0, (r, d))),
+                "x": np.repeat(x0[None, :], r, axis=0),
                 "m": np.zeros((r, d), dt),
                 "v": np.zeros((r, d), dt),
                 "vmax": np.zeros((r, d), dt),

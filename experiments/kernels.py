@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from experiments.spec import SpecError
+
 KERNEL_CHOICES = ("auto", "eager", "compiled", "fused")
 FUSED_PROBLEMS = ("zhang2022", "lstsq")
 FUSED_OPTIMIZERS = ("adam", "adamw")
@@ -26,34 +28,37 @@ FUSED_CLIPS = ("none", "global_norm", "value", "adagc")
 AUTO_MIN_RUN_STEPS = 5_000_000
 
 
-def fused_unsupported(spec: Any) -> str | None:
-    """Why the fused kernel cannot run this spec (a field and its value), or None."""
+def fused_unsupported(spec: Any) -> tuple[str, str] | None:
+    """(field, message) saying why the fused kernel cannot run this spec, or None."""
     if spec.problem.kind not in FUSED_PROBLEMS:
-        return f"problem.kind {spec.problem.kind} (fused supports {', '.join(FUSED_PROBLEMS)})"
+        return ("problem.kind", f"kernel fused supports {', '.join(FUSED_PROBLEMS)}, not "
+                f"{spec.problem.kind}; use kernel auto or eager")
     if spec.optimizer.kind not in FUSED_OPTIMIZERS:
-        return f"optimizer.kind {spec.optimizer.kind} (fused supports {', '.join(FUSED_OPTIMIZERS)})"
+        return ("optimizer.kind", f"kernel fused supports {', '.join(FUSED_OPTIMIZERS)}, not "
+                f"{spec.optimizer.kind}; use kernel auto or eager")
     for clip in spec.axis_values()["clip"]:
         if clip.mode not in FUSED_CLIPS:
-            return f"grid.clip mode {clip.mode}"
+            return ("grid.clip", f"kernel fused does not support clip mode {clip.mode}")
     if importlib.util.find_spec("numba") is None:
-        return "this installation (numba is not installed)"
+        return ("kernel", "fused needs numba, which is not installed; use kernel auto or eager")
     return None
 
 
 def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
     """The concrete kernel (eager, compiled or fused) that `kernel` means for `spec`.
 
-    Raises ValueError naming the field when `kernel` is unknown or is `fused` for a
-    spec or device the fused kernel does not support."""
+    Raises SpecError (a ValueError; 422 through the API) naming the field when
+    `kernel` is unknown or is `fused` for a spec or device it does not support."""
     if kernel not in KERNEL_CHOICES:
-        raise ValueError(f"kernel: must be one of {', '.join(KERNEL_CHOICES)}, got {kernel!r}")
+        raise SpecError([("kernel", f"must be one of {', '.join(KERNEL_CHOICES)}, got {kernel!r}")])
     on_cpu = not str(device).startswith("cuda")
     if kernel == "fused":
         reason = fused_unsupported(spec)
         if reason is not None:
-            raise ValueError(f"kernel: fused does not support {reason}; use kernel auto or eager")
+            raise SpecError([reason])
         if not on_cpu:
-            raise ValueError("kernel: fused runs on the CPU only; use device cpu or kernel eager")
+            raise SpecError([("kernel", "fused runs on the CPU only; use device cpu or kernel "
+                                        "eager")])
         return "fused"
     if kernel != "auto":
         return kernel

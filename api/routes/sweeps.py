@@ -12,9 +12,10 @@ from api import etag, limits
 from api.db.chunks import mark_unsent_without_commit
 from api.db.models import Sweep
 from api.deps import CURSOR, Authorized, DispatcherDep, SessionDep, SettingsDep, SweepDep
-from api.routes.body import SpecDep, spec_body_openapi
+from api.routes.body import SpecDep, spec_body_openapi, spec_errors
 from api.schemas import SweepOut, SweepPage, SweepSummary, errors
 from api.services import sweeps as service
+from experiments.spec import SpecError
 from workers.dispatch import Dispatcher
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -29,7 +30,11 @@ def create_sweep(
     """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
     with limits.creation_slot(settings):
         limits.check_queue(session, settings, spec)
-        sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
+        try:
+            sweep, chunk_ids = service.create_sweep(session=session, spec=spec,
+                                                    settings=settings)
+        except SpecError as exc:  # the configured kernel cannot run this spec
+            raise spec_errors(exc.errors) from None
         session.commit()  # workers must never see chunks of an uncommitted sweep
     _enqueue(session, dispatcher, chunk_ids)
     return sweep_out(session, sweep)
