@@ -5,9 +5,10 @@ The engine hands a clip mode's runs here instead of to its tensor program
 eager kernel's own (engine.hyper, the problem's x0, f0 and f*), the minibatch
 summaries of all (seed, batch size) streams come from one vectorized call of
 experiments.sampling.stream_indices per block of steps, and the numba function
-(experiments/fused_kernels.py) advances every run by that block. Between blocks
-the checkpoint losses are the problem's own `loss` on the state, as in eager, so
-the result is assembled exactly as engine._Simulation assembles it.
+(experiments/fused_kernels.py) advances every run by that block, writing the full
+objective at the checkpoints it passes (the problem's loss formula, computed in
+the kernel so that no [R]-sized temporaries are made per checkpoint). The result
+is assembled as engine._Simulation assembles it (classify, x, m, v).
 
 Besides what eager reports, every run gets max_rise: the largest rel_k / m_k over
 steps k >= 1 (the first checkpoint), m_k the least finite rel_j for j <= k,
@@ -30,7 +31,7 @@ from experiments.problems import Lstsq, Problem, Zhang2022
 from experiments.runs import RunTable
 from experiments.sampling import stream_indices
 
-STATS_STEPS = 1024  # steps whose minibatch summaries are drawn at once
+STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn at once)
 CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
 SCHEDULE_CODES = {"constant": 0, "inv_sqrt": 1, "warmup_cosine": 2}
 
@@ -53,7 +54,10 @@ class FusedSimulation:
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
         streams = np.stack([runs.seed, runs.batch_size], axis=1)
-        self.streams, group = np.unique(streams, axis=0, return_inverse=True)
+        # one int64 per (seed, batch size): np.unique over rows sorts far slower
+        code = runs.seed.astype(np.int64) * (int(runs.batch_size.max(initial=0)) + 1)
+        uniq, group = np.unique(code + runs.batch_size, return_inverse=True)
+        self.streams = np.stack(np.divmod(uniq, int(runs.batch_size.max(initial=0)) + 1), 1)
         self.group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
         opt = spec.optimizer
         h = hyper
@@ -127,21 +131,22 @@ class FusedSimulation:
         rise = np.empty((2, r), dtype=dt)
         rise[fk.REL_MIN], rise[fk.MAX_RISE] = np.inf, 1.0
         set_threads(torch.get_num_threads())
-        losses = []
+        curves_t = np.full((len(ckpts), r), np.nan, dtype=dt)
+        col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
+        col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
         step = 0
-        for ckpt in ckpts:
-            while step < ckpt:
-                n_steps = min(STATS_STEPS, ckpt - step)
-                ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
-                self._advance(state, ks, nclip, rise)
-                step += n_steps
-                if should_stop is not None and should_stop():
-                    from experiments.engine import Canceled
+        while step < self.spec.steps:
+            n_steps = min(STATS_STEPS, self.spec.steps - step)
+            ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
+            slot = np.ascontiguousarray(col_of_step[step + 1 : step + n_steps + 1])
+            self._advance(state, ks, nclip, rise, slot, curves_t)
+            step += n_steps
+            if should_stop is not None and should_stop():
+                from experiments.engine import Canceled
 
-                    raise Canceled()
-            losses.append(problem.loss(torch.from_numpy(self._x(state))))
+                raise Canceled()
             report(r * step)
-        curves = torch.stack(losses, dim=1).to(torch.float64).numpy()
+        curves = curves_t.T.astype(np.float64)
         x_final = torch.from_numpy(self._x(state)).to(torch.float64)
         outcomes = classify(
             curves=curves,
@@ -167,7 +172,7 @@ class FusedSimulation:
         return state["st"][fk.X][:, None] if "st" in state else state["x"]
 
     def _advance(self, state: dict[str, np.ndarray], ks: torch.Tensor, nclip: np.ndarray,
-                 rise: np.ndarray) -> None:
+                 rise: np.ndarray, slot: np.ndarray, curves: np.ndarray) -> None:
         kf, sk, fac = self._per_step(ks)
         idx, valid, sizes = self._indices(ks)
         problem = self.problem
@@ -176,7 +181,7 @@ class FusedSimulation:
             w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
             s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
             fk.zhang_steps(state["st"], self.hp, self.group, np.ascontiguousarray(s), kf, sk,
-                           fac, self.c, self.rc, self.flags, nclip, rise)
+                           fac, self.c, self.rc, self.flags, nclip, rise, slot, curves)
             return
         # Lstsq.batch_stats for every stream at once: sample counts / b
         counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
@@ -186,7 +191,7 @@ class FusedSimulation:
         fk.lstsq_steps(
             state["x"], state["m"], state["v"], state["vmax"], state["pows"], state["gamma"],
             self.hp, self.group, cols, vals, nnz, *self.lstsq_data, kf, sk, fac, self.c,
-            self.rc, self.flags, nclip, rise,
+            self.rc, self.flags, nclip, rise, slot, curves,
         )
 
     def _lstsq_data(self) -> tuple[np.ndarray, ...]:

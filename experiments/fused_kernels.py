@@ -54,8 +54,11 @@ def _tmin(a, b):  # type: ignore[no-untyped-def]
 
 
 @njit(**_OPTS)
-def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise):  # type: ignore[no-untyped-def]
+def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves):  # type: ignore[no-untyped-def]
     """K steps of zhang2022 (d = 1): g = s_k * (1 if x >= -1 else x + 2), s [K, G].
+
+    After step i, where slot[i] >= 0, the full objective f(x) (Zhang2022.loss's
+    formula) goes to curves[slot[i], r].
 
     st [N_STATE, R] and hp [N_HYPER, R] in the dtype; nclip [R] and rise [2, R] in
     the dtype too (counts stay exact below 2**24 steps), so float32 runs keep
@@ -163,6 +166,12 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise):  # ty
                 for r in range(nl):
                     eta = lr[r]
                     x[r] = x[r] + (-(eta * u[r]) - (eta * wd) * x[r] if decay else -(eta * u[r]))
+            col = slot[i]
+            if col >= 0:
+                for r in range(nl):
+                    xr = x[r]
+                    f = xr / n_f if xr >= -one else ((xr + two) * (xr + two) - three) / two_n
+                    curves[col, lo + r] = f
             if track:
                 for r in range(nl):
                     xr = x[r]
@@ -188,9 +197,12 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise):  # ty
 @njit(**_OPTS)
 def lstsq_steps(  # type: ignore[no-untyped-def]
     xs, ms, vs, vmaxs, pows, gammas, hp, group, cols, vals, nnz, a, y, gram, x_star,
-    bounds, kf, sk, fac, c, rc, flags, nclip, rise,
+    bounds, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves,
 ):
     """K steps of lstsq for every run (state [R, d]; per-tensor gamma [R, n_blocks]).
+
+    Where slot[i] >= 0, f(x) = ||A x - y||^2 / (2 n) after step i goes to
+    curves[slot[i], r].
 
     The minibatch of stream g at step i is the nnz[i, g] distinct samples
     cols[i, g, :nnz] with weights vals (count / b), ascending: the eager gradient
@@ -304,6 +316,15 @@ def lstsq_steps(  # type: ignore[no-untyped-def]
                 if decay:
                     u = u - (eta * wd) * x[j]
                 x[j] = x[j] + u
+            if slot[i] >= 0:
+                loss = zero
+                for row in range(a.shape[0]):
+                    e = zero
+                    for j in range(d):
+                        e += x[j] * a[row, j]
+                    e = e - y[row]
+                    loss += e * e
+                curves[slot[i], r] = loss / two_n
             if track:
                 quad = zero
                 for j in range(d):
