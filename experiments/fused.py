@@ -84,15 +84,17 @@ class FusedSimulation:
                             np.finfo(self.np_dtype).tiny], dtype=self.np_dtype)
         self.max_rise = np.ones(len(runs))
         self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
+        self.blocks = fk.stream_blocks(self.group) if isinstance(problem, Lstsq) else ()
 
     def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """k, sqrt(k) and the schedule's factor, in the dtype, as the eager step forms them."""
+        """k, 1 / sqrt(k) and the warmup_cosine factor, in the dtype."""
         k = ks.to(self.dtype)
         fac = k
         if self.schedule.kind == "warmup_cosine":
-            # lr * factor with lr = 1 is the factor itself, bit for bit
+            # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
             fac = optim.learning_rate(torch.ones(1, dtype=self.dtype), self.schedule, ks)
-        return k.numpy(), k.sqrt().numpy(), np.ascontiguousarray(fac.numpy())
+        k_np = k.numpy()
+        return k_np, np.ascontiguousarray(1 / np.sqrt(k_np)), np.ascontiguousarray(fac.numpy())
 
     def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
@@ -190,7 +192,7 @@ class FusedSimulation:
         cols, vals, nnz = fk.compress_weights(w, idx.shape[2])
         fk.lstsq_steps(
             state["x"], state["m"], state["v"], state["vmax"], state["pows"], state["gamma"],
-            self.hp, self.group, cols, vals, nnz, *self.lstsq_data, kf, sk, fac, self.c,
+            self.hp, *self.blocks, cols, vals, nnz, *self.lstsq_data, kf, sk, fac, self.c,
             self.rc, self.flags, nclip, rise, slot, curves,
         )
 

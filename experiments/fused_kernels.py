@@ -1,20 +1,26 @@
 """The fused kernel's numba functions: many steps of Adam/AdamW for many runs in one call.
 
 Each function advances every run of a clip mode by a block of steps, in place on
-its state arrays. Runs are split into lanes of LANES consecutive runs across the
-CPU's threads (prange); within a lane block the step loop is outside and the loop
-over runs inside, so that loop is straight-line code the compiler turns into SIMD
-(if-converted selects, no reductions across runs), with the block's state hot in
-L1. Every operation is the eager kernel's, in the same order and dtype, with no
-fast-math and no fused multiply-add: a run's numbers are those of the eager engine
-on zhang2022 (bit for bit, tested) and agree to rounding on lstsq (whose matrix
-products BLAS orders its own way), and they never depend on a run's lane.
+its state arrays. Runs are cut into lane blocks of at most LANES runs spread over
+the CPU's threads (prange); within a block the step loop is outside and the loops
+over the block's runs inside, so those loops are straight-line code the compiler
+turns into SIMD (if-converted selects, no reductions across runs), with the
+block's state hot in L1.
+
+The arithmetic is the eager step's (DESIGN section 4), operation for operation,
+except where a division by a per-step or per-run value becomes a product with
+its reciprocal (lr / sqrt(k) -> lr * (1 / sqrt(k)); on lstsq, m / (1 - b1^k) ->
+m * (1 / (1 - b1^k)), one division per run instead of one per coordinate), with
+no fast-math and no fused multiply-add. So a run agrees with eager to rounding
+(torch's own float64 sqrt on this CPU, MKL's, is not correctly rounded either),
+and a run's numbers never depend on its lane, block, chunk or thread: no
+operation mixes runs.
 
 cache=True keeps the machine code on disk (numba's cache, beside this file or in
 NUMBA_CACHE_DIR), so a process loads it instead of compiling it.
 
 Flags (int64 array): [clip mode (0 none, 1 global_norm, 2 value, 3 adagc),
-schedule (0 constant, 1 inv_sqrt: lr / sqrt(k), 2 multiplied by a factor),
+schedule (0 constant, 1 inv_sqrt: lr times sk = 1 / sqrt(k), 2 lr times a factor),
 bias correction, amsgrad, decoupled decay, track max_rise].
 """
 
@@ -71,6 +77,7 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
     one = c[ONE]  # 1 in the state's dtype (an int literal would promote float32)
     zero = one - one
     two, three = one + one, one + one + one
+    inv_n, inv_2n = one / n_f, one / two_n
     f_star, inv_den, tiny = rc[F_STAR], rc[INV_DEN], rc[TINY]
     r_all = st.shape[1]
     n_blocks = (r_all + LANES - 1) // LANES
@@ -156,7 +163,7 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
                     u[r] = m[r] / (np.sqrt(sd[r]) + eps)
             if sched == 1:
                 for r in range(nl):
-                    eta = lr[r] / sk[i]
+                    eta = lr[r] * sk[i]
                     x[r] = x[r] + (-(eta * u[r]) - (eta * wd) * x[r] if decay else -(eta * u[r]))
             elif sched == 2:
                 for r in range(nl):
@@ -175,7 +182,7 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
             if track:
                 for r in range(nl):
                     xr = x[r]
-                    f = xr / n_f if xr >= -one else ((xr + two) * (xr + two) - three) / two_n
+                    f = xr * inv_n if xr >= -one else ((xr + two) * (xr + two) - three) * inv_2n
                     rel = (f - f_star) * inv_den
                     fin = rel - rel == zero
                     lo_r = min(rmin[r], rel) if fin else rmin[r]
@@ -196,19 +203,22 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
 
 @njit(**_OPTS)
 def lstsq_steps(  # type: ignore[no-untyped-def]
-    xs, ms, vs, vmaxs, pows, gammas, hp, group, cols, vals, nnz, a, y, gram, x_star,
-    bounds, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves,
+    xs, ms, vs, vmaxs, pows, gammas, hp, order, blk_lo, blk_hi, blk_grp, cols, vals, nnz,
+    a, y, gram, x_star, bounds, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves,
 ):
-    """K steps of lstsq for every run (state [R, d]; per-tensor gamma [R, n_blocks]).
+    """K steps of lstsq (state [R, d]; per-tensor gamma [R, n_blocks]).
 
-    Where slot[i] >= 0, f(x) = ||A x - y||^2 / (2 n) after step i goes to
-    curves[slot[i], r].
-
-    The minibatch of stream g at step i is the nnz[i, g] distinct samples
+    Lane blocks hold runs of one stream (positions blk_lo..blk_hi of `order`, the
+    runs sorted by stream), so a step's sampled rows are shared by the block and
+    every loop over its runs is SIMD with the row's numbers broadcast. The
+    minibatch of stream g at step i is the nnz[i, g] distinct samples
     cols[i, g, :nnz] with weights vals (count / b), ascending: the eager gradient
-    A^T (w * (A x - y)) without its zero terms. rel for max_rise is
-    (x - x*)^T G (x - x*) / (2 n) * inv_den, G = A^T A: f(x) - f* without the
-    cancellation of subtracting two nearly equal losses."""
+    A^T (w * (A x - y)) without its zero terms. Where slot[i] >= 0 the full
+    objective ||A x - y||^2 / (2 n) goes to curves[slot[i], r]. rel for max_rise
+    is (x - x*)^T G (x - x*) / (2 n) * inv_den with G = A^T A: f(x) - f* without
+    the cancellation of subtracting two nearly equal losses. The clip settings are
+    one clip spec's (a FusedSimulation is one clip mode), so AdaGC's warm-up test
+    is the same for every run."""
     clip, sched, bias, ams, decay, track = (
         flags[0], flags[1], flags[2], flags[3], flags[4], flags[5]
     )
@@ -216,134 +226,209 @@ def lstsq_steps(  # type: ignore[no-untyped-def]
     one = c[ONE]
     zero = one - one
     inv_den, tiny = rc[INV_DEN], rc[TINY]
-    r_all, d = xs.shape
-    n_blk = bounds.shape[0] - 1
-    for r in prange(r_all):
-        x = xs[r].copy()
-        m = ms[r].copy()
-        v = vs[r].copy()
-        vmax = vmaxs[r].copy()
-        gam = gammas[r].copy()
-        g = np.empty(d, dtype=xs.dtype)
-        norms = np.empty(n_blk, dtype=xs.dtype)
-        b1p, b2p = pows[r, 0], pows[r, 1]
-        b1, omb1, b2, omb2 = hp[B1, r], hp[OMB1, r], hp[B2, r], hp[OMB2, r]
-        thr, lr = hp[THR, r], hp[LR, r]
-        grp = group[r]
-        nc = nclip[r]
-        rmin, mrise = rise[REL_MIN, r], rise[MAX_RISE, r]
-        for i in range(kf.shape[0]):
+    d = xs.shape[1]
+    n_tb = bounds.shape[0] - 1
+    n_rows = a.shape[0]
+    for blk in prange(blk_lo.shape[0]):
+        lo, hi, grp = blk_lo[blk], blk_hi[blk], blk_grp[blk]
+        nl = hi - lo
+        idx = order[lo:hi]
+        x = np.empty((d, nl), xs.dtype)
+        m = np.empty((d, nl), xs.dtype)
+        v = np.empty((d, nl), xs.dtype)
+        vmax = np.empty((d, nl), xs.dtype)
+        gam = np.empty((n_tb, nl), xs.dtype)
+        for q in range(nl):
+            r = idx[q]
             for j in range(d):
-                g[j] = zero
+                x[j, q], m[j, q], v[j, q], vmax[j, q] = xs[r, j], ms[r, j], vs[r, j], vmaxs[r, j]
+            for b in range(n_tb):
+                gam[b, q] = gammas[r, b]
+        b1p = pows[idx, 0]
+        b2p = pows[idx, 1]
+        b1 = hp[B1, idx]
+        omb1 = hp[OMB1, idx]
+        b2 = hp[B2, idx]
+        omb2 = hp[OMB2, idx]
+        lr = hp[LR, idx]
+        thr = hp[THR, idx]
+        ratio = hp[RATIO, idx]
+        cbeta = hp[CBETA, idx]
+        cwarm0 = hp[CWARM, idx[0]]
+        nc = nclip[idx]
+        rmin = rise[REL_MIN, idx]
+        mrise = rise[MAX_RISE, idx]
+        g = np.empty((d, nl), xs.dtype)
+        norms = np.empty((n_tb, nl), xs.dtype)
+        e = np.empty(nl, xs.dtype)
+        acc = np.empty(nl, xs.dtype)
+        cl = np.empty(nl, xs.dtype)
+        eta = np.empty(nl, xs.dtype)
+        inv1 = np.empty(nl, xs.dtype)
+        inv2 = np.empty(nl, xs.dtype)
+        for i in range(kf.shape[0]):
+            g[:, :] = zero
             for q in range(nnz[i, grp]):
                 row = cols[i, grp, q]
-                e = zero
+                w = vals[i, grp, q]
+                e[:] = zero
                 for j in range(d):
-                    e += x[j] * a[row, j]
-                e = (e - y[row]) * vals[i, grp, q]
+                    arj = a[row, j]
+                    for r in range(nl):
+                        e[r] += x[j, r] * arj
+                yr = y[row]
+                for r in range(nl):
+                    e[r] = (e[r] - yr) * w
                 for j in range(d):
-                    g[j] += e * a[row, j]
-            for b in range(n_blk):
-                acc = zero
+                    arj = a[row, j]
+                    for r in range(nl):
+                        g[j, r] += e[r] * arj
+            for b in range(n_tb):
+                acc[:] = zero
                 for j in range(bounds[b], bounds[b + 1]):
-                    acc += g[j] * g[j]
-                norms[b] = np.sqrt(acc)
-            warm = clip == 3 and kf[i] <= hp[CWARM, r]
+                    for r in range(nl):
+                        acc[r] += g[j, r] * g[j, r]
+                for r in range(nl):
+                    norms[b, r] = np.sqrt(acc[r])
+            warm = clip == 3 and kf[i] <= cwarm0
             if clip == 1 or warm:
-                if n_blk == 1:
-                    total = norms[0]
+                if n_tb == 1:
+                    for r in range(nl):
+                        acc[r] = norms[0, r]
                 else:
-                    acc = zero
-                    for b in range(n_blk):
-                        acc += norms[b] * norms[b]
-                    total = np.sqrt(acc)
-                coef = thr / (total + neps)
-                if coef < one:
-                    for j in range(d):
-                        g[j] = g[j] * coef
-                    nc += one
+                    acc[:] = zero
+                    for b in range(n_tb):
+                        for r in range(nl):
+                            acc[r] += norms[b, r] * norms[b, r]
+                    for r in range(nl):
+                        acc[r] = np.sqrt(acc[r])
+                for r in range(nl):
+                    coef = thr[r] / (acc[r] + neps)
+                    clipped = coef < one
+                    cl[r] = coef if clipped else one
+                    nc[r] += one if clipped else zero
+                for j in range(d):
+                    for r in range(nl):
+                        g[j, r] = g[j, r] * cl[r]
                 if warm:
-                    for b in range(n_blk):
-                        acc = zero
+                    for b in range(n_tb):
+                        acc[:] = zero
                         for j in range(bounds[b], bounds[b + 1]):
-                            acc += g[j] * g[j]
-                        gam[b] = _tmin(gam[b], np.sqrt(acc))
+                            for r in range(nl):
+                                acc[r] += g[j, r] * g[j, r]
+                        for r in range(nl):
+                            gam[b, r] = _tmin(gam[b, r], np.sqrt(acc[r]))
             elif clip == 2:
-                over = False
+                cl[:] = zero
                 for j in range(d):
-                    if abs(g[j]) > thr:
-                        over = True
-                    g[j] = _tmin(_tmax(g[j], -thr), thr)
-                if over:
-                    nc += one
+                    for r in range(nl):
+                        gj = g[j, r]
+                        cl[r] = one if abs(gj) > thr[r] else cl[r]
+                        g[j, r] = _tmin(_tmax(gj, -thr[r]), thr[r])
+                for r in range(nl):
+                    nc[r] += cl[r]
             elif clip == 3:
-                over = False
-                for b in range(n_blk):
-                    limit = hp[RATIO, r] * gam[b]
-                    norm = norms[b]
-                    if norm > limit:
+                cl[:] = zero
+                for b in range(n_tb):
+                    for r in range(nl):
+                        limit = ratio[r] * gam[b, r]
+                        norm = norms[b, r]
+                        over = norm > limit
                         scale = limit / (norm + neps)
-                        for j in range(bounds[b], bounds[b + 1]):
-                            g[j] = g[j] * scale
-                        norm = norm * scale
-                        over = True
-                    gam[b] = hp[CBETA, r] * gam[b] + (one - hp[CBETA, r]) * norm
-                if over:
-                    nc += one
-            b1p = b1p * b1
-            b2p = b2p * b2
-            if sched == 1:
-                eta = lr / sk[i]
-            elif sched == 2:
-                eta = lr * fac[i]
-            else:
-                eta = lr
-            for j in range(d):
-                gj = g[j]
-                mj = b1 * m[j] + omb1 * gj
-                vj = b2 * v[j] + omb2 * (gj * gj)
-                m[j] = mj
-                v[j] = vj
-                sd = vj
-                if ams:
-                    sd = _tmax(vmax[j], vj)
-                    vmax[j] = sd
-                if bias:
-                    u = (mj / (one - b1p)) / (np.sqrt(sd / (one - b2p)) + eps)
+                        acc[r] = scale if over else one
+                        norm = norm * scale if over else norm
+                        cl[r] = one if over else cl[r]
+                        gam[b, r] = cbeta[r] * gam[b, r] + (one - cbeta[r]) * norm
+                    for j in range(bounds[b], bounds[b + 1]):
+                        for r in range(nl):
+                            g[j, r] = g[j, r] * acc[r]
+                for r in range(nl):
+                    nc[r] += cl[r]
+            for r in range(nl):
+                b1p[r] = b1p[r] * b1[r]
+                b2p[r] = b2p[r] * b2[r]
+                inv1[r] = one / (one - b1p[r])
+                inv2[r] = one / (one - b2p[r])
+                if sched == 1:
+                    eta[r] = lr[r] * sk[i]
+                elif sched == 2:
+                    eta[r] = lr[r] * fac[i]
                 else:
-                    u = mj / (np.sqrt(sd) + eps)
-                u = -(eta * u)
-                if decay:
-                    u = u - (eta * wd) * x[j]
-                x[j] = x[j] + u
+                    eta[r] = lr[r]
+            for j in range(d):
+                for r in range(nl):
+                    gj = g[j, r]
+                    mj = b1[r] * m[j, r] + omb1[r] * gj
+                    vj = b2[r] * v[j, r] + omb2[r] * (gj * gj)
+                    m[j, r] = mj
+                    v[j, r] = vj
+                    sd = vj
+                    if ams:
+                        sd = _tmax(vmax[j, r], vj)
+                        vmax[j, r] = sd
+                    if bias:
+                        u = (mj * inv1[r]) / (np.sqrt(sd * inv2[r]) + eps)
+                    else:
+                        u = mj / (np.sqrt(sd) + eps)
+                    u = -(eta[r] * u)
+                    if decay:
+                        u = u - (eta[r] * wd) * x[j, r]
+                    x[j, r] = x[j, r] + u
             if slot[i] >= 0:
-                loss = zero
-                for row in range(a.shape[0]):
-                    e = zero
+                acc[:] = zero
+                for row in range(n_rows):
+                    e[:] = zero
                     for j in range(d):
-                        e += x[j] * a[row, j]
-                    e = e - y[row]
-                    loss += e * e
-                curves[slot[i], r] = loss / two_n
+                        arj = a[row, j]
+                        for r in range(nl):
+                            e[r] += x[j, r] * arj
+                    yr = y[row]
+                    for r in range(nl):
+                        er = e[r] - yr
+                        acc[r] += er * er
+                for r in range(nl):
+                    curves[slot[i], idx[r]] = acc[r] / two_n
             if track:
-                quad = zero
+                acc[:] = zero
                 for j in range(d):
-                    row = zero
+                    e[:] = zero
                     for jj in range(d):
-                        row += gram[j, jj] * (x[jj] - x_star[jj])
-                    quad += (x[j] - x_star[j]) * row
-                rel = (quad / two_n) * inv_den
-                if rel - rel == 0.0:
-                    rmin = min(rmin, rel)
-                    mrise = max(mrise, rel / max(rmin, tiny))
-        xs[r] = x
-        ms[r] = m
-        vs[r] = v
-        vmaxs[r] = vmax
-        gammas[r] = gam
-        pows[r, 0], pows[r, 1] = b1p, b2p
-        nclip[r] = nc
-        rise[REL_MIN, r], rise[MAX_RISE, r] = rmin, mrise
+                        gjj = gram[j, jj]
+                        xs_jj = x_star[jj]
+                        for r in range(nl):
+                            e[r] += gjj * (x[jj, r] - xs_jj)
+                    xs_j = x_star[j]
+                    for r in range(nl):
+                        acc[r] += (x[j, r] - xs_j) * e[r]
+                for r in range(nl):
+                    rel = (acc[r] / two_n) * inv_den
+                    fin = rel - rel == zero
+                    low = min(rmin[r], rel) if fin else rmin[r]
+                    rmin[r] = low
+                    up = rel / max(low, tiny)
+                    mrise[r] = max(mrise[r], up) if fin else mrise[r]
+        for q in range(nl):
+            r = idx[q]
+            for j in range(d):
+                xs[r, j], ms[r, j], vs[r, j], vmaxs[r, j] = x[j, q], m[j, q], v[j, q], vmax[j, q]
+            for b in range(n_tb):
+                gammas[r, b] = gam[b, q]
+            pows[r, 0], pows[r, 1] = b1p[q], b2p[q]
+            nclip[r] = nc[q]
+            rise[REL_MIN, r], rise[MAX_RISE, r] = rmin[q], mrise[q]
+
+
+def stream_blocks(group, lanes=LANES):  # type: ignore[no-untyped-def]
+    """(order, blk_lo, blk_hi, blk_grp): the runs sorted by stream (stable) and cut
+    into blocks of at most `lanes` runs of one stream each."""
+    order = np.argsort(group, kind="stable")
+    sorted_g = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
+    ends = np.r_[starts[1:], len(group)]
+    lo = np.concatenate([np.arange(a, b, lanes) for a, b in zip(starts, ends, strict=True)]
+                        or [np.zeros(0, np.int64)])
+    hi = np.minimum(lo + lanes, np.repeat(ends, -(-(ends - starts) // lanes)))
+    return order.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64), sorted_g[lo]
 
 
 @njit(cache=True)
