@@ -112,7 +112,7 @@ def baseline_rate(kind: str, problem_name: str, n_runs: int, steps: int) -> floa
 PEER_PROBLEMS = {
     # name: (problem, beta side (x 4 batch sizes = runs), steps)
     "zhang2022": ({"kind": "zhang2022", "n": 20, "x0": -0.5}, 158, 2000),
-    "lstsq": (PROBLEMS["lstsq"], 71, 500),
+    "lstsq": (PROBLEMS["lstsq"], 40, 1000),
 }
 
 
@@ -209,6 +209,44 @@ def process_rate(kernel: str) -> tuple[float, float, int]:
     return runs * 5000 / seconds, seconds, runs
 
 
+def warmup_costs() -> tuple[float, float, float]:
+    """Seconds a fresh process spends on its first tiny fused chunk with an empty
+    numba cache (compiling), then with that cache filled (loading), and on its
+    first tiny eager chunk: each the difference to the same process's second call."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import sys, time, numpy as np\n"
+        "from experiments.engine import run_chunk\n"
+        "from experiments.runs import all_runs\n"
+        "from experiments.spec import parse_spec\n"
+        "out = []\n"
+        "for problem in ({'kind': 'zhang2022', 'n': 20}, {'kind': 'lstsq', 'n_samples': 16,"
+        " 'block_scales': [1.0], 'block_dim': 2}):\n"
+        "    for dtype in ('float64', 'float32'):\n"
+        "        spec = parse_spec({'problem': problem, 'steps': 20, 'dtype': dtype,"
+        " 'grid': {'beta1': [0.9], 'beta2': [0.99], 'clip': [{'mode': 'none'},"
+        " {'mode': 'global_norm', 'threshold': 1.0}]}})\n"
+        "        runs = all_runs(spec)\n"
+        "        for _ in range(2):\n"
+        "            t = time.perf_counter(); run_chunk(spec, runs, kernel=sys.argv[1])\n"
+        "            out.append(time.perf_counter() - t)\n"
+        "print(sum(out[0::2]) - sum(out[1::2]))\n"
+    )
+
+    def first_call(kernel: str, cache: str) -> float:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        done = subprocess.run([sys.executable, "-c", code, kernel], env=env, check=True,
+                              capture_output=True, text=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory() as cache:
+        return first_call("fused", cache), first_call("fused", cache), first_call("eager", cache)
+
+
 def peers(args: argparse.Namespace) -> None:
     from experiments.kernels import resolve_kernel
 
@@ -245,6 +283,11 @@ def peers(args: argparse.Namespace) -> None:
             ratio = f"{r32 / r64:.2f}" if r32 == r32 else "–"
             print(f"| {problem} | {size} | {label} | {r64:.3g} | "
                   f"{r32:.3g} | {ratio} | {r64 / base:,.0f}x |".replace("nan", "–"), flush=True)
+    compile_s, load_s, eager_s = warmup_costs()
+    print()
+    print(f"first-call cost per process (both problems, both dtypes): fused {compile_s:.1f} s "
+          f"with an empty numba cache (compiling), {load_s:.2f} s from the cache; eager "
+          f"{eager_s:.2f} s")
     if not args.no_process:
         base = baseline_rate("adam", "zhang2022", args.baseline_runs, args.baseline_steps)
         rate, seconds, runs = process_rate("auto")
@@ -270,8 +313,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="1, or 2 with --peers")
     ap.add_argument("--peers", action="store_true", help="the peers table (see above)")
     ap.add_argument("--kernels", default="eager,compiled,fused", help="with --peers")
-    ap.add_argument("--lstsq-side", type=int, default=71, help="with --peers: beta side")
-    ap.add_argument("--lstsq-steps", type=int, default=500, help="with --peers")
+    ap.add_argument("--lstsq-side", type=int, default=40, help="with --peers: beta side")
+    ap.add_argument("--lstsq-steps", type=int, default=1000, help="with --peers")
     ap.add_argument("--no-jax", action="store_true", help="with --peers")
     ap.add_argument("--no-process", action="store_true", help="with --peers")
     args = ap.parse_args()

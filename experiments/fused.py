@@ -40,7 +40,7 @@ def set_threads(n: int) -> None:
     """Run the kernel on n threads (the engine follows torch.get_num_threads())."""
     import numba
 
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 class FusedSimulation:
@@ -53,7 +53,6 @@ class FusedSimulation:
         self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-        streams = np.stack([runs.seed, runs.batch_size], axis=1)
         # one int64 per (seed, batch size): np.unique over rows sorts far slower
         code = runs.seed.astype(np.int64) * (int(runs.batch_size.max(initial=0)) + 1)
         uniq, group = np.unique(code + runs.batch_size, return_inverse=True)
@@ -61,27 +60,45 @@ class FusedSimulation:
         self.group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
         opt = spec.optimizer
         h = hyper
-        rows = [h.beta1, 1.0 - h.beta1, h.beta2, 1.0 - h.beta2, h.lr, h.clip_threshold,
-                h.clip_ratio, h.clip_beta, h.clip_warmup]
+        rows = [
+            h.beta1,
+            1.0 - h.beta1,
+            h.beta2,
+            1.0 - h.beta2,
+            h.lr,
+            h.clip_threshold,
+            h.clip_ratio,
+            h.clip_beta,
+            h.clip_warmup,
+        ]
         self.hp = np.ascontiguousarray(torch.cat(rows, dim=1).T.numpy())
         decay = opt.kind == "adamw" and opt.weight_decay > 0.0
         self.flags = np.array(
-            [CLIP_CODES[clip.mode], SCHEDULE_CODES[opt.schedule], opt.bias_correction,
-             opt.amsgrad, decay, 1],
+            [
+                CLIP_CODES[clip.mode],
+                SCHEDULE_CODES[opt.schedule],
+                opt.bias_correction,
+                opt.amsgrad,
+                decay,
+                1,
+            ],
             dtype=np.int64,
         )
         n_f = float(getattr(problem, "n", 1))
         self.c = np.array(
             [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0], dtype=self.np_dtype
         )
-        self.schedule = optim.Schedule(opt.schedule, opt.warmup_steps, opt.final_lr_ratio,
-                                       spec.steps)
+        self.schedule = optim.Schedule(
+            opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
+        )
         x0 = problem.x0()
         self.f0 = float(problem.loss(x0[None, :])[0])
         f_star = problem.f_star
         den = self.f0 - f_star if f_star is not None else self.f0
-        self.rc = np.array([f_star or 0.0, 1.0 / den if den != 0 else np.inf,
-                            np.finfo(self.np_dtype).tiny], dtype=self.np_dtype)
+        self.rc = np.array(
+            [f_star or 0.0, 1.0 / den if den != 0 else np.inf, np.finfo(self.np_dtype).tiny],
+            dtype=self.np_dtype,
+        )
         self.max_rise = np.ones(len(runs))
         self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
         self.blocks = fk.stream_blocks(self.group) if isinstance(problem, Lstsq) else ()
@@ -99,8 +116,9 @@ class FusedSimulation:
     def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
         sizes = torch.as_tensor(self.streams[:, 1], dtype=torch.int64)
-        idx, valid = stream_indices(seeds=seeds, batch_sizes=sizes, sampling=self.spec.sampling,
-                                    steps=ks, n=self.problem.n)  # type: ignore[attr-defined]
+        idx, valid = stream_indices(
+            seeds=seeds, batch_sizes=sizes, sampling=self.spec.sampling, steps=ks, n=self.problem.n
+        )  # type: ignore[attr-defined]
         return idx, valid, sizes.to(self.dtype)
 
     def run(
@@ -173,8 +191,15 @@ class FusedSimulation:
     def _x(state: dict[str, np.ndarray]) -> np.ndarray:
         return state["st"][fk.X][:, None] if "st" in state else state["x"]
 
-    def _advance(self, state: dict[str, np.ndarray], ks: torch.Tensor, nclip: np.ndarray,
-                 rise: np.ndarray, slot: np.ndarray, curves: np.ndarray) -> None:
+    def _advance(
+        self,
+        state: dict[str, np.ndarray],
+        ks: torch.Tensor,
+        nclip: np.ndarray,
+        rise: np.ndarray,
+        slot: np.ndarray,
+        curves: np.ndarray,
+    ) -> None:
         kf, sk, fac = self._per_step(ks)
         idx, valid, sizes = self._indices(ks)
         problem = self.problem
@@ -182,18 +207,51 @@ class FusedSimulation:
             # Zhang2022.batch_stats for every stream at once
             w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
             s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
-            fk.zhang_steps(state["st"], self.hp, self.group, np.ascontiguousarray(s), kf, sk,
-                           fac, self.c, self.rc, self.flags, nclip, rise, slot, curves)
+            fk.zhang_steps(
+                state["st"],
+                self.hp,
+                self.group,
+                np.ascontiguousarray(s),
+                kf,
+                sk,
+                fac,
+                self.c,
+                self.rc,
+                self.flags,
+                nclip,
+                rise,
+                slot,
+                curves,
+            )
             return
         # Lstsq.batch_stats for every stream at once: sample counts / b
         counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
         counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
         w = (counts / sizes[None, :, None]).numpy()
         cols, vals, nnz = fk.compress_weights(w, idx.shape[2])
-        fk.lstsq_steps(
-            state["x"], state["m"], state["v"], state["vmax"], state["pows"], state["gamma"],
-            self.hp, *self.blocks, cols, vals, nnz, *self.lstsq_data, kf, sk, fac, self.c,
-            self.rc, self.flags, nclip, rise, slot, curves,
+        fk.lstsq_steps(  # type: ignore[call-arg]
+            state["x"],
+            state["m"],
+            state["v"],
+            state["vmax"],
+            state["pows"],
+            state["gamma"],
+            self.hp,
+            *self.blocks,
+            cols,
+            vals,
+            nnz,
+            *self.lstsq_data,
+            kf,
+            sk,
+            fac,
+            self.c,
+            self.rc,
+            self.flags,
+            nclip,
+            rise,
+            slot,
+            curves,
         )
 
     def _lstsq_data(self) -> tuple[np.ndarray, ...]:

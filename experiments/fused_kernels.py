@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-LANES = 64
+LANES = 256  # runs per lane block (zhang2022); lstsq uses LSTSQ_LANES
+LSTSQ_LANES = 64  # lstsq's blocks hold d-by-lanes state, so fewer runs stay in L1
 
 # rows of the state matrix [N_STATE, R]
 X, M, V, VMAX, B1P, B2P, GAMMA = range(7)
@@ -44,8 +45,6 @@ F_STAR, INV_DEN, TINY = range(3)
 # rows of the max_rise state [2, R] (the dtype's): running min of rel, max_rise
 REL_MIN, MAX_RISE = range(2)
 
-_OPTS = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy"}
-
 
 @njit(inline="always", cache=True)
 def _tmax(a, b):  # type: ignore[no-untyped-def]
@@ -59,7 +58,7 @@ def _tmin(a, b):  # type: ignore[no-untyped-def]
     return a if (a < b or a != a) else b
 
 
-@njit(**_OPTS)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves):  # type: ignore[no-untyped-def]
     """K steps of zhang2022 (d = 1): g = s_k * (1 if x >= -1 else x + 2), s [K, G].
 
@@ -71,7 +70,12 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
     float32 vectors throughout. Each phase of a step is its own loop over the
     lane block's runs, the uniform flags tested outside it."""
     clip, sched, bias, ams, decay, track = (
-        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5]
+        flags[0],
+        flags[1],
+        flags[2],
+        flags[3],
+        flags[4],
+        flags[5],
     )
     eps, neps, wd, n_f, two_n = c[EPS], c[NORM_EPS], c[WD], c[N_F], c[TWO_N]
     one = c[ONE]  # 1 in the state's dtype (an int literal would promote float32)
@@ -201,10 +205,37 @@ def zhang_steps(st, hp, group, s, kf, sk, fac, c, rc, flags, nclip, rise, slot, 
         rise[MAX_RISE, lo:hi] = mrise
 
 
-@njit(**_OPTS)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def lstsq_steps(  # type: ignore[no-untyped-def]
-    xs, ms, vs, vmaxs, pows, gammas, hp, order, blk_lo, blk_hi, blk_grp, cols, vals, nnz,
-    a, y, gram, x_star, bounds, kf, sk, fac, c, rc, flags, nclip, rise, slot, curves,
+    xs,
+    ms,
+    vs,
+    vmaxs,
+    pows,
+    gammas,
+    hp,
+    order,
+    blk_lo,
+    blk_hi,
+    blk_grp,
+    cols,
+    vals,
+    nnz,
+    a,
+    y,
+    gram,
+    x_star,
+    bounds,
+    kf,
+    sk,
+    fac,
+    c,
+    rc,
+    flags,
+    nclip,
+    rise,
+    slot,
+    curves,
 ):
     """K steps of lstsq (state [R, d]; per-tensor gamma [R, n_blocks]).
 
@@ -220,7 +251,12 @@ def lstsq_steps(  # type: ignore[no-untyped-def]
     one clip spec's (a FusedSimulation is one clip mode), so AdaGC's warm-up test
     is the same for every run."""
     clip, sched, bias, ams, decay, track = (
-        flags[0], flags[1], flags[2], flags[3], flags[4], flags[5]
+        flags[0],
+        flags[1],
+        flags[2],
+        flags[3],
+        flags[4],
+        flags[5],
     )
     eps, neps, wd, two_n = c[EPS], c[NORM_EPS], c[WD], c[TWO_N]
     one = c[ONE]
@@ -418,15 +454,17 @@ def lstsq_steps(  # type: ignore[no-untyped-def]
             rise[REL_MIN, r], rise[MAX_RISE, r] = rmin[q], mrise[q]
 
 
-def stream_blocks(group, lanes=LANES):  # type: ignore[no-untyped-def]
+def stream_blocks(group, lanes=LSTSQ_LANES):  # type: ignore[no-untyped-def]
     """(order, blk_lo, blk_hi, blk_grp): the runs sorted by stream (stable) and cut
     into blocks of at most `lanes` runs of one stream each."""
     order = np.argsort(group, kind="stable")
     sorted_g = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
     ends = np.r_[starts[1:], len(group)]
-    lo = np.concatenate([np.arange(a, b, lanes) for a, b in zip(starts, ends, strict=True)]
-                        or [np.zeros(0, np.int64)])
+    lo = np.concatenate(
+        [np.arange(a, b, lanes) for a, b in zip(starts, ends, strict=True)]
+        or [np.zeros(0, np.int64)]
+    )
     hi = np.minimum(lo + lanes, np.repeat(ends, -(-(ends - starts) // lanes)))
     return order.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64), sorted_g[lo]
 

@@ -31,11 +31,17 @@ AUTO_MIN_RUN_STEPS = 5_000_000
 def fused_unsupported(spec: Any) -> tuple[str, str] | None:
     """(field, message) saying why the fused kernel cannot run this spec, or None."""
     if spec.problem.kind not in FUSED_PROBLEMS:
-        return ("problem.kind", f"kernel fused supports {', '.join(FUSED_PROBLEMS)}, not "
-                f"{spec.problem.kind}; use kernel auto or eager")
+        return (
+            "problem.kind",
+            f"kernel fused supports {', '.join(FUSED_PROBLEMS)}, not "
+            f"{spec.problem.kind}; use kernel auto or eager",
+        )
     if spec.optimizer.kind not in FUSED_OPTIMIZERS:
-        return ("optimizer.kind", f"kernel fused supports {', '.join(FUSED_OPTIMIZERS)}, not "
-                f"{spec.optimizer.kind}; use kernel auto or eager")
+        return (
+            "optimizer.kind",
+            f"kernel fused supports {', '.join(FUSED_OPTIMIZERS)}, not "
+            f"{spec.optimizer.kind}; use kernel auto or eager",
+        )
     for clip in spec.axis_values()["clip"]:
         if clip.mode not in FUSED_CLIPS:
             return ("grid.clip", f"kernel fused does not support clip mode {clip.mode}")
@@ -57,8 +63,9 @@ def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
         if reason is not None:
             raise SpecError([reason])
         if not on_cpu:
-            raise SpecError([("kernel", "fused runs on the CPU only; use device cpu or kernel "
-                                        "eager")])
+            raise SpecError(
+                [("kernel", "fused runs on the CPU only; use device cpu or kernel eager")]
+            )
         return "fused"
     if kernel != "auto":
         return kernel
