@@ -6,9 +6,10 @@ resolve a sweep's kernel (it is part of every run_key) before storing it.
 - `compiled`: the same step code through torch.compile.
 - `fused`: one numba function per block of steps (experiments/fused.py), CPU only,
   for the combinations in FUSED_* below.
-- `auto`: `fused` where it applies and the sweep has at least AUTO_MIN_RUN_STEPS
-  run-steps on a CPU device, else `eager`. It is resolved before any run_key is
-  computed, so a sweep's keys name the kernel that computed it.
+- `auto`: `fused` where it applies and the sweep has at least its problem's
+  AUTO_MIN_RUN_STEPS run-steps on a CPU device, else `eager`. It is resolved
+  before any run_key is computed, so a sweep's keys name the kernel that
+  computed it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ KERNEL_CHOICES = ("auto", "eager", "compiled", "fused")
 FUSED_PROBLEMS = ("zhang2022", "lstsq")
 FUSED_OPTIMIZERS = ("adam", "adamw")
 FUSED_CLIPS = ("none", "global_norm", "value", "adagc")
-# Loading the fused kernel from numba's on-disk cache costs about 1 s per process
-# (compiling it afresh, once per machine, about 20 s); eager runs about 5 x 10^6
-# run-steps in that second, so below this many run-steps `auto` keeps eager.
-AUTO_MIN_RUN_STEPS = 5_000_000
+# Loading the fused kernel from numba's on-disk cache costs 1-3 s per process
+# (compiling it, once per machine, 20 s to 2 minutes). In that time eager runs
+# about 10^8 zhang2022 run-steps but only about 2 x 10^6 lstsq ones (its minibatch
+# gradient touches every sample), so below these sizes `auto` keeps eager.
+AUTO_MIN_RUN_STEPS = {"zhang2022": 100_000_000, "lstsq": 2_000_000}
 
 
 def fused_unsupported(spec: Any) -> tuple[str, str] | None:
@@ -69,5 +71,6 @@ def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
         return "fused"
     if kernel != "auto":
         return kernel
-    big = spec.total_runs() * spec.steps >= AUTO_MIN_RUN_STEPS
+    least = AUTO_MIN_RUN_STEPS.get(spec.problem.kind)
+    big = least is not None and spec.total_runs() * spec.steps >= least
     return "fused" if on_cpu and big and fused_unsupported(spec) is None else "eager"

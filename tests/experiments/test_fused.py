@@ -214,16 +214,18 @@ def _sized(runs_side: int, steps: int, **over: Any) -> Any:
 
 
 def test_auto_picks_fused_for_large_supported_sweeps_only() -> None:
-    big = _sized(100, 1000)
-    assert big.total_runs() * big.steps >= AUTO_MIN_RUN_STEPS
+    big = _sized(317, 1000)
+    assert big.total_runs() * big.steps >= AUTO_MIN_RUN_STEPS["zhang2022"]
     assert resolve_kernel(big, "auto", "cpu") == "fused"
     assert resolve_kernel(big, "auto", "auto") == "fused"
     assert resolve_kernel(big, "auto", "cuda") == "eager"
-    small = _sized(4, 100)
+    small = _sized(100, 1000)
     assert resolve_kernel(small, "auto", "cpu") == "eager"
-    sgd = _sized(100, 1000, optimizer={"kind": "sgd", "lr": 0.01},
-                 grid={"beta1": {"start": 0.0, "stop": 0.9, "num": 100}, "beta2": [0.0],
-                       "lr": [float(v) for v in np.geomspace(1e-3, 1e-2, 100)]})
+    lstsq = {"kind": "lstsq", "n_samples": 16, "block_scales": [1.0], "block_dim": 2}
+    assert resolve_kernel(_sized(100, 1000, problem=lstsq), "auto", "cpu") == "fused"
+    sgd = _sized(317, 1000, optimizer={"kind": "sgd", "lr": 0.01},
+                 grid={"beta1": {"start": 0.0, "stop": 0.9, "num": 317}, "beta2": [0.0],
+                       "lr": [float(v) for v in np.geomspace(1e-3, 1e-2, 317)]})
     assert resolve_kernel(sgd, "auto", "cpu") == "eager"
     for kernel in ("eager", "compiled"):
         assert resolve_kernel(big, kernel, "cpu") == kernel
