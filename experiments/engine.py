@@ -140,8 +140,9 @@ def _run_program(
         raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
-    curves = np.full((n, len(ckpts)), np.nan)
-    final = {k: np.full((n, problem.dim), np.nan) for k in ("x", "m", "v")}
+    several = len(np.unique(runs.clip_index)) > 1
+    curves = np.full((n if several else 0, len(ckpts)), np.nan)
+    final = {k: np.full((n if several else 0, problem.dim), np.nan) for k in ("x", "m", "v")}
     parts: list[tuple[np.ndarray, Outcomes]] = []
     total = n * spec.steps
     done = 0
@@ -166,15 +167,18 @@ def _run_program(
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
         if rise is not None:
             rise[rows] = sim.max_rise
+        parts.append((rows, outcomes))
+        done += len(rows) * spec.steps
+        if len(rows) == n:  # one clip mode: its arrays are the chunk's, in order
+            curves, final = group_curves, group_final
+            continue
         curves[rows] = group_curves
         for k, arr in group_final.items():
             final[k][rows] = arr
-        parts.append((rows, outcomes))
-        done += len(rows) * spec.steps
     if progress is not None:
         progress(total, total)
     return ChunkResult(
-        Outcomes.gather(parts, n),
+        parts[0][1] if len(parts) == 1 and len(parts[0][0]) == n else Outcomes.gather(parts, n),
         np.asarray(ckpts, dtype=np.int64),
         curves,
         x_final=final["x"],
