@@ -47,7 +47,9 @@ def run(
     cells: Annotated[Path | None, typer.Option(help="also write the cells CSV")] = None,
     html: Annotated[Path | None, typer.Option(help="also write a phase-map page")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    kernel: Annotated[str, typer.Option(help="eager | compiled")] = "eager",
+    kernel: Annotated[str, typer.Option(help="auto | eager | compiled | fused (auto: fused "
+                                             "where it applies and pays, see docs/engine.md)")
+                      ] = "auto",
     chunk_runs: Annotated[int, typer.Option(help="runs per engine call")] = 50_000,
     max_runs: Annotated[int, typer.Option(help="refuse grids larger than this")] = 2_000_000,
     dry_run: Annotated[bool, typer.Option(help="print the run-steps and the estimated "
@@ -62,11 +64,11 @@ def run(
     the_spec = _load_spec(spec, preset, max_runs)
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail("--device: must be auto, cpu or cuda")
-    if kernel not in ("eager", "compiled"):
-        _fail("--kernel: must be eager or compiled")
+    if kernel not in ("auto", "eager", "compiled", "fused"):
+        _fail("--kernel: must be auto, eager, compiled or fused")
     if chunk_runs < 1:
         _fail("--chunk-runs: must be at least 1")
-    _announce(the_spec, where="here", device=device, chunk_runs=chunk_runs)
+    _announce(the_spec, where="here", device=device, chunk_runs=chunk_runs, kernel=kernel)
     if dry_run:
         return
     from betascope.progress import TerminalBar
@@ -98,7 +100,8 @@ def run(
     typer.echo(star_table(result.boundary(), the_spec.axis_values()["beta2"]))
 
 
-def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 50_000) -> None:
+def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 50_000,
+              kernel: str = "auto") -> None:
     """Run-steps, the measured estimate, and a warning when it is above a day."""
     from betascope.progress import DAY_S, fmt_duration
     from experiments.local import estimate
@@ -106,7 +109,7 @@ def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 
     run_steps = spec.total_runs() * spec.steps
     typer.echo(f"{spec.total_runs()} runs x {spec.steps} steps = {run_steps:.3g} run-steps")
     try:
-        est = estimate(spec, device=device, chunk_runs=chunk_runs)
+        est = estimate(spec, device=device, chunk_runs=chunk_runs, kernel=kernel)
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(f"estimated duration {where}: {fmt_duration(est.seconds)} "

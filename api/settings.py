@@ -36,8 +36,9 @@ class Settings(BaseSettings):
         description="most runs per chunk (task); sweeps get about 16 chunks, fewer runs each "
                     "when small, and every chunk holds whole cells (all seeds of a point)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N, where workers compute")
-    kernel: Literal["eager", "compiled"] = Field(
-        "eager", description="engine kernel; part of every run_key"
+    kernel: Literal["auto", "eager", "compiled", "fused"] = Field(
+        "auto", description="engine kernel (auto: fused where it supports the sweep and the "
+        "sweep is large enough, else eager; resolved per sweep); part of every run_key"
     )
     host: str = Field("127.0.0.1", description="address `betascope serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `betascope serve` binds")

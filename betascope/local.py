@@ -15,7 +15,7 @@ def run(
     spec: Any,
     *,
     device: str = "auto",
-    kernel: str = "eager",
+    kernel: str = "auto",
     chunk_runs: int = 50_000,
     max_runs: int = 2_000_000,
     progress: bool = True,

@@ -75,7 +75,12 @@ def run_chunk(
     Runs that differ in an extra axis (problem.n, optimizer.eps, ...) differ in
     their problem or optimizer, so they cannot share one tensor program: each
     point of the extra axes is simulated as a group of its own, as each clip
-    mode is within it."""
+    mode is within it. kernel `auto` is resolved here as experiments.kernels does
+    for a whole sweep (callers that compute run_keys resolve it first)."""
+    if kernel == "auto":
+        from experiments.kernels import resolve_kernel
+
+        kernel = resolve_kernel(spec, kernel, device)
     if not spec.extra_axes() or len(runs) == 0:
         return _run_program(spec, runs, device, kernel, progress, should_stop)
     points, group_of_run = np.unique(runs.grid_index[:, len(AXES) :], axis=0, return_inverse=True)
@@ -127,12 +132,16 @@ def _run_program(
     problem = build_problem(spec.problem, dtype=dtype, device=dev)
     if kernel == "compiled":
         _prepare_compiler(spec, dev)
+    elif kernel == "fused":
+        if dev.type != "cpu":
+            raise ValueError("kernel: fused runs on the CPU only; use device cpu or kernel eager")
     elif kernel != "eager":
-        raise ValueError(f"kernel: must be eager or compiled, got {kernel!r}")
+        raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
-    curves = np.full((n, len(ckpts)), np.nan)
-    final = {k: np.full((n, problem.dim), np.nan) for k in ("x", "m", "v")}
+    several = len(np.unique(runs.clip_index)) > 1
+    curves = np.full((n if several else 0, len(ckpts)), np.nan)
+    final = {k: np.full((n if several else 0, problem.dim), np.nan) for k in ("x", "m", "v")}
     parts: list[tuple[np.ndarray, Outcomes]] = []
     total = n * spec.steps
     done = 0
@@ -153,17 +162,27 @@ def _run_program(
     for program, (clip_index, _) in enumerate(keys):
         rows = np.flatnonzero(program_of_run.reshape(-1) == program)
         group = runs.take(rows)
-        sim = _Simulation(spec, problem, group, clips[int(clip_index)], dev, dtype, kernel)
+        clip = clips[int(clip_index)]
+        sim: Any
+        if kernel == "fused":
+            from experiments.fused import FusedSimulation
+
+            sim = FusedSimulation(spec, problem, group, clip, hyper(clip, group, dev, dtype))
+        else:
+            sim = _Simulation(spec, problem, group, clip, dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
+        parts.append((rows, outcomes))
+        done += len(rows) * spec.steps
+        if len(rows) == n:  # one clip mode: its arrays are the chunk's, in order
+            curves, final = group_curves, group_final
+            continue
         curves[rows] = group_curves
         for k, arr in group_final.items():
             final[k][rows] = arr
-        parts.append((rows, outcomes))
-        done += len(rows) * spec.steps
     if progress is not None:
         progress(total, total)
     return ChunkResult(
-        Outcomes.gather(parts, n),
+        parts[0][1] if len(parts) == 1 and len(parts[0][0]) == n else Outcomes.gather(parts, n),
         np.asarray(ckpts, dtype=np.int64),
         curves,
         x_final=final["x"],

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from experiments import analysis, export
-from experiments.engine import STATS_STEPS, ChunkResult, run_chunk
+from experiments.engine import STATS_STEPS, ChunkResult, resolve_device, run_chunk
+from experiments.kernels import resolve_kernel
 from experiments.outcomes import OUTCOMES, Outcomes
 from experiments.runs import RunTable, all_runs, clip_columns, runs_at
 from experiments.spec import SweepSpec, run_keys
@@ -102,10 +103,15 @@ def run_local(
     spec: SweepSpec,
     *,
     device: str = "auto",
-    kernel: str = "eager",
+    kernel: str = "auto",
     chunk_runs: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> LocalResult:
+    """Every chunk of the sweep, in order. kernel `auto` is resolved once for the
+    whole sweep (experiments.kernels) before any chunk runs or key is computed."""
+    kernel = resolve_kernel(spec, kernel, str(resolve_device(device)))
+    if kernel == "fused":
+        device = "cpu"
     runs = all_runs(spec)
     total = len(runs) * spec.steps
     parts: list[tuple[np.ndarray, ChunkResult]] = []
@@ -147,6 +153,7 @@ def estimate(
     *,
     device: str = "auto",
     chunk_runs: int = 50_000,
+    kernel: str = "auto",
     clock: Callable[[], float] = time.perf_counter,
 ) -> Estimate:
     """Time the engine on one chunk's worth of the grid for a few hundred steps, and
@@ -156,9 +163,13 @@ def estimate(
     clip mode and batch size weighs as in the sweep), timed at k and 2k steps (k a
     multiple of the engine's minibatch-statistics block), so the difference is the
     per-step cost and the rest is a chunk's set-up. A tiny call first takes the
-    one-off costs. The eager kernel is timed even for `--kernel compiled`: compiling
-    would cost more than the warm-up, and the compiled kernel is rarely slower.
+    one-off costs (for the fused kernel, loading it from numba's cache). The eager
+    kernel is timed even for `--kernel compiled`: compiling would cost more than the
+    warm-up, and the compiled kernel is rarely slower.
     """
+    timed_kernel = "fused" if resolve_kernel(spec, kernel, device) == "fused" else "eager"
+    if timed_kernel == "fused":
+        device = "cpu"
     n, steps = spec.total_runs(), spec.steps
     m = min(n, chunk_runs)
 
@@ -166,7 +177,7 @@ def estimate(
         rows = np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
         short = spec.model_copy(update={"steps": k})
         t0 = clock()
-        run_chunk(short, runs_at(spec, rows), device=device, kernel="eager")
+        run_chunk(short, runs_at(spec, rows), device=device, kernel=timed_kernel)
         return clock() - t0
 
     timed(min(m, 8), min(steps, 8))

@@ -92,3 +92,41 @@ def normals(*, seed: int, batch_size: int, steps: Tensor, n: int) -> Tensor:
     u1 = ((words[..., 0] >> 5) * 67108864 + (words[..., 1] >> 6)).to(torch.float64) * scale
     u2 = ((words[..., 2] >> 5) * 67108864 + (words[..., 3] >> 6)).to(torch.float64) * scale
     return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos((2.0 * torch.pi) * u2)
+
+
+def stream_keys(seeds: Tensor, batch_sizes: Tensor, sampling: str) -> Tensor:
+    """stream_key for many streams at once: int64 [G] from seeds and batch sizes [G]."""
+    h = torch.full_like(seeds, 0x9E3779B9)
+    sid = torch.full_like(seeds, _SAMPLING_IDS[sampling])
+    for p in (seeds, batch_sizes, sid):
+        h = mix32(h ^ mix32(p + 0x632BE5AB))
+    return h
+
+
+def stream_indices(
+    *, seeds: Tensor, batch_sizes: Tensor, sampling: str, steps: Tensor, n: int
+) -> tuple[Tensor, Tensor]:
+    """batch_indices of G streams at once, padded to the largest batch size:
+    (indices int64 [K, G, b_max], valid bool [1, G, b_max]); entry (k, g, j) with
+    j < batch_sizes[g] is batch_indices(seed=seeds[g], ...)[k, j], the rest is 0.
+
+    The same integer arithmetic as batch_indices, element by element, so the
+    draws are those of the per-stream function exactly (tests/experiments/
+    test_sampling.py holds them equal)."""
+    keys = stream_keys(seeds, batch_sizes, sampling)[None, :, None]  # [1, G, 1]
+    b = batch_sizes[None, :, None]
+    j = torch.arange(int(batch_sizes.max()), dtype=torch.int64, device=steps.device)
+    valid = j[None, None, :] < b
+    j = torch.where(valid, j[None, None, :], 0)
+    if sampling == "with_replacement":
+        return _hash2(keys, steps[:, None, None], j) % n, valid  # type: ignore[arg-type]
+    pos = (steps[:, None, None] - 1) * b + j  # [K, G, b_max]
+    epoch = pos // n
+    lo = epoch[:, :, 0].min(dim=0).values  # [G]: each stream's first epoch in the block
+    span = int((epoch.amax(dim=(0, 2)) - lo).max()) + 1
+    epochs = lo[:, None] + torch.arange(span, dtype=torch.int64, device=steps.device)
+    items = torch.arange(n, dtype=torch.int64, device=steps.device)
+    hashed = _hash2(keys[0][:, :, None], epochs[:, :, None], items[None, None, :])  # type: ignore[arg-type]
+    perms = torch.argsort(hashed, dim=2, stable=True)  # [G, span, n]
+    g = torch.arange(len(seeds), device=steps.device)[None, :, None]
+    return perms[g, epoch - lo[None, :, None], pos % n], valid

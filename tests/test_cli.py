@@ -260,6 +260,12 @@ BAD_INVOCATIONS = [
         "--kernel",
     ),
     (
+        "fused-unsupported",
+        "problem: {kind: reddi2018}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
+        ("--kernel", "fused"),
+        "problem.kind",
+    ),
+    (
         "bad-device",
         "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
         ("--device", "tpu"),

@@ -25,9 +25,10 @@ from api.deps import (
     SweepId,
     find_sweep,
 )
-from api.routes.body import SpecDep, spec_body_openapi
+from api.routes.body import SpecDep, spec_body_openapi, spec_errors
 from api.schemas import SweepOut, SweepPage, SweepSummary, errors
 from api.services import sweeps as service
+from experiments.spec import SpecError
 from workers.dispatch import Dispatcher
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -42,7 +43,11 @@ def create_sweep(
     """Create a sweep from a spec (JSON or YAML) and queue its chunks."""
     with limits.creation_slot(settings):
         limits.check_queue(session, settings, spec)
-        sweep, chunk_ids = service.create_sweep(session=session, spec=spec, settings=settings)
+        try:
+            sweep, chunk_ids = service.create_sweep(session=session, spec=spec,
+                                                    settings=settings)
+        except SpecError as exc:  # the configured kernel cannot run this spec
+            raise spec_errors(exc.errors) from None
         session.commit()  # workers must never see chunks of an uncommitted sweep
     _enqueue(session, dispatcher, chunk_ids)
     return sweep_out(session, sweep)

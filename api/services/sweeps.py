@@ -26,6 +26,7 @@ from api.db.chunks import refresh_sweep_status_without_commit
 from api.db.models import Chunk, Sweep
 from api.db.store import spec_of
 from api.settings import Settings
+from experiments.kernels import resolve_kernel
 from experiments.reuse import axis_maps, chunk_bounds, grid_digest
 from experiments.spec import SweepSpec, program_digest
 from experiments.version import engine_version
@@ -45,8 +46,12 @@ def stored_spec(sweep: Sweep) -> SweepSpec:
 def create_sweep(
     *, session: Session, spec: SweepSpec, settings: Settings
 ) -> tuple[Sweep, list[int]]:
-    """Insert the sweep and its chunks; return (sweep, chunk ids to enqueue)."""
-    kernel = settings.kernel
+    """Insert the sweep and its chunks; return (sweep, chunk ids to enqueue).
+
+    The configured kernel is resolved for this spec first (auto -> fused or eager),
+    so the stored kernel and every run_key name the one that computes the runs; an
+    explicit `fused` for a spec it does not support raises SpecError (422)."""
+    kernel = resolve_kernel(spec, settings.kernel, settings.device)
     now = utcnow()
     program = program_digest(spec, kernel).hex()
     grid = grid_digest(spec, kernel)

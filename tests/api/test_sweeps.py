@@ -59,6 +59,28 @@ def test_invalid_spec_is_422_naming_the_field(client: Any, change: dict, field: 
     assert all(e["loc"][0] == "body" and e["msg"] for e in resp.json()["detail"])
 
 
+def test_a_server_on_the_fused_kernel_refuses_what_it_cannot_run_with_422(
+    make_client: Any,
+) -> None:
+    fused = make_client(kernel="fused")
+    doc = {**spec(), "problem": {"kind": "reddi2018", "C": 3.0}, "grid": {"beta1": [0.0],
+                                                                           "beta2": [0.5]}}
+    resp = fused.post("/api/v1/sweeps", json=doc)
+    assert resp.status_code == 422, resp.text
+    assert [e["field"] for e in resp.json()["detail"]] == ["problem.kind"]
+    assert "fused" in resp.json()["detail"][0]["msg"]
+    ok = submit(fused, spec("fused sweep", steps=20))
+    assert ok["kernel"] == "fused"
+    assert wait_status(fused, ok["id"], "done")["failed_runs"] == 0
+
+
+def test_kernel_auto_is_resolved_per_sweep_before_it_is_stored(make_client: Any) -> None:
+    auto = make_client(kernel="auto")
+    small = submit(auto, spec("small auto sweep", steps=20))
+    assert small["kernel"] == "eager"  # far below the size at which fused pays
+    wait_status(auto, small["id"], "done")
+
+
 def test_grid_over_the_cap_is_413(client: Any) -> None:
     doc = spec(beta1={"start": 0.0, "stop": 0.9, "num": 100},
                beta2={"start": 0.0, "stop": 0.9, "num": 100}, seed=[0, 1, 2])

@@ -1,0 +1,265 @@
+"""The fused kernel's driver: one clip mode's runs of a chunk through numba.
+
+The engine hands a clip mode's runs here instead of to its tensor program
+(engine._Simulation) when the kernel is `fused`. The per-run inputs are the
+eager kernel's own (engine.hyper, the problem's x0, f0 and f*), the minibatch
+summaries of all (seed, batch size) streams come from one vectorized call of
+experiments.sampling.stream_indices per block of steps, and the numba function
+(experiments/fused_kernels.py) advances every run by that block, writing the full
+objective at the checkpoints it passes (the problem's loss formula, computed in
+the kernel so that no [R]-sized temporaries are made per checkpoint). The result
+is assembled as engine._Simulation assembles it (classify, x, m, v).
+
+max_rise (experiments/outcomes.py defines it) is folded in at every step in the
+kernel, as the eager step block folds it: the largest rel_k / max(m_k, floor)
+over steps k >= 1 (the first checkpoint), m_k the least finite rel_j for j <= k,
+floor the convergence threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments import fused_kernels as fk
+from experiments import optim
+from experiments.outcomes import Outcomes, classify, rise_floor
+from experiments.problems import Lstsq, Problem, Zhang2022
+from experiments.runs import RunTable
+from experiments.sampling import stream_indices
+
+STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn at once)
+CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
+SCHEDULE_CODES = {"constant": 0, "inv_sqrt": 1, "warmup_cosine": 2}
+
+
+def set_threads(n: int) -> None:
+    """Run the kernel on n threads (the engine follows torch.get_num_threads())."""
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+
+
+class FusedSimulation:
+    """One clip mode's runs; run() returns what engine._Simulation.run returns."""
+
+    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any, hyper: Any):
+        if not isinstance(problem, Zhang2022 | Lstsq):
+            raise ValueError(f"kernel: fused does not support problem {type(problem).__name__}")
+        self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
+        self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
+        self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+        # one int64 per (seed, batch size): np.unique over rows sorts far slower
+        code = runs.seed.astype(np.int64) * (int(runs.batch_size.max(initial=0)) + 1)
+        uniq, group = np.unique(code + runs.batch_size, return_inverse=True)
+        self.streams = np.stack(np.divmod(uniq, int(runs.batch_size.max(initial=0)) + 1), 1)
+        self.group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
+        opt = spec.optimizer
+        h = hyper
+        rows = [
+            h.beta1,
+            1.0 - h.beta1,
+            h.beta2,
+            1.0 - h.beta2,
+            h.lr,
+            h.clip_threshold,
+            h.clip_ratio,
+            h.clip_beta,
+            h.clip_warmup,
+        ]
+        self.hp = np.ascontiguousarray(torch.cat(rows, dim=1).T.numpy())
+        decay = opt.kind == "adamw" and opt.weight_decay > 0.0
+        self.flags = np.array(
+            [
+                CLIP_CODES[clip.mode],
+                SCHEDULE_CODES[opt.schedule],
+                opt.bias_correction,
+                opt.amsgrad,
+                decay,
+                1,
+            ],
+            dtype=np.int64,
+        )
+        n_f = float(getattr(problem, "n", 1))
+        self.c = np.array(
+            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0], dtype=self.np_dtype
+        )
+        self.schedule = optim.Schedule(
+            opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
+        )
+        x0 = problem.x0()
+        self.f0 = float(problem.loss(x0[None, :])[0])
+        f_star = problem.f_star
+        den = self.f0 - f_star if f_star is not None else self.f0
+        self.rc = np.array(
+            [
+                f_star or 0.0,
+                1.0 / den if den != 0 else np.inf,
+                rise_floor(spec.criteria.converge_rel, float(np.finfo(self.np_dtype).tiny)),
+            ],
+            dtype=self.np_dtype,
+        )
+        self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
+        self.blocks = fk.stream_blocks(self.group) if isinstance(problem, Lstsq) else ()
+
+    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """k, 1 / sqrt(k) and the warmup_cosine factor, in the dtype."""
+        k = ks.to(self.dtype)
+        fac = k
+        if self.schedule.kind == "warmup_cosine":
+            # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
+            fac = optim.learning_rate(torch.ones(1, dtype=self.dtype), self.schedule, ks)
+        k_np = k.numpy()
+        return k_np, np.ascontiguousarray(1 / np.sqrt(k_np)), np.ascontiguousarray(fac.numpy())
+
+    def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
+        sizes = torch.as_tensor(self.streams[:, 1], dtype=torch.int64)
+        idx, valid = stream_indices(
+            seeds=seeds, batch_sizes=sizes, sampling=self.spec.sampling, steps=ks, n=self.problem.n
+        )  # type: ignore[attr-defined]
+        return idx, valid, sizes.to(self.dtype)
+
+    def run(
+        self,
+        ckpts: list[int],
+        report: Callable[[int], None],
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[np.ndarray, Outcomes, dict[str, np.ndarray]]:
+        from experiments.engine import _gap
+
+        problem, r = self.problem, len(self.runs)
+        d = problem.dim
+        x0 = problem.x0().numpy()
+        dt = self.np_dtype
+        state: dict[str, np.ndarray]
+        if isinstance(problem, Zhang2022):
+            st = np.zeros((fk.N_STATE, r), dt)
+            st[fk.X], st[fk.B1P], st[fk.B2P], st[fk.GAMMA] = x0[0], 1.0, 1.0, np.inf
+            state = {"st": st}
+        else:
+            state = {
+                "x": np.repeat(x0[None, :], r, axis=0),
+                "m": np.zeros((r, d), dt),
+                "v": np.zeros((r, d), dt),
+                "vmax": np.zeros((r, d), dt),
+                "pows": np.ones((r, 2), dt),
+                "gamma": np.full((r, len(problem.blocks)), np.inf, dt),
+            }
+        nclip = np.zeros(r, dtype=dt)  # exact counts below 2**24 steps
+        rise = np.empty((2, r), dtype=dt)
+        rise[fk.REL_MIN], rise[fk.MAX_RISE] = np.inf, 1.0
+        set_threads(torch.get_num_threads())
+        curves_t = np.full((len(ckpts), r), np.nan, dtype=dt)
+        col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
+        col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
+        step = 0
+        while step < self.spec.steps:
+            n_steps = min(STATS_STEPS, self.spec.steps - step)
+            ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
+            slot = np.ascontiguousarray(col_of_step[step + 1 : step + n_steps + 1])
+            self._advance(state, ks, nclip, rise, slot, curves_t)
+            step += n_steps
+            if should_stop is not None and should_stop():
+                from experiments.engine import Canceled
+
+                raise Canceled()
+            report(r * step)
+        curves = curves_t.T.astype(np.float64)
+        x_final = torch.from_numpy(self._x(state)).to(torch.float64)
+        outcomes = classify(
+            curves=curves,
+            ckpts=ckpts,
+            x_finite=torch.isfinite(x_final).all(dim=1).numpy(),
+            gap=_gap(x_final, problem.x_star),
+            f0=self.f0,
+            f_star=problem.f_star,
+            criteria=self.spec.criteria,
+            n_clipped=nclip.astype(np.int64),
+            steps=self.spec.steps,
+            max_rise=rise[fk.MAX_RISE].astype(np.float64),
+        )
+        if "st" in state:
+            m, v = state["st"][fk.M][:, None], state["st"][fk.V][:, None]
+        else:
+            m, v = state["m"], state["v"]
+        final = {"x": x_final.numpy(), "m": m.astype(np.float64), "v": v.astype(np.float64)}
+        return curves, outcomes, final
+
+    @staticmethod
+    def _x(state: dict[str, np.ndarray]) -> np.ndarray:
+        return state["st"][fk.X][:, None] if "st" in state else state["x"]
+
+    def _advance(
+        self,
+        state: dict[str, np.ndarray],
+        ks: torch.Tensor,
+        nclip: np.ndarray,
+        rise: np.ndarray,
+        slot: np.ndarray,
+        curves: np.ndarray,
+    ) -> None:
+        kf, sk, fac = self._per_step(ks)
+        idx, valid, sizes = self._indices(ks)
+        problem = self.problem
+        if isinstance(problem, Zhang2022):
+            # Zhang2022.batch_stats for every stream at once
+            w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
+            s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
+            fk.zhang_steps(
+                state["st"],
+                self.hp,
+                self.group,
+                np.ascontiguousarray(s),
+                kf,
+                sk,
+                fac,
+                self.c,
+                self.rc,
+                self.flags,
+                nclip,
+                rise,
+                slot,
+                curves,
+            )
+            return
+        # Lstsq.batch_stats for every stream at once: sample counts / b
+        counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
+        counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
+        w = (counts / sizes[None, :, None]).numpy()
+        cols, vals, nnz = fk.compress_weights(w, idx.shape[2])
+        fk.lstsq_steps(  # type: ignore[call-arg]
+            state["x"],
+            state["m"],
+            state["v"],
+            state["vmax"],
+            state["pows"],
+            state["gamma"],
+            self.hp,
+            *self.blocks,
+            cols,
+            vals,
+            nnz,
+            *self.lstsq_data,
+            kf,
+            sk,
+            fac,
+            self.c,
+            self.rc,
+            self.flags,
+            nclip,
+            rise,
+            slot,
+            curves,
+        )
+
+    def _lstsq_data(self) -> tuple[np.ndarray, ...]:
+        p = self.problem
+        assert isinstance(p, Lstsq)
+        a = p.A.numpy()
+        gram = (a.astype(np.float64).T @ a.astype(np.float64)).astype(self.np_dtype)
+        bounds = np.array([0] + [b for _, b in p.blocks], dtype=np.int64)
+        return (np.ascontiguousarray(a), p.y.numpy(), gram, p.x_star.numpy(), bounds)
