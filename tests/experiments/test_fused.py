@@ -167,6 +167,8 @@ def test_max_rise_matches_a_per_run_loop(problem: str) -> None:
         "optimizer": {"lr": lrs[0]},
         "sampling": "reshuffle",
         "steps": steps,
+        # a low threshold, so that the rises of these short runs clear the floor
+        "criteria": {"converge_rel": 1e-10},
         "grid": {"beta1": [0.0, 0.9], "beta2": [0.9, 0.999], "batch_size": [batch], "lr": lrs},
     }
     spec = parse_spec(doc)
