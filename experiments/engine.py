@@ -139,9 +139,6 @@ def _run_program(
         raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
-    several = len(np.unique(runs.clip_index)) > 1
-    curves = np.full((n if several else 0, len(ckpts)), np.nan)
-    final = {k: np.full((n if several else 0, problem.dim), np.nan) for k in ("x", "m", "v")}
     parts: list[tuple[np.ndarray, Outcomes]] = []
     total = n * spec.steps
     done = 0
@@ -159,6 +156,9 @@ def _run_program(
     keys, program_of_run = np.unique(
         np.stack([runs.clip_index, batch], axis=1), axis=0, return_inverse=True
     )
+    several = len(keys) > 1  # one program: its arrays are the chunk's, in order
+    curves = np.full((n if several else 0, len(ckpts)), np.nan)
+    final = {k: np.full((n if several else 0, problem.dim), np.nan) for k in ("x", "m", "v")}
     for program, (clip_index, _) in enumerate(keys):
         rows = np.flatnonzero(program_of_run.reshape(-1) == program)
         group = runs.take(rows)
@@ -173,7 +173,7 @@ def _run_program(
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
         parts.append((rows, outcomes))
         done += len(rows) * spec.steps
-        if len(rows) == n:  # one clip mode: its arrays are the chunk's, in order
+        if not several:
             curves, final = group_curves, group_final
             continue
         curves[rows] = group_curves
