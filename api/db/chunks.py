@@ -120,10 +120,13 @@ def finish_chunk_without_commit(
     cells_data: bytes, n_compute: int,
 ) -> None:
     """Store the chunk's results and mark it done. A chunk finished twice (a lost
-    lease that came back) keeps its first results: both runs computed the same."""
+    lease that came back) keeps its first results: both runs computed the same. A
+    chunk whose sweep was canceled while it computed (or while its results waited
+    to be stored) stays canceled: the canceled sweep's counts, and every answer
+    built from them, must not change afterwards."""
     session.execute(
         update(Chunk)
-        .where(Chunk.id == chunk_id, Chunk.status != "done")
+        .where(Chunk.id == chunk_id, Chunk.status.notin_(("done", "canceled")))
         .values(status="done", progress=1.0, finished_at=now, lease_token=None,
                 lease_expires_at=None, last_error=None, runs_data=runs_data,
                 cells_data=cells_data, n_compute=n_compute)
