@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -133,5 +134,8 @@ def test_postgres_lookups_share_a_query_only_if_it_starts_after_them() -> None:
         assert await first == [None] * 50 and await late == [None] * 50
         await rows.aclose()
 
-    asyncio.run(main())
+    # a thread of its own: Playwright's sync API (tests/web) leaves an event loop
+    # running in this one when both run in one session
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
     assert queries == [(1,), (1,)]
