@@ -329,6 +329,10 @@ def worker(
     from workers.threads import passive_waits
 
     passive_waits()  # before the task module loads torch (workers/threads.py)
+    if pool != "prefork":  # prefork children warm up in worker_process_init
+        from workers.warmup import warm_engine
+
+        warm_engine(settings)
     from workers.celery_app import app as celery_app
 
     name = f"betascope-{os.getpid()}@{socket.gethostname()}"

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     embedded_process: bool = Field(
         True, description="the in-process executor computes in a spawned child process, so "
                           "the engine never holds the API's GIL (false: in threads)")
+    engine_warmup: bool = Field(
+        True, description="engine processes (workers, the embedded engine process) load the "
+                          "fused kernel when they start, so the first sweep does not wait ~1 s")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest accepted request body")
     max_concurrent_creates: int = Field(
         4, ge=1, le=1000,

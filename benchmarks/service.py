@@ -59,7 +59,7 @@ def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str
     }
 
 
-def engine_only(doc: dict[str, Any], chunk_runs: int) -> float:
+def engine_only(doc: dict[str, Any], chunk_runs: int) -> tuple[str, float]:
     # the threads the service's engine gets, waiting as they do there (workers/threads.py)
     from workers.threads import engine_threads
 
@@ -67,18 +67,20 @@ def engine_only(doc: dict[str, Any], chunk_runs: int) -> float:
     import numpy as np
 
     from experiments.engine import run_chunk
+    from experiments.kernels import resolve_kernel
     from experiments.reuse import chunk_bounds
     from experiments.runs import runs_at
     from experiments.spec import parse_spec
 
     spec = parse_spec(doc, max_runs=10**9)
+    kernel = resolve_kernel(spec, "auto", "cpu")  # as the service resolves the sweep's
     bounds = chunk_bounds(spec, chunk_runs)
     warm = parse_spec({**doc, "steps": 20}, max_runs=10**9)
-    run_chunk(warm, runs_at(warm, np.arange(int(bounds[1]))), device="cpu")
+    run_chunk(warm, runs_at(warm, np.arange(int(bounds[1]))), device="cpu", kernel=kernel)
     t0 = time.perf_counter()
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        run_chunk(spec, runs_at(spec, np.arange(lo, hi)), device="cpu")
-    return time.perf_counter() - t0
+        run_chunk(spec, runs_at(spec, np.arange(lo, hi)), device="cpu", kernel=kernel)
+    return kernel, time.perf_counter() - t0
 
 
 def _port() -> int:
@@ -237,7 +239,7 @@ def main() -> None:
     args = parser.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
     doc = sweep_doc(args.runs, args.steps, batches, args.seeds)
-    engine = engine_only(doc, args.chunk_runs)
+    kernel, engine = engine_only(doc, args.chunk_runs)
     tmp = Path(tempfile.mkdtemp(prefix="betascope-bench-"))
     results = {m: run_mode(m, {**doc, "name": f"{doc['name']} {m}"}, args.chunk_runs, tmp)
                for m in args.modes.split(",")}
@@ -246,7 +248,7 @@ def main() -> None:
 
     print(f"sweep: {total:,} runs x {args.steps} steps on zhang2022, chunks of at most "
           f"{args.chunk_runs:,} runs, {os.cpu_count()} cores; engine alone {engine:.2f} s "
-          f"({torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
+          f"(kernel {kernel}, {torch.get_num_threads()} torch threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')})")
     head = f"{'':34}" + "".join(f"{m:>14}" for m in results)
     print(head)

@@ -70,7 +70,9 @@ class FusedSimulation:
             h.clip_beta,
             h.clip_warmup,
         ]
-        self.hp = np.ascontiguousarray(torch.cat(rows, dim=1).T.numpy())
+        # [9, R]: each row a copy of a [R, 1] column (torch.cat then .T costs 40 ms
+        # per 50,000 runs)
+        self.hp = np.stack([r[:, 0].numpy() for r in rows])
         decay = opt.kind == "adamw" and opt.weight_decay > 0.0
         self.flags = np.array(
             [

@@ -13,6 +13,9 @@ import pytest
 
 REQUIRE_SERVICES = os.environ.get("BETASCOPE_REQUIRE_SERVICES") == "1"
 ARTIFACTS = Path(os.environ.get("BETASCOPE_ARTIFACTS", "artifacts"))
+# the servers and workers tests start load the fused kernel on its first use only
+# (tests/workers/test_warmup.py turns the warm-up on); inherited by their processes
+os.environ.setdefault("BETASCOPE_ENGINE_WARMUP", "false")
 
 
 def need(ok: bool, what: str) -> None:

@@ -115,6 +115,7 @@ def _drop_schema(schema: str) -> None:
 def env_for(settings: dict[str, Any]) -> dict[str, str]:
     """BETASCOPE_* environment equivalent to Settings(**settings)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BETASCOPE_")}
+    env["BETASCOPE_ENGINE_WARMUP"] = "false"  # unless asked for (tests/conftest.py)
     for key, value in settings.items():
         if value is not None:
             env[f"BETASCOPE_{key.upper()}"] = str(value)

@@ -38,6 +38,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 6 * 3600},
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=False,
+        # a prefork child loads torch's threads and the fused kernel in
+        # worker_process_init (workers/warmup.py): 1-4 s, longer than the default 4
+        worker_proc_alive_timeout=120,
         worker_hijack_root_logger=False,
     )
     return app

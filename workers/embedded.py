@@ -26,6 +26,7 @@ from api.settings import Settings
 from workers.chunks import process_chunk
 from workers.errors import TRANSIENT
 from workers.threads import engine_threads, passive_waits
+from workers.warmup import warm_engine
 
 log = logging.getLogger("betascope.embedded")
 TRANSIENT_RETRIES = 8
@@ -104,7 +105,11 @@ class EmbeddedExecutor:
         return None
 
     def start(self) -> None:
-        pass
+        """Start the engine process now, loading its kernels (settings.engine_warmup),
+        so the first sweep does not wait for torch and numba to load."""
+        if self._children is not None and self.settings.engine_warmup:
+            threading.Thread(target=self._children.warm, name="betascope-warm",
+                             daemon=True).start()
 
     def shutdown(self) -> None:
         self._stopping.set()
@@ -127,19 +132,32 @@ class _Children:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
+    def _get_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                passive_waits()  # inherited by the spawned child, before its torch loads
+                self._pool = ProcessPoolExecutor(
+                    self.settings.embedded_workers, mp_context=self._context,
+                    initializer=_child_init,
+                    initargs=(self.settings.embedded_workers, self.settings))
+            return self._pool
+
+    def warm(self) -> None:
+        """Spawn the engine processes (their initializer loads the kernels)."""
+        try:
+            pool = self._get_pool()
+            for f in [pool.submit(os.getpid) for _ in range(self.settings.embedded_workers)]:
+                f.result()
+        except Exception:  # shut down meanwhile, or the child died: chunks start it again
+            log.warning("the engine process did not start ahead of the first chunk",
+                        exc_info=True)
+
     def run(self, chunk_id: int, token: str) -> list[tuple[int, float]]:
         """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for.
         A child that died is replaced and the chunk tried once more: if the dead one had
         claimed it, the claim fails until its lease expires and the reconciler resends it."""
         for _ in range(2):
-            with self._lock:
-                if self._pool is None:
-                    passive_waits()  # inherited by the spawned child, before its torch loads
-                    self._pool = ProcessPoolExecutor(
-                        self.settings.embedded_workers, mp_context=self._context,
-                        initializer=_child_init,
-                        initargs=(self.settings.embedded_workers,))
-                pool = self._pool
+            pool = self._get_pool()
             try:
                 return pool.submit(_child_run, chunk_id, token, self.settings).result()
             except BrokenProcessPool:
@@ -171,7 +189,7 @@ class _Children:
 _child_stopping = threading.Event()
 
 
-def _child_init(slots: int) -> None:
+def _child_init(slots: int, settings: Settings) -> None:
     # Ctrl-C or SIGTERM to the process group is for the API process: it sends
     # SIGUSR1, and this process then hands its chunk back and exits
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -181,6 +199,8 @@ def _child_init(slots: int) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
+
+    warm_engine(settings)
 
 
 _again: list[tuple[int, float]] = []  # re-enqueues asked for since the last _child_run

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
 import experiments.engine  # noqa: F401  (load torch at worker start, not in a chunk's lease)
 from api.settings import get_settings
 from workers.celery_app import TASK_NAME, app
 from workers.chunks import STORE, process_chunk
 from workers.errors import TRANSIENT
+from workers.warmup import warm_engine
 
 
 def enqueue_chunk(chunk_id: int, countdown: float = 0.0) -> None:
@@ -44,3 +45,10 @@ def _finish_stores(**_: Any) -> None:
     """A worker going down stores what it computed first (prefork children exit
     without waiting for their threads)."""
     STORE.drain()
+
+
+@worker_process_init.connect
+def _warm(**_: Any) -> None:
+    """A prefork child loads the fused kernel before its first chunk (a solo or
+    threads worker does in `betascope worker`, before it consumes)."""
+    warm_engine(get_settings())

@@ -1,0 +1,35 @@
+"""Engine processes load the fused kernel when they start, not in their first chunk.
+
+A Celery prefork child warms up in worker_process_init, a solo or threads
+worker before it starts consuming, the embedded engine process in its
+initializer (experiments/warmup.py says what that costs and does). Off with
+BETASCOPE_ENGINE_WARMUP=false; a GPU worker never runs the fused kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from api.settings import Settings
+
+log = logging.getLogger("betascope.worker")
+
+
+def warm_engine(settings: Settings) -> None:
+    if not settings.engine_warmup or settings.device.startswith("cuda"):
+        return
+    if settings.device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return
+    from experiments.warmup import warm
+
+    try:
+        took = warm()
+    except Exception:  # a warm-up that fails costs the first chunk its load, nothing more
+        log.exception("engine warm-up failed")
+        return
+    if took:
+        log.info("engine warm: fused kernel loaded in %.2f s (%s)", sum(took.values()),
+                 ", ".join(f"{k} {v:.2f} s" for k, v in took.items()))
