@@ -175,185 +175,201 @@ def csv_lines(rows: Sequence[Sequence[Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
-def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
+class RunCsv:
     """Runs-level CSV rows as bytes, column by column: the bytes csv_lines(run_rows(...))
-    gives, without a Python loop over runs. Axis columns are formatted once per axis
-    value and indexed; per-run floats are formatted by float_reprs."""
+    gives, without a Python call per run. Axis columns are formatted once per axis
+    value (here, once per export) and indexed; per-run floats are formatted by
+    float_reprs; experiments/csv_kernels.py writes the lines."""
+
+    def __init__(self, spec: Any, *, kernel: str):
+        from experiments.outcomes import OUTCOMES
+
+        self.spec, self.kernel = spec, kernel
+        values = spec.axis_values()
+        clips = values["clip"]
+        self.axis_labels = [
+            [fmt(float(v)) for v in values["beta1"]],
+            [fmt(float(v)) for v in values["beta2"]],
+            [fmt(int(v)) for v in values["batch_size"]],
+            [fmt(c.mode) for c in clips],
+            [fmt(getattr(c, "threshold", None)) for c in clips],
+            [fmt(float(v)) for v in values["lr"]],
+            [fmt(int(v)) for v in values["seed"]],
+        ]
+        self.axis_of = (0, 1, 2, 3, 3, 4, 5)  # the grid column each is indexed by
+        self.steps = [fmt(int(spec.steps))]
+        self.outcomes = [fmt(o) for o in OUTCOMES]
+        self.spiky = [fmt(False), fmt(True), fmt(None)]
+        self.extras = [[fmt(v) for v in vals] for vals in _extra_values(spec)]
+
+    def lines(self, runs: Any, outcomes: Any) -> bytes:
+        from experiments.spec import AXES, run_keys
+
+        n = len(runs)
+        if n == 0:
+            return b""
+        g = runs.grid_index
+        out = _Lines(n)
+        out.fixed_width(run_keys(self.spec, runs, kernel=self.kernel))
+        for labels, axis in zip(self.axis_labels, self.axis_of, strict=True):
+            out.labels(labels, g[:, axis])
+        out.labels(self.steps, np.zeros(n, dtype=np.int64))
+        out.labels(self.outcomes, np.asarray(outcomes.code, dtype=np.int64))
+        out.floats(outcomes.final_loss)
+        out.floats(outcomes.final_rel)
+        out.floats(outcomes.final_gap, empty_if_nan=True)
+        div = np.asarray(outcomes.div_step, dtype=np.int64)
+        out.ints(div, empty=div < 0)
+        clip_frac = np.asarray(outcomes.clip_fraction, dtype=np.float64)
+        uniq, inverse = np.unique(clip_frac, return_inverse=True)  # at most steps + 1 values
+        out.labels([fmt(float(v)) for v in uniq], inverse.reshape(-1))
+        rise = np.asarray(outcomes.max_rise, dtype=np.float64)
+        out.floats(rise, empty_if_nan=True)
+        spiky = np.where(np.isnan(rise), 2, np.asarray(outcomes.spiky, dtype=np.int64))
+        out.labels(self.spiky, spiky)
+        for j, labels in enumerate(self.extras):
+            out.labels(labels, g[:, len(AXES) + j])
+        return out.join()
+
+
+def run_csv(spec: Any, runs: Any, outcomes: Any, *, kernel: str) -> bytes:
+    """RunCsv(spec, kernel=kernel).lines(runs, outcomes)."""
+    return RunCsv(spec, kernel=kernel).lines(runs, outcomes)
+
+
+class _Lines:
+    """Columns of formatted fields, each a table of labels (bytes, offsets) and each
+    row's index into it, joined into CSV lines by csv_kernels.join_lines (csv.writer's
+    minimal quoting needs none here: no field holds a comma, quote or line break)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._data: list[np.ndarray] = []
+        self._offsets: list[np.ndarray] = []
+        self._index: list[np.ndarray] = []
+        self._bytes = 0
+        self._labels = 0
+
+    def _add(self, data: np.ndarray, offsets: np.ndarray, index: np.ndarray) -> None:
+        """data: the labels' bytes; offsets: [k + 1] into data, from 0; index: [n] < k."""
+        self._data.append(data[: int(offsets[-1])])
+        self._offsets.append(offsets.astype(np.int64) + self._bytes)
+        self._index.append(np.asarray(index, dtype=np.int64) + self._labels)
+        self._bytes += int(offsets[-1])
+        self._labels += len(offsets)
+
+    def labels(self, labels: Sequence[str], index: np.ndarray) -> None:
+        """A column of few distinct fields: each row's index into `labels`."""
+        enc = [t.encode() for t in labels]
+        offsets = np.zeros(len(enc) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in enc], out=offsets[1:])
+        self._add(np.frombuffer(b"".join(enc), dtype=np.uint8), offsets, index)
+
+    def text(self, data: np.ndarray, offsets: np.ndarray, empty: np.ndarray | None = None) -> None:
+        """A field per row (row r: data[offsets[r]:offsets[r + 1]]); rows where `empty`
+        holds get an empty field."""
+        rows = np.arange(self.n, dtype=np.int64)
+        first = int(offsets[0])
+        data, offsets = data[first:], offsets - first
+        if empty is not None and empty.any():
+            offsets = np.append(offsets, offsets[-1])  # label n: the empty field
+            rows = np.where(empty, self.n, rows)
+        self._add(data, offsets, rows)
+
+    def fixed_width(self, values: np.ndarray) -> None:
+        """numpy fixed-width bytes ('S64' run keys), one field per row."""
+        width = values.dtype.itemsize
+        data = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
+        self.text(data, np.arange(0, width * (self.n + 1), width, dtype=np.int64))
+
+    def floats(self, x: np.ndarray, empty_if_nan: bool = False) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        data, offsets = _repr_buffers(x)
+        self.text(data, offsets, np.isnan(x) if empty_if_nan else None)
+
+    def ints(self, x: np.ndarray, empty: np.ndarray | None = None) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.text(*_arrow_buffers(pc.cast(pa.array(x), pa.string())), empty)
+
+    def join(self) -> bytes:
+        from experiments.csv_kernels import join_lines
+
+        return join_lines(
+            np.concatenate(self._data), np.concatenate(self._offsets), np.stack(self._index, axis=1)
+        ).tobytes()
+
+
+def _arrow_buffers(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string array's (data uint8, offsets int64 [n + 1]), without copying data;
+    the offsets start where the array's first value does."""
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    data = (
+        np.frombuffer(bufs[2], dtype=np.uint8)
+        if bufs[2] is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    first = int(offsets[0]) if len(offsets) else 0
+    return data[first:], offsets.astype(np.int64) - first
+
+
+def _repr_buffers(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float.__repr__ of every value as (data uint8, offsets int64 [n + 1])."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from experiments.outcomes import OUTCOMES
-    from experiments.spec import AXES, run_keys
+    from experiments.csv_kernels import python_floats
 
-    n = len(runs)
-    if n == 0:
-        return b""
-    values = spec.axis_values()
-    clips = values["clip"]
-
-    pick, floats = _pick, _float_column
-    g = runs.grid_index
-    div = np.asarray(outcomes.div_step, dtype=np.int64)
-    div_text = pc.if_else(
-        pa.array(div < 0), pa.scalar(b"", pa.binary()), pc.cast(pa.array(div), pa.string())
-    ).cast(pa.binary())
-    clip_frac = np.asarray(outcomes.clip_fraction, dtype=np.float64)
-    uniq, inverse = np.unique(clip_frac, return_inverse=True)  # at most steps + 1 values
-    rise = np.asarray(outcomes.max_rise, dtype=np.float64)
-    spiky = np.where(np.isnan(rise), 2, np.asarray(outcomes.spiky, dtype=np.int64))
-    columns = [
-        pa.array(run_keys(spec, runs, kernel=kernel), pa.binary()),
-        pick([fmt(float(v)) for v in values["beta1"]], g[:, 0]),
-        pick([fmt(float(v)) for v in values["beta2"]], g[:, 1]),
-        pick([fmt(int(v)) for v in values["batch_size"]], g[:, 2]),
-        pick([fmt(c.mode) for c in clips], g[:, 3]),
-        pick([fmt(getattr(c, "threshold", None)) for c in clips], g[:, 3]),
-        pick([fmt(float(v)) for v in values["lr"]], g[:, 4]),
-        pick([fmt(int(v)) for v in values["seed"]], g[:, 5]),
-        pick([fmt(int(spec.steps))], np.zeros(n, dtype=np.int64)),
-        pick([fmt(o) for o in OUTCOMES], np.asarray(outcomes.code, dtype=np.int64)),
-        floats(outcomes.final_loss),
-        floats(outcomes.final_rel),
-        floats(outcomes.final_gap, empty_if_nan=True),
-        div_text,
-        pick([fmt(float(v)) for v in uniq], inverse.reshape(-1)),
-        floats(rise, empty_if_nan=True),
-        pick([fmt(False), fmt(True), fmt(None)], spiky),
-        *(
-            pick([fmt(v) for v in vals], g[:, len(AXES) + j])
-            for j, vals in enumerate(_extra_values(spec))
-        ),
-    ]
-    return _join_lines(columns, n)
-
-
-def _pick(labels: Sequence[str], index: np.ndarray) -> Any:
-    """labels[index] as an Arrow binary array (each label formatted once)."""
-    import pyarrow as pa
-
-    return pa.array([t.encode() for t in labels], pa.binary()).take(pa.array(index))
-
-
-def _float_column(arr: np.ndarray, empty_if_nan: bool = False) -> Any:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = float_reprs(arr).cast(pa.binary())
-    if empty_if_nan:
-        col = pc.if_else(pa.array(np.isnan(arr)), pa.scalar(b"", pa.binary()), col)
-    return col
-
-
-def _join_lines(columns: list[Any], n: int) -> bytes:
-    """Columns of formatted fields as CSV lines (csv.writer's minimal quoting needs
-    none here: no field holds a comma, quote or line break)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    rows = pc.binary_join_element_wise(*columns, b",")
-    lines = pc.binary_join_element_wise(rows, pa.scalar(b"", pa.binary()), b"\r\n")
-    if isinstance(lines, pa.ChunkedArray):
-        lines = lines.combine_chunks()
-    buffers = lines.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int32)[lines.offset : lines.offset + n + 1]
-    return buffers[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64)
+    return python_floats(*_arrow_buffers(pc.cast(pa.array(x), pa.string())))
 
 
 def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
     """Cells-level rows as bytes, a piece of cells at a time, column by column: the
     bytes csv_lines(cell_rows(...)) gives (without the header)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     from experiments.analysis import available
     from experiments.outcomes import OUTCOMES
 
     values = spec.axis_values()
     avail = available(spec)
-    labels = {
-        "beta1": [fmt(float(v)) for v in values["beta1"]],
-        "beta2": [fmt(float(v)) for v in values["beta2"]],
-        "batch_size": [fmt(int(v)) for v in avail["batch_size"]],
-        "clip": [fmt(c) for c in avail["clip"]],
-        "lr": [fmt(float(v)) for v in avail["lr"]],
-    }
+    labels = [
+        [fmt(float(v)) for v in values["beta1"]],
+        [fmt(float(v)) for v in values["beta2"]],
+        [fmt(int(v)) for v in avail["batch_size"]],
+        [fmt(c) for c in avail["clip"]],
+        [fmt(float(v)) for v in avail["lr"]],
+    ]
+    outcome_labels = [fmt(o) for o in OUTCOMES]
+    extras = [[fmt(v) for v in vals] for vals in _extra_values(spec)]
     where = np.argwhere(cells.n_runs > 0)
     for lo in range(0, len(where), piece):
         at = where[lo : lo + piece]
         sel = tuple(at[:, i] for i in range(at.shape[1]))  # every axis but seed
-        columns = [_pick(labels[a], at[:, i]) for i, a in enumerate(labels)]
-        columns += [
-            pc.cast(pa.array(cells.n_runs[sel]), pa.string()).cast(pa.binary()),
-            _pick([fmt(o) for o in OUTCOMES], cells.outcome[sel].astype(np.int64)),
-            _float_column(cells.converged_frac[sel]),
-            _float_column(cells.not_converged_frac[sel]),
-            _float_column(cells.diverged_frac[sel]),
-            _float_column(cells.final_rel[sel], empty_if_nan=True),
-            _float_column(cells.div_step[sel], empty_if_nan=True),
-            _float_column(cells.spiky_frac[sel], empty_if_nan=True),
-            _float_column(cells.max_rise[sel], empty_if_nan=True),
-            *(
-                _pick([fmt(v) for v in vals], at[:, 5 + j])
-                for j, vals in enumerate(_extra_values(spec))
-            ),
-        ]
-        yield _join_lines(columns, len(at))
+        out = _Lines(len(at))
+        for i, axis_labels in enumerate(labels):
+            out.labels(axis_labels, at[:, i])
+        out.ints(cells.n_runs[sel])
+        out.labels(outcome_labels, cells.outcome[sel].astype(np.int64))
+        out.floats(cells.converged_frac[sel])
+        out.floats(cells.not_converged_frac[sel])
+        out.floats(cells.diverged_frac[sel])
+        for column in (cells.final_rel, cells.div_step, cells.spiky_frac, cells.max_rise):
+            out.floats(column[sel], empty_if_nan=True)
+        for j, extra in enumerate(extras):
+            out.labels(extra, at[:, 5 + j])
+        yield out.join()
 
 
 def float_reprs(x: np.ndarray) -> Any:
-    """float.__repr__ of every value as an Arrow string array, without a call per value.
-
-    Arrow's cast writes the same shortest round-trip digits as Python but other
-    notations: positional for 1e-6 <= |x| < 1e10 ("0.0000015", "100"), scientific
-    with one exponent digit ("1e-7"). Those are rewritten to Python's (positional
-    for 1e-4 <= |x| < 1e16 with ".0" on integers, "e-07"); the few values in
-    [1e10, 1e16), which Arrow writes in scientific notation, go through repr. Each
-    rewrite runs only on the values whose magnitude can need it (the test of the
-    text itself decides), so typical losses cost one cast.
-    """
+    """float.__repr__ of every value as an Arrow string array, without a call per value:
+    Arrow's cast writes the same shortest round-trip digits as Python in other
+    notations, which experiments/csv_kernels.py rewrites into Python's."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    x = np.asarray(x, dtype=np.float64)
-    s = pc.cast(pa.array(x), pa.string())
-    with np.errstate(invalid="ignore"):
-        mag = np.abs(x)
-        finite = np.isfinite(x)
-        whole = x == np.trunc(x)
-
-    def rewrite(out: Any, near: np.ndarray, fix: Any) -> Any:
-        """out with fix() applied to the values where `near` holds."""
-        if not near.any():
-            return out
-        mask = pa.array(near)
-        return pc.replace_with_mask(out, mask, fix(pc.filter(out, mask), x[near]))
-
-    def integral(t: Any, _v: np.ndarray) -> Any:  # Arrow: "100", "-0"; Python: "100.0"
-        plain = pc.invert(pc.or_(pc.match_substring(t, "."), pc.match_substring(t, "e")))
-        return pc.if_else(plain, pc.binary_join_element_wise(t, pa.scalar(".0"), ""), t)
-
-    def small(t: Any, _v: np.ndarray) -> Any:  # Arrow: "0.0000015"; Python: "1.5e-06"
-        fixed = pc.match_substring_regex(t, r"^-?0\.0000")
-        g = pc.extract_regex(
-            pc.if_else(fixed, t, pa.scalar("0.00001")),
-            r"^(?P<sign>-?)0\.(?P<zeros>0*)(?P<d>[1-9])(?P<rest>\d*)$",
-        )
-        exps = pa.array([f"e-{i:02d}" for i in range(400)], pa.string())
-        exp = exps.take(pc.add(pc.utf8_length(g.field("zeros")), 1))
-        rest = g.field("rest")
-        dot = pc.if_else(pc.equal(pc.utf8_length(rest), 0), pa.scalar(""), pa.scalar("."))
-        sci = pc.binary_join_element_wise(g.field("sign"), g.field("d"), dot, rest, exp, "")
-        # exponents of one digit: Python pads to two ("1e-07")
-        return pc.if_else(fixed, sci, pc.replace_substring_regex(t, r"e([+-])(\d)$", r"e\10\2"))
-
-    def large(t: Any, v: np.ndarray) -> Any:  # Arrow: "1.5e+12"; Python: "1500000000000.0"
-        mid = pc.match_substring_regex(t, r"e\+(\d|1[0-5])$").to_numpy(zero_copy_only=False)
-        padded = pc.replace_substring_regex(t, r"e([+-])(\d)$", r"e\10\2")
-        if not mid.any():
-            return padded
-        fixed = pa.array(list(map(float.__repr__, v[mid].tolist())), pa.string())
-        return pc.replace_with_mask(padded, pa.array(mid), fixed)
-
-    out = rewrite(s, finite & whole & (mag < 1e16), integral)
-    out = rewrite(out, finite & (mag < 2e-4) & (x != 0), small)
-    return rewrite(out, finite & (mag >= 5e9), large)
+    data, offsets = _repr_buffers(np.asarray(x, dtype=np.float64))
+    return pa.Array.from_buffers(
+        pa.large_string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )

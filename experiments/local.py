@@ -70,10 +70,10 @@ class LocalResult:
         """The runs CSV (header first) as bytes, a piece of runs at a time, column-wise:
         the bytes the service's export.csv gives for the same sweep."""
         yield export.csv_lines([export.run_columns(self.spec)])
+        writer = export.RunCsv(self.spec, kernel=self.kernel)
         for lo in range(0, self.total, piece):
             rows = np.arange(lo, min(lo + piece, self.total))
-            part = self.outcomes.take(rows)
-            yield export.run_csv(self.spec, self.runs.take(rows), part, kernel=self.kernel)
+            yield writer.lines(self.runs.take(rows), self.outcomes.take(rows))
 
     def outcome_counts(self) -> dict[str, int]:
         counts = np.bincount(self.outcomes.code, minlength=len(OUTCOMES))

@@ -298,11 +298,11 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
             yield from export.cell_csv(spec, c)
         return
     yield export.csv_lines([export.run_columns(spec)])
+    writer = export.RunCsv(spec, kernel=kernel)
     for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
         for a in range(0, len(flat), CSV_ROWS):  # formatting takes ~1 kB a row meanwhile
             part = {k: v[a:a + CSV_ROWS] for k, v in rec.items()}
-            yield export.run_csv(spec, runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(spec, part),
-                                 kernel=kernel)
+            yield writer.lines(runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(spec, part))
             memory.release()
 
 
