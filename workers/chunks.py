@@ -97,19 +97,20 @@ def _store(db: Database, claim: ClaimedChunk, token: str, plan: ChunkPlan, resul
     """Encode the chunk's results and store them with the chunk done, in one transaction."""
     t0 = time.perf_counter()
     try:
-        runs_data, cells_data = encode_chunk(plan, result)
+        runs_data, cells_data, curves_data = encode_chunk(plan, result)
         with db.session() as session:
             if lock_sweep_without_commit(session, claim.sweep_id) is None:
                 return "lost"  # the sweep was deleted meanwhile: store nothing
             finish_chunk_without_commit(session, chunk_id=claim.id, sweep_id=claim.sweep_id,
                                         now=utcnow(), runs_data=runs_data,
-                                        cells_data=cells_data, n_compute=len(plan.compute))
+                                        cells_data=cells_data, curves_data=curves_data,
+                                        n_compute=len(plan.compute))
     except TRANSIENT:
         raise
     except Exception as exc:
         return _failed(db, claim, token, exc, settings, enqueue)
     log.info("chunk %s: stored %d results (%d bytes) in %.3f s", claim.id, len(plan.compute),
-             len(runs_data) + len(cells_data), time.perf_counter() - t0)
+             len(runs_data) + len(cells_data) + len(curves_data), time.perf_counter() - t0)
     return "done"
 
 

@@ -58,8 +58,8 @@ def plan_chunk(db: Database, claim: ClaimedChunk) -> ChunkPlan:
     return ChunkPlan(spec, claim.lo, claim.hi, compute, runs_at(spec, compute), reused, inputs)
 
 
-def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
-    """(runs record, cells record) of a computed chunk."""
+def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes, bytes]:
+    """(runs record, cells record, curves record) of a computed chunk."""
     n = len(plan.compute)
     cols: dict[str, np.ndarray]
     if result is not None:
@@ -74,6 +74,7 @@ def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
         cols = {name: np.zeros(0) for name, _ in columnar.RESULT_FIELDS}
         cols[columnar.CURVE] = np.zeros((0, 0), dtype=np.float32)
     partial = n != plan.hi - plan.lo
+    curves_data = columnar.encode_curves(cols.pop(columnar.CURVE))
     runs_data = columnar.encode_runs(cols, offset=(plan.compute - plan.lo) if partial else None)
     # the cells of the range, from computed and reused runs together
     flat = np.concatenate([plan.compute, plan.reused])
@@ -92,4 +93,4 @@ def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes]:
     first = int(cell_index(plan.spec, np.array([plan.lo]))[0])
     n_cells = (plan.hi - plan.lo) // chunk_unit(plan.spec) * cells_per_unit(plan.spec)
     stats = cell_stats(cell_index(plan.spec, flat) - first, frame, n_cells)
-    return runs_data, columnar.encode_cells(stats)
+    return runs_data, columnar.encode_cells(stats), curves_data

@@ -117,7 +117,7 @@ def lock_sweep_without_commit(session: Session, sweep_id: int) -> str | None:
 
 def finish_chunk_without_commit(
     session: Session, *, chunk_id: int, sweep_id: int, now: datetime, runs_data: bytes,
-    cells_data: bytes, n_compute: int,
+    cells_data: bytes, curves_data: bytes, n_compute: int,
 ) -> None:
     """Store the chunk's results and mark it done. A chunk finished twice (a lost
     lease that came back) keeps its first results: both runs computed the same. A
@@ -129,7 +129,7 @@ def finish_chunk_without_commit(
         .where(Chunk.id == chunk_id, Chunk.status.notin_(("done", "canceled")))
         .values(status="done", progress=1.0, finished_at=now, lease_token=None,
                 lease_expires_at=None, last_error=None, runs_data=runs_data,
-                cells_data=cells_data, n_compute=n_compute)
+                cells_data=cells_data, curves_data=curves_data, n_compute=n_compute)
     )
     refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
 

@@ -11,9 +11,13 @@ simply there or absent: records stored before max_rise was measured read it as
 nan, and their cell records have no spike counts (regime unknown). zstd shrinks
 curves and results to about a hundred bytes per run.
 
-Two records per chunk: `runs` (one row per computed run, in flat-index order)
-and `cells` (one row per cell of the chunk: outcome counts and the exact
-medians the maps need), so a phase map reads only the small cell records.
+Three records per chunk: `runs` (one row per computed run, in flat-index order:
+outcome, losses, div_step, ...), `curves` (the same rows' loss curves, most of
+the bytes) and `cells` (one row per cell of the chunk: outcome counts and the
+exact medians the maps need), so a phase map reads only the small cell
+records, and exports and runs pages never read curves. Records stored before
+the curves had a record of their own hold CURVE in the runs record; readers
+take it from there (migration 20261202_curves_apart moves them).
 """
 
 from __future__ import annotations
@@ -77,7 +81,9 @@ def _matrix(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
 
 
 def encode_runs(columns: dict[str, np.ndarray], *, offset: np.ndarray | None) -> bytes:
-    """One record from result columns (RESULT_FIELDS, CURVE, optional FINAL_X)."""
+    """One record from result columns (RESULT_FIELDS, optional FINAL_X, and CURVE where
+    given: the service keeps curves in a record of their own, encode_curves, so that
+    reading results never reads curves; records stored before that hold them here)."""
     names, arrays = [], []
     if offset is not None:
         names.append(OFFSET)
@@ -87,14 +93,22 @@ def encode_runs(columns: dict[str, np.ndarray], *, offset: np.ndarray | None) ->
             continue
         names.append(name)
         arrays.append(pa.array(np.asarray(columns[name]), type=arrow_type))
-    names.append(CURVE)
-    with np.errstate(over="ignore"):  # a loss beyond float32's range is inf, as it should
-        curve = np.asarray(columns[CURVE]).astype(np.float32)
-    arrays.append(_matrix(curve, pa.float32()))
+    if CURVE in columns:
+        names.append(CURVE)
+        with np.errstate(over="ignore"):  # a loss beyond float32's range is inf
+            curve = np.asarray(columns[CURVE]).astype(np.float32)
+        arrays.append(_matrix(curve, pa.float32()))
     if FINAL_X in columns:
         names.append(FINAL_X)
         arrays.append(_matrix(np.asarray(columns[FINAL_X], dtype=np.float64), pa.float64()))
     return _to_bytes(pa.table(arrays, names=names))
+
+
+def encode_curves(curve: np.ndarray) -> bytes:
+    """The curves record: CURVE float32 [R, C], rows as in the chunk's runs record."""
+    with np.errstate(over="ignore"):  # a loss beyond float32's range is inf, as it should
+        values = np.asarray(curve).astype(np.float32)
+    return _to_bytes(pa.table([_matrix(values, pa.float32())], names=[CURVE]))
 
 
 def decode_runs(data: bytes, columns: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -100,3 +100,5 @@ class Chunk(Base):
     # cells before runs: SQLite reads a column after a large one through its overflow pages
     cells_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
     runs_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    # the runs' loss curves (columnar.encode_curves), last: the largest record
+    curves_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))

@@ -146,8 +146,7 @@ def _gather_sorted(
         a, b = np.searchsorted(flat, [lo, hi])
         if a == b:
             continue
-        data = session.scalar(select(Chunk.runs_data).where(Chunk.id == chunk_id))
-        rec = columnar.decode_runs(data, (columnar.OFFSET, *columns))
+        rec = _chunk_record(session, chunk_id, columns)
         if "_chunk" in columns:  # which chunk computed each run (for computed_at)
             stored = len(next(iter(rec.values())))
             rec["_chunk"] = np.full(stored, chunk_id, dtype=np.int64)
@@ -175,6 +174,24 @@ def _gather_sorted(
         if name in columns and name in columnar.LATER_FIELDS and name not in out:
             out[name] = np.full(len(flat), np.nan)
     return found, out
+
+
+def _chunk_record(session: Session, chunk_id: int, columns: tuple[str, ...]
+                  ) -> dict[str, np.ndarray]:
+    """The columns asked for (and OFFSET) of one chunk's stored runs; CURVE from the
+    curves record, or from the runs record where it was stored before curves had
+    their own (columnar's docstring)."""
+    wanted = (columnar.OFFSET, *(c for c in columns if c != "_chunk"))
+    if columnar.CURVE not in columns:
+        data = session.scalar(select(Chunk.runs_data).where(Chunk.id == chunk_id))
+        return columnar.decode_runs(data, wanted)
+    data, curves = session.execute(
+        select(Chunk.runs_data, Chunk.curves_data).where(Chunk.id == chunk_id)).one()
+    if curves is None:
+        return columnar.decode_runs(data, wanted)
+    rec = columnar.decode_runs(data, tuple(c for c in wanted if c != columnar.CURVE))
+    rec.update(columnar.decode_runs(curves))
+    return rec
 
 
 def _put(out: dict[str, np.ndarray], rec: dict[str, np.ndarray], n: int, rows: np.ndarray,

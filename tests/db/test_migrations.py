@@ -34,7 +34,7 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)
-    assert current(empty_url) == head() == "20261201_cells_before_runs"
+    assert current(empty_url) == head() == "20261202_curves_apart"
     assert _diff(empty_url) == []
     assert _tables(empty_url) == {"sweep", "chunk"}
 
@@ -128,6 +128,78 @@ def test_columnar_migration_keeps_every_sweeps_maps_and_csv(empty_url: str) -> N
                 local.curve_steps)
     finally:
         engine.dispose()
+
+
+def test_curves_migration_moves_curves_out_of_the_run_records_and_back(empty_url: str) -> None:
+    """A sweep computed by workers reads the same (runs CSV bytes, a run's curve, the
+    phase map) after its curves move back into the run records and out again."""
+    import numpy as np
+
+    from api.db import columnar
+    from api.db.models import Sweep
+    from api.db.session import forget_databases, get_database
+    from api.services import results
+    from api.services.sweeps import create_sweep, stored_spec
+    from api.settings import Settings
+    from experiments.spec import parse_spec
+    from tests.services import FAST
+    from workers.chunks import process_chunk
+
+    upgrade(empty_url)
+    settings = Settings(**{**FAST, "database_url": empty_url})
+    doc = {"name": "curves", "problem": {"kind": "zhang2022", "n": 20}, "steps": 60,
+           "optimizer": {"lr": 0.1, "schedule": "inv_sqrt", "bias_correction": False},
+           "grid": {"beta1": [0.0, 0.5, 0.9], "beta2": [0.0, 0.5, 0.9, 0.99],
+                    "batch_size": [1, 4], "seed": [0, 1]}}
+    with get_database(empty_url).session() as s:
+        sweep, ids = create_sweep(session=s, spec=parse_spec(doc), settings=settings)
+        sweep_id = sweep.id
+    assert len(ids) > 1
+    for chunk_id in ids:
+        assert process_chunk(chunk_id, token=f"t{chunk_id}", settings=settings,
+                             enqueue=lambda *_: None) == "done"
+
+    def read() -> tuple[bytes, list[float], Any]:
+        db = get_database(empty_url)
+        with db.session(read_only=True) as s:
+            sw = s.get(Sweep, sweep_id)
+            spec = stored_spec(sw)
+            csv = b"".join(results.export_csv(db, sweep_id, spec, "runs", sw.kernel))
+            page, _ = results.list_runs(s, sw, spec, filters={}, outcome=None, cursor=None,
+                                        limit=3)
+            curve = results.run_detail(s, sw, spec, page[2]["run_key"])["curve"]["loss"]
+            pm = results.phase_map(s, sw, spec, metric="final_rel", chosen={})
+        return csv, curve, pm["z"]
+
+    def records() -> list[tuple[bytes, bytes | None]]:
+        engine = create_engine(empty_url)
+        try:
+            with engine.connect() as conn:
+                return [(bytes(r), None if c is None else bytes(c)) for r, c in
+                        conn.exec_driver_sql(
+                            "SELECT runs_data, curves_data FROM chunk ORDER BY id").all()]
+        finally:
+            engine.dispose()
+
+    before = read()
+    stored = records()
+    assert all(c is not None and columnar.CURVE not in columnar.decode_runs(r)
+               for r, c in stored)
+    forget_databases()
+    downgrade(empty_url, "20261201_cells_before_runs")  # curves back in the run records
+    engine = create_engine(empty_url)
+    try:
+        with engine.connect() as conn:
+            old = [bytes(r[0]) for r in conn.exec_driver_sql(
+                "SELECT runs_data FROM chunk ORDER BY id").all()]
+    finally:
+        engine.dispose()
+    for data, (_, curves) in zip(old, stored, strict=True):
+        assert np.array_equal(columnar.decode_runs(data)[columnar.CURVE],
+                              columnar.decode_runs(curves)[columnar.CURVE])
+    upgrade(empty_url)
+    assert records() == stored  # moved out again: the same records, byte for byte
+    assert read() == before
 
 
 def _write_old_layout(url: str, spec: Any, local: Any) -> None:

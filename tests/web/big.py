@@ -48,7 +48,7 @@ def build_finished_sweep(
     from experiments.spec import parse_spec
     from workers.results import ChunkPlan, encode_chunk
 
-    del curves  # curves are always stored now (float32, in the chunk's record)
+    del curves  # curves are always stored now (float32, in the chunk's curves record)
     timings: dict[str, float] = {"engine": 0.0, "write": 0.0}
     t = time.perf_counter()
     spec = parse_spec(doc, max_runs=10**8)
@@ -68,10 +68,11 @@ def build_finished_sweep(
         timings["engine"] += time.perf_counter() - t
         t = time.perf_counter()
         plan = ChunkPlan(spec, int(lo), int(hi), flat, runs, np.zeros(0, dtype=np.int64), {})
-        runs_data, cells_data = encode_chunk(plan, result)
+        runs_data, cells_data, curves_data = encode_chunk(plan, result)
         with db.session() as session:
             finish_chunk_without_commit(session, chunk_id=chunk_id, sweep_id=sweep_id,
                                         now=utcnow(), runs_data=runs_data,
-                                        cells_data=cells_data, n_compute=len(flat))
+                                        cells_data=cells_data, curves_data=curves_data,
+                                        n_compute=len(flat))
         timings["write"] += time.perf_counter() - t
     return sweep_id, timings
