@@ -101,9 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _preload_readers() -> None:
-    """Import what reading results needs (Arrow's compute and Parquet modules, and
-    pandas, which pyarrow loads on its first conversion) while the server is idle:
-    otherwise the first phase map or export after start pays about a second."""
+    """Import what reading results needs (Arrow's compute and Parquet modules, pandas,
+    which pyarrow loads on its first conversion, and the CSV writer's numba functions,
+    loaded from numba's cache) while the server is idle: otherwise the first phase
+    map or export after start pays about a second each."""
     try:
         import numpy as np
         import pyarrow as pa
@@ -114,6 +115,7 @@ def _preload_readers() -> None:
         import experiments.export  # noqa: F401
 
         pa.array(np.zeros(1)).to_numpy()
+        experiments.export.load_kernels()
     except Exception:  # only a warm-up: the first request imports what is missing
         log.exception("preloading the readers failed")
 

@@ -222,7 +222,8 @@ def _stored_bytes(url: str, sweep_id: int) -> int:
 
     with get_database(url).session(read_only=True) as s:
         data = s.scalar(select(func.sum(func.length(Chunk.runs_data)
-                                        + func.length(Chunk.cells_data)))
+                                        + func.length(Chunk.cells_data)
+                                        + func.coalesce(func.length(Chunk.curves_data), 0)))
                         .where(Chunk.sweep_id == sweep_id))
         row = s.scalar(select(func.sum(func.length(Sweep.name))).where(Sweep.id == sweep_id))
         return int(data or 0) + int(row or 0) + 200  # + the sweep's own row, roughly

@@ -10,8 +10,9 @@
   a per-run column its own labels with indices 0..n-1, so no column is copied
   before the lines are written.
 
-Both are plain (single-threaded) njit functions, cached on disk by numba like the
-fused kernel: an API process's export uses one core and no thread pool.
+Both are plain (single-threaded) njit functions that release the GIL, cached on
+disk by numba like the fused kernel: an export formats two pieces at once in
+threads of its own (api/services/results.py), never in numba's thread pool.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _float_text(src, i, n, out, o, digits):  # type: ignore[no-untyped-def]
     return o
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def python_floats(data, offsets):  # type: ignore[no-untyped-def]
     """(data, offsets) of Arrow float text -> (data, offsets) of Python's repr of each.
 
@@ -149,7 +150,7 @@ def python_floats(data, offsets):  # type: ignore[no-untyped-def]
     return out[:o], out_offsets
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def join_lines(labels, label_offsets, index):  # type: ignore[no-untyped-def]
     """CSV lines: row r's fields are labels[label_offsets[index[r, c]]:...+1] for each
     column c, joined by commas, each line ended by CRLF (csv.writer's dialect; no

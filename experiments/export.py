@@ -363,6 +363,14 @@ def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
         yield out.join()
 
 
+def load_kernels() -> None:
+    """Load the CSV writer's numba functions (from numba's on-disk cache; about a
+    second with numba's import) ahead of a first export."""
+    lines = _Lines(1)
+    lines.floats(np.zeros(1))
+    lines.join()
+
+
 def float_reprs(x: np.ndarray) -> Any:
     """float.__repr__ of every value as an Arrow string array, without a call per value:
     Arrow's cast writes the same shortest round-trip digits as Python in other

@@ -260,22 +260,24 @@ def run_detail(
     return out
 
 
-def _pieces(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ...]
-            ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """(flat indices, columns) of every run with a result, in grid order, a piece
-    at a time; each piece is read in its own short transaction."""
-    total = spec.total_runs()
-    for lo in range(0, total, EXPORT_ROWS):
-        flat = np.arange(lo, min(lo + EXPORT_ROWS, total), dtype=np.int64)
-        with db.session(read_only=True) as session:
-            stored = Stored.load(session, sweep_id)
-            if stored is None:
-                return
-            found, rec = gather(session, stored, flat, columns)
-        if found.any():
-            yield flat[found], {k: v[found] for k, v in rec.items()}
-        del rec
-        memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
+def _piece(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ...], lo: int
+           ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """(flat indices, columns) of the runs with a result among EXPORT_ROWS flat indices
+    from lo, read in a short transaction of its own; None when there are none (or
+    the sweep is gone)."""
+    flat = np.arange(lo, min(lo + EXPORT_ROWS, spec.total_runs()), dtype=np.int64)
+    with db.session(read_only=True) as session:
+        stored = Stored.load(session, sweep_id)
+        if stored is None:
+            return None
+        found, rec = gather(session, stored, flat, columns)
+    if not found.any():
+        return None
+    return flat[found], {k: v[found] for k, v in rec.items()}
+
+
+def _piece_starts(spec: SweepSpec) -> Iterator[int]:
+    return iter(range(0, spec.total_runs(), EXPORT_ROWS))
 
 
 def _outcomes(spec: SweepSpec, rec: dict[str, np.ndarray]) -> Outcomes:
@@ -299,11 +301,44 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
         return
     yield export.csv_lines([export.run_columns(spec)])
     writer = export.RunCsv(spec, kernel=kernel)
-    for flat, rec in _pieces(db, sweep_id, spec, RUN_COLUMNS):
-        for a in range(0, len(flat), CSV_ROWS):  # formatting takes ~1 kB a row meanwhile
-            part = {k: v[a:a + CSV_ROWS] for k, v in rec.items()}
-            yield writer.lines(runs_at(spec, flat[a:a + CSV_ROWS]), _outcomes(spec, part))
-            memory.release()
+
+    def lines(lo: int) -> list[bytes]:
+        """One piece read and formatted CSV_ROWS at a time (~1 kB a row meanwhile)."""
+        piece = _piece(db, sweep_id, spec, RUN_COLUMNS, lo)
+        if piece is None:
+            return []
+        flat, rec = piece
+        return [writer.lines(runs_at(spec, flat[a:a + CSV_ROWS]),
+                             _outcomes(spec, {k: v[a:a + CSV_ROWS] for k, v in rec.items()}))
+                for a in range(0, len(flat), CSV_ROWS)]
+
+    for texts in ahead(lines, _piece_starts(spec)):  # pieces read and formatted in threads
+        yield from texts
+        del texts
+        memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
+
+
+AHEAD = 2  # export pieces formatted at once, in threads (Arrow and numba release the GIL)
+
+
+def ahead(fn: Any, items: Iterator[Any], depth: int = AHEAD) -> Iterator[Any]:
+    """fn(item) for each item, in order, computed `depth` at a time in threads: the
+    next pieces are formatted while the last is sent. At most `depth` results are
+    held, so memory stays flat."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(depth, thread_name_prefix="betascope-export") as pool:
+        pending: list[Future[Any]] = []
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= depth:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:  # the client went away: drop what is not started
+            for f in pending:
+                f.cancel()
 
 
 def _strings(keys: np.ndarray) -> Any:
@@ -461,12 +496,19 @@ def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, ker
         return
     columns = (columnar.CURVE,) if level == "curves" else RUN_COLUMNS + (columnar.FINAL_X,)
     writer = None
-    for flat, rec in _pieces(db, sweep_id, spec, columns):
-        table = _run_table(spec, flat, rec, kernel, level)
-        del rec
+
+    def build(lo: int) -> Any:
+        piece = _piece(db, sweep_id, spec, columns, lo)
+        return None if piece is None else _run_table(spec, piece[0], piece[1], kernel, level)
+
+    # the next pieces are read and their tables built in threads while this one is written
+    for table in ahead(build, _piece_starts(spec)):
+        if table is None:
+            continue
         if writer is None:
             writer = writer_for(table)
-        writer.write_table(table, row_group_size=len(flat))
+        writer.write_table(table, row_group_size=table.num_rows)
+        del table
         yield pipe.take()
     if writer is None:  # no results yet: an empty table with the same schema
         empty = {c: np.zeros(0) for c in RUN_COLUMNS}
