@@ -149,11 +149,15 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     with np.errstate(invalid="ignore", divide="ignore"):
         spiky_frac = spiky[:, 0] / n
         mostly_spiky = spiky[:, 1] / c > 0.5
-    regime = np.select(
-        [n == 0, majority == DIVERGED, majority == NOT_CONVERGED, np.isnan(spiky[:, 1])],
-        [-1, REGIMES.index("diverged"), REGIMES.index("not_converged"), -1],
-        np.where(mostly_spiky, REGIMES.index("converged_spiky"), REGIMES.index("converged")),
+    # np.select's first true condition, assigned in place from the last (a million
+    # cells: four fewer int64 temporaries)
+    regime = np.where(
+        mostly_spiky, REGIMES.index("converged_spiky"), REGIMES.index("converged")
     ).astype(np.int8)
+    regime[np.isnan(spiky[:, 1])] = -1
+    regime[majority == NOT_CONVERGED] = REGIMES.index("not_converged")
+    regime[majority == DIVERGED] = REGIMES.index("diverged")
+    regime[n == 0] = -1
 
     def shaped(a: np.ndarray) -> np.ndarray:
         return a.reshape(shape)
