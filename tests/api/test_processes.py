@@ -86,7 +86,8 @@ def _engine_children(pid: int) -> list[int]:
 def test_embedded_engine_process_killed_mid_chunk_is_replaced(tmp_path: Path) -> None:
     """The in-process executor computes in a child process; SIGKILL it mid-sweep and
     another takes over (the lost chunk once its lease expires): the sweep finishes."""
-    settings = dict(FAST, database_url=f"sqlite:///{tmp_path}/kill.db", chunk_runs=8,
+    # two chunks of 32 runs: eager takes seconds for each (a chunk is running when killed)
+    settings = dict(FAST, database_url=f"sqlite:///{tmp_path}/kill.db", chunk_runs=32,
                     embedded_process=True)
     server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
     try:
@@ -133,8 +134,8 @@ def test_stopping_the_server_hands_the_engine_process_chunk_back(tmp_path: Path)
     from api.db.session import get_database
 
     db_url = f"sqlite:///{tmp_path}/stop.db"
-    settings = dict(FAST, database_url=db_url, chunk_runs=8, lease_seconds=60.0,
-                    embedded_process=True)
+    settings = dict(FAST, database_url=db_url, chunk_runs=32, lease_seconds=60.0,
+                    embedded_process=True)  # two chunks, seconds each on eager
     server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
     try:
         doc = spec("stopped", steps=40000, beta2={"log1m": [0.01, 1.0], "num": 8})

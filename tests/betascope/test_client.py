@@ -88,7 +88,7 @@ def test_errors_name_the_field_and_the_token(server: LiveServer) -> None:
 SCRIPT = """
 import sys, betascope
 c = betascope.Client(sys.argv[1], token=sys.argv[2])
-sweep = c.submit("reddi2018-theorem1")
+sweep = c.submit("optimizers-lstsq-adam")
 c.wait()
 print("ROWS", len(c.runs()), len(c.cells()))
 c.phase_map()
@@ -104,6 +104,6 @@ def test_a_fresh_process_uses_only_rest(server: LiveServer) -> None:
     proc = subprocess.run([sys.executable, "-c", SCRIPT, server.url, TOKEN], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "ROWS 240 " in proc.stdout, proc.stdout
+    assert "ROWS 288 " in proc.stdout, proc.stdout
     assert "LOADED \n" in proc.stdout or proc.stdout.rstrip().endswith("LOADED"), proc.stdout
     assert "100.0%" in proc.stdout + proc.stderr  # the bar, drawn to the terminal's output
