@@ -20,7 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from api.db.session import get_database
+from api.db.checkpoint import WalCheckpointer
+from api.db.session import get_database, sqlite_path
 from api.guards import CrossSite, Hygiene, TrustedHosts, redact_access_log
 from api.readcache import ReadCache
 from api.settings import Settings, get_settings
@@ -33,6 +34,9 @@ log = logging.getLogger("betascope.api")
 def factory() -> FastAPI:
     """The app from BETASCOPE_* settings, for `uvicorn.run("api.app:factory", factory=True)`:
     each of `betascope serve --workers N`'s processes builds its own from the environment."""
+    from api import memory
+
+    memory.configure()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return create_app(get_settings())
@@ -54,6 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(settings.database_url)
         dispatcher.start()
         reconciler.start()
+        path = sqlite_path(settings.database_url)
+        checkpointer = WalCheckpointer(path) if path else None
+        if checkpointer is not None:
+            checkpointer.start()
         threading.Thread(target=_preload_readers, name="betascope-preload", daemon=True).start()
         log.info("betascope ready (%s)", "embedded executor" if settings.embedded
                  else f"broker, queue {settings.queue}")
@@ -62,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             reconciler.stop()
             dispatcher.shutdown()
+            if checkpointer is not None:
+                checkpointer.stop()
 
     app = FastAPI(
         title="betascope",
@@ -118,6 +128,9 @@ def _preload_readers() -> None:
         experiments.export.load_kernels()
     except Exception:  # only a warm-up: the first request imports what is missing
         log.exception("preloading the readers failed")
+    from workers.warmup import settle_heap
+
+    settle_heap()  # what the server loaded stays: full collections need not walk it
 
 
 # The database is unreachable or too busy (refused, dropped, pool exhausted): the

@@ -221,6 +221,9 @@ def serve(
 ) -> None:
     """Serve the API and pages; upgrades the database first. Runs chunks in-process
     unless BETASCOPE_BROKER_URL names a broker (then `betascope worker`s run them)."""
+    from api import memory
+
+    memory.configure()  # first: Arrow reads its allocator choice when it loads
     import uvicorn
 
     from api.app import create_app

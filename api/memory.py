@@ -13,9 +13,31 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from typing import Any
 
 _trim: Any = None
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def configure() -> None:
+    """Allocators that give memory back, for an API process (call before it reads).
+
+    Exports build each piece in a thread of their own, and glibc gives every thread
+    that allocates an arena of its own (up to 8 per core), whose freed memory
+    malloc_trim returns only in part; Arrow's default pool (mimalloc) keeps its own.
+    With two arenas and Arrow on the system allocator, a map, a CSV and a Parquet
+    export of a 10^6-run sweep one after the other grew the process by 173 MB at
+    their peak and kept 150, against 216 and 216 (side by side, in one process).
+    Arrow reads its choice from the environment when it first allocates."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    except OSError:
+        mallopt = None
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 2)
 
 
 def release() -> None:
