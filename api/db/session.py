@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db.checkpoint import AUTOCHECKPOINT_PAGES, JOURNAL_SIZE_LIMIT
 from api.settings import Settings, get_settings
 
 STATEMENT_TIMEOUT_MS = 120_000
@@ -84,6 +85,9 @@ def _make_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
+            # checkpoints at quiet moments, not in a chunk's commit (api.db.checkpoint)
+            cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
@@ -95,6 +99,14 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_path(url: str) -> str | None:
+    """The database file of an SQLite URL; None for Postgres and in-memory databases."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(parsed.database)
 
 
 def get_database(url: str | None = None) -> Database:
