@@ -294,7 +294,7 @@ def _finish(client: httpx.Client, url: str, sweep_id: int) -> dict[str, Any]:
         s = client.get(f"{url}/sweeps/{sweep_id}").json()
         if s["status"] in ("done", "failed", "canceled"):
             return s
-        time.sleep(0.05)  # the resolution of POST -> done
+        time.sleep(0.02)  # the resolution of POST -> done
 
 
 if __name__ == "__main__":

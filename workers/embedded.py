@@ -26,7 +26,7 @@ from api.settings import Settings
 from workers.chunks import process_chunk
 from workers.errors import TRANSIENT
 from workers.threads import engine_threads, passive_waits
-from workers.warmup import warm_engine
+from workers.warmup import settle_heap, warm_engine
 
 log = logging.getLogger("betascope.embedded")
 TRANSIENT_RETRIES = 8
@@ -199,8 +199,10 @@ def _child_init(slots: int, settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
+    import workers.results  # noqa: F401  (and what storing needs)
 
     warm_engine(settings)
+    settle_heap()
 
 
 _again: list[tuple[int, float]] = []  # re-enqueues asked for since the last _child_run

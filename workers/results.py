@@ -58,7 +58,7 @@ def plan_chunk(db: Database, claim: ClaimedChunk) -> ChunkPlan:
     return ChunkPlan(spec, claim.lo, claim.hi, compute, runs_at(spec, compute), reused, inputs)
 
 
-def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[bytes, bytes, bytes]:
+def encode_chunk(plan: ChunkPlan, result: Any) -> tuple[memoryview, memoryview, memoryview]:
     """(runs record, cells record, curves record) of a computed chunk."""
     n = len(plan.compute)
     cols: dict[str, np.ndarray]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 import experiments.engine  # noqa: F401  (load torch at worker start, not in a chunk's lease)
 from api.settings import get_settings
 from workers.celery_app import TASK_NAME, app
 from workers.chunks import STORE, process_chunk
 from workers.errors import TRANSIENT
-from workers.warmup import warm_engine
+from workers.warmup import settle_heap, warm_engine
 
 
 def enqueue_chunk(chunk_id: int, countdown: float = 0.0) -> None:
@@ -52,3 +57,11 @@ def _warm(**_: Any) -> None:
     """A prefork child loads the fused kernel before its first chunk (a solo or
     threads worker does in `betascope worker`, before it consumes)."""
     warm_engine(get_settings())
+    settle_heap()
+
+
+@worker_ready.connect
+def _settle(**_: Any) -> None:
+    """A solo or threads worker runs its chunks in this process: what it loaded so far
+    stays loaded (workers.warmup.settle_heap)."""
+    settle_heap()

@@ -116,8 +116,9 @@ def lock_sweep_without_commit(session: Session, sweep_id: int) -> str | None:
 
 
 def finish_chunk_without_commit(
-    session: Session, *, chunk_id: int, sweep_id: int, now: datetime, runs_data: bytes,
-    cells_data: bytes, curves_data: bytes, n_compute: int,
+    session: Session, *, chunk_id: int, sweep_id: int, now: datetime,
+    runs_data: bytes | memoryview, cells_data: bytes | memoryview,
+    curves_data: bytes | memoryview, n_compute: int,
 ) -> None:
     """Store the chunk's results and mark it done. A chunk finished twice (a lost
     lease that came back) keeps its first results: both runs computed the same. A

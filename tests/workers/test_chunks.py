@@ -4,6 +4,8 @@ reconciler, cancellation, and non-finite results."""
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 
 from api.db.base import utcnow
@@ -239,3 +242,17 @@ def test_chunks_stored_behind_equal_chunks_stored_in_line(db_url: str) -> None:
     inline = {i: v for (s, i), v in got.items() if s == inline_id}
     behind = {i: v for (s, i), v in got.items() if s == behind_id}
     assert behind == inline and len(inline) == 128
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+def test_the_store_thread_runs_behind_the_engine() -> None:
+    """The store thread yields the cores to the engine computing the next chunk
+    (nice 19), while the engine's own thread keeps its priority."""
+    from workers.chunks import STORE
+
+    seen: list[int] = []
+    STORE.submit(lambda: seen.append(os.getpriority(os.PRIO_PROCESS,
+                                                    threading.get_native_id())))
+    STORE.drain()
+    assert seen == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19
