@@ -7,6 +7,7 @@ from the engine's output; both get the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,14 +130,20 @@ def cells(spec: SweepSpec, frame: ResultFrame) -> Cells:
 
 
 def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
-    """Cells from per-cell aggregates. Majority ties break toward the worse outcome
-    (diverged over not converged over converged): a boundary claimed converged
-    should be so for most seeds.
+    """Cells from per-cell aggregates (see cell_fields), shaped over the cell axes."""
+    shape = cell_shape(spec)
+    return Cells(**{k: v.reshape(shape) for k, v in cell_fields(stats).items()})
+
+
+def cell_fields(stats: CellStats) -> dict[str, np.ndarray]:
+    """The Cells fields of these cells, flat, one entry per cell of `stats` (any run of
+    cells: a sweep's cells can be derived a chunk's cells at a time). Majority ties
+    break toward the worse outcome (diverged over not converged over converged): a
+    boundary claimed converged should be so for most seeds.
 
     regime: the majority outcome, except that a converged cell is converged_spiky
     when more than half of its converged seeds were spiky; -1 where the cell has no
     runs, or is converged and some run's max_rise is unknown."""
-    shape = cell_shape(spec)
     c, nc, d = (stats.counts[:, i] for i in range(3))
     n = c + nc + d
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -158,28 +165,38 @@ def cells_from_stats(spec: SweepSpec, stats: CellStats) -> Cells:
     regime[majority == NOT_CONVERGED] = REGIMES.index("not_converged")
     regime[majority == DIVERGED] = REGIMES.index("diverged")
     regime[n == 0] = -1
+    return {
+        "n_runs": n.astype(np.int64),
+        "diverged_frac": frac[2],
+        "converged_frac": frac[0],
+        "not_converged_frac": frac[1],
+        "outcome": majority,
+        "final_rel": stats.final_rel,
+        "div_step": stats.div_step,
+        "spiky_frac": spiky_frac,
+        "max_rise": np.full(len(n), np.nan) if stats.max_rise is None else stats.max_rise,
+        "regime": regime,
+    }
 
-    def shaped(a: np.ndarray) -> np.ndarray:
-        return a.reshape(shape)
 
-    return Cells(
-        n_runs=shaped(n.astype(np.int64)),
-        converged_frac=shaped(frac[0]),
-        not_converged_frac=shaped(frac[1]),
-        diverged_frac=shaped(frac[2]),
-        outcome=shaped(majority),
-        final_rel=shaped(stats.final_rel),
-        div_step=shaped(stats.div_step),
-        spiky_frac=shaped(spiky_frac),
-        max_rise=shaped(np.full(len(n), np.nan) if stats.max_rise is None else stats.max_rise),
-        regime=shaped(regime),
-    )
+def empty_cell_fields(size: int) -> dict[str, np.ndarray]:
+    """cell_fields of `size` cells without runs (what cell_fields gives for no counts)."""
+    ints = {"n_runs": (0, np.int64), "outcome": (-1, np.int8), "regime": (-1, np.int8)}
+    out = {}
+    for f in dataclasses.fields(Cells):
+        fill, dtype = ints.get(f.name, (np.nan, np.float64))
+        out[f.name] = np.full(size, fill, dtype=dtype)
+    return out
 
 
 def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Median of the finite-or-inf (non-nan) values in each group."""
     if len(group) == size and (size == 0 or np.array_equal(group, np.arange(size))):
         return values.astype(np.float64)  # one run per group, in order (one seed): itself
+    k = len(group) // size if size else 0
+    if k and len(group) == k * size and np.array_equal(group[::k], np.arange(size)) and \
+            np.array_equal(group.reshape(size, k), np.repeat(group[::k, None], k, axis=1)):
+        return _blocked_median(values.reshape(size, k).astype(np.float64))
     out = np.full(size, np.nan)
     keep = ~np.isnan(values)
     g, v = group[keep], values[keep]
@@ -191,9 +208,25 @@ def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarra
     ends = np.r_[starts[1:], g.size]
     lo = v[starts + (ends - starts - 1) // 2]
     hi = v[starts + (ends - starts) // 2]
+    return _midpoint(out, g[starts], lo, hi)
+
+
+def _blocked_median(rows: np.ndarray) -> np.ndarray:
+    """_group_median where group i is row i (each cell's seeds consecutive, as in a
+    chunk without extra axes): one sort along the rows, which puts nan last, instead
+    of a sort of every run by (group, value); a tenth of the time for 10 seeds."""
+    v = np.sort(rows, axis=1)
+    n = (~np.isnan(v)).sum(axis=1)
+    lo = np.take_along_axis(v, np.maximum(n - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    hi = np.take_along_axis(v, (n // 2)[:, None], axis=1)[:, 0] if v.shape[1] else lo
+    at = np.flatnonzero(n > 0)
+    return _midpoint(np.full(len(v), np.nan), at, lo[at], hi[at])
+
+
+def _midpoint(out: np.ndarray, at: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         # halves first: (lo + hi) / 2 overflows to inf for two values near the float max
-        out[g[starts]] = np.where(lo == hi, lo, lo / 2 + hi / 2)
+        out[at] = np.where(lo == hi, lo, lo / 2 + hi / 2)
     return out
 
 

@@ -1,4 +1,4 @@
-"""A chunk's results as columnar records: Arrow IPC (zstd but for curves), in BLOBs.
+"""A chunk's results as columnar records: Arrow IPC (LZ4 but for curves), in BLOBs.
 
 Why Arrow IPC in a bytea/BLOB column rather than rows or Parquet files beside
 the database: one chunk's results are written in the same transaction that
@@ -8,8 +8,12 @@ same bytes work on SQLite and Postgres; Arrow arrays read back as numpy
 without copying; nan and inf are plain IEEE values (no (value, kind) pairs);
 and the record is self-describing, so a column added later (max_rise, ...) is
 simply there or absent: records stored before max_rise was measured read it as
-nan, and their cell records have no spike counts (regime unknown). zstd shrinks
-curves and results to about a hundred bytes per run.
+nan, and their cell records have no spike counts (regime unknown).
+
+Runs and cells records are LZ4-compressed: a 50,000-run record takes 39 bytes a
+run against zstd's 37, for a third of the CPU (1.0 against 3.1 ms to write, on
+the cores the engine computes on), and reads back faster; records written with
+zstd before read as they are (the stream names its codec).
 
 Three records per chunk: `runs` (one row per computed run, in flat-index order:
 outcome, losses, div_step, ...), `curves` (the same rows' loss curves, most of
@@ -29,7 +33,7 @@ import pyarrow as pa
 
 from experiments.analysis import CellStats
 
-_WRITE = pa.ipc.IpcWriteOptions(compression="zstd")
+_WRITE = pa.ipc.IpcWriteOptions(compression="lz4")
 _RAW = pa.ipc.IpcWriteOptions()
 
 # Per-run result columns besides the curves: (name, Arrow type). Written once here;

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.db import columnar
 from api.db.models import Chunk, Sweep
 from experiments.analysis import CellStats
-from experiments.reuse import axis_maps, cells_per_unit, chunk_unit, map_runs
+from experiments.reuse import axis_maps, map_runs
 from experiments.spec import SweepSpec, parse_spec
 
 _specs: OrderedDict[tuple[Any, ...], SweepSpec] = OrderedDict()
@@ -75,38 +75,28 @@ def data_version(session: Session, sweep_id: int) -> tuple[int, Any]:
     return int(n), last
 
 
-def cell_stats(session: Session, sweep: Stored) -> CellStats:
-    """Every cell's aggregates (cells without results count no runs)."""
-    unit, per_unit = chunk_unit(sweep.spec), cells_per_unit(sweep.spec)
-    n_cells = sweep.spec.total_runs() // unit * per_unit
+def done_chunks(session: Session, sweep_id: int) -> list[tuple[int, int, int]]:
+    """(id, lo, hi) of the sweep's done chunks, by lo."""
     rows = session.execute(
-        select(Chunk.lo, Chunk.hi, Chunk.cells_data)
-        .where(Chunk.sweep_id == sweep.id, Chunk.status == "done").order_by(Chunk.lo)
+        select(Chunk.id, Chunk.lo, Chunk.hi)
+        .where(Chunk.sweep_id == sweep_id, Chunk.status == "done").order_by(Chunk.lo)
     ).all()
-    if not rows and sweep.source_id is not None and _same_grid(session, sweep):
-        source = Stored.load(session, sweep.source_id)
-        assert source is not None
-        return cell_stats(session, source)
-    counts = np.zeros((n_cells, 3), dtype=np.int64)
-    final_rel = np.full(n_cells, np.nan)
-    div_step = np.full(n_cells, np.nan)
-    spiky = np.full((n_cells, 2), np.nan)  # stays nan for records without spike counts
-    max_rise = np.full(n_cells, np.nan)
-    for lo, hi, data in rows:
-        part = columnar.decode_cells(data)
-        at = slice(lo // unit * per_unit, hi // unit * per_unit)  # chunks hold whole units
-        counts[at], final_rel[at], div_step[at] = part.counts, part.final_rel, part.div_step
-        if part.spiky is not None:
-            spiky[at] = part.spiky
-        if part.max_rise is not None:
-            max_rise[at] = part.max_rise
-    return CellStats(counts, final_rel, div_step, spiky, max_rise)
+    return [(int(i), int(lo), int(hi)) for i, lo, hi in rows]
 
 
-def _same_grid(session: Session, sweep: Stored) -> bool:
-    """A sweep without chunks whose source has its grid (an identical resubmission)."""
+def cell_records(session: Session, chunk_ids: list[int]) -> list[tuple[int, CellStats]]:
+    """(chunk id, its cells) for the given chunks."""
+    rows = session.execute(select(Chunk.id, Chunk.cells_data).where(Chunk.id.in_(chunk_ids)))
+    return [(int(i), columnar.decode_cells(data)) for i, data in rows]
+
+
+def reads_source_cells(session: Session, sweep: Stored) -> Stored | None:
+    """The source sweep whose cells are this sweep's: an identical resubmission has
+    no chunks of its own and reads every result from its source."""
+    if sweep.source_id is None:
+        return None
     n = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.sweep_id == sweep.id))
-    return n == 0
+    return Stored.load(session, sweep.source_id) if n == 0 else None
 
 
 def gather(

@@ -8,7 +8,6 @@ experiments.export, so the service and `betascope run` write the same bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from api import memory
 from api.db import columnar
 from api.db.models import Chunk, Sweep
 from api.db.session import Database
-from api.db.store import Stored, cell_stats, data_version, gather
+from api.db.store import Stored, data_version, gather
+from api.services import cells
 from experiments import analysis, export
 from experiments.keys import find_run
 from experiments.outcomes import OUTCOMES, Outcomes, checkpoint_steps, is_spiky
@@ -30,50 +30,20 @@ from experiments.reuse import cell_index
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
-CELLS_CACHE_BYTES = 256 << 20  # assembled cells kept in memory, newest first
 MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest first
 EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
 CSV_ROWS = 25_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = tuple(name for name, _ in columnar.RESULT_FIELDS)
-_cells_cache: OrderedDict[tuple[Any, ...], tuple[analysis.Cells, int]] = OrderedDict()
-_cells_lock = threading.Lock()
+_maps_lock = threading.Lock()
 _maps_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 
 
-def _version(session: Session, sweep: Sweep) -> Any:
-    """What the sweep's results depend on: a finished sweep's never change (until a
-    retry changes its status), a running one's change when a chunk lands."""
-    if sweep.status in ("done", "failed", "canceled"):
-        return (sweep.status, sweep.finished_at)
-    return data_version(session, sweep.id)
-
-
-def _cells(session: Session, sweep: Sweep, spec: SweepSpec
-           ) -> tuple[tuple[Any, ...], analysis.Cells, int]:
-    key = (session.get_bind().url, sweep.id, sweep.created_at, _version(session, sweep))
-    with _cells_lock:
-        if key in _cells_cache:
-            _cells_cache.move_to_end(key)
-            return (key, *_cells_cache[key])
-    stats = cell_stats(session, Stored.of(sweep))
-    value = (analysis.cells_from_stats(spec, stats), int(stats.counts.sum()))
-    del stats
-    memory.release()
-    with _cells_lock:
-        _cells_cache[key] = value
-        # bounded by size: a 1000 x 1000 map's cells take about 60 MB
-        while len(_cells_cache) > 1 and sum(_nbytes(v[0]) for v in _cells_cache.values()) \
-                > CELLS_CACHE_BYTES:
-            _cells_cache.popitem(last=False)
-    return (key, *value)
-
-
 def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analysis.Cells, int]:
-    """Cells over seeds and the number of runs with results, cached per process
-    until another chunk of the sweep lands."""
-    _, cells, n = _cells(session, sweep, spec)
-    return cells, n
+    """Cells over seeds and the number of runs with results, kept per process and
+    merged a chunk at a time (api.services.cells)."""
+    _, c, n = cells.sweep_cells(session, sweep, spec)
+    return c, n
 
 
 def results_tag(request: Any, session: Session, sweep: Sweep) -> str:
@@ -87,10 +57,6 @@ def results_tag(request: Any, session: Session, sweep: Sweep) -> str:
     return etag.make_tag(request, sweep.id, sweep.created_at, data_version(session, sweep.id))
 
 
-def _nbytes(c: analysis.Cells) -> int:
-    return sum(getattr(c, f.name).nbytes for f in dataclasses.fields(c))
-
-
 def phase_map(
     session: Session, sweep: Sweep, spec: SweepSpec, *, metric: str, chosen: dict[str, Any],
     x: str | None = None, y: str | None = None,
@@ -100,9 +66,9 @@ def phase_map(
     few hundred per process) while its cells are."""
     mx, my = analysis.map_axes(spec, x, y)
     sl = analysis.slice_index(spec, mx, my, **chosen)
-    key, c, n = _cells(session, sweep, spec)
+    key, c, n = cells.sweep_cells(session, sweep, spec)
     map_key = (key, metric, mx, my, tuple(sorted(sl.items())))
-    with _cells_lock:
+    with _maps_lock:
         if map_key in _maps_cache:
             _maps_cache.move_to_end(map_key)
             return _maps_cache[map_key]
@@ -113,7 +79,7 @@ def phase_map(
         analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl) if on_betas else None
     )
     pm["n_results"] = n
-    with _cells_lock:
+    with _maps_lock:
         _maps_cache[map_key] = pm
         # bounded by cells: as Python lists a 500 x 500 map takes about 10 MB
         while len(_maps_cache) > 1 and (len(_maps_cache) > 256 or sum(

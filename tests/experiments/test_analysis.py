@@ -85,6 +85,25 @@ def test_cells_medians_and_missing_cells() -> None:
     assert (partial.outcome[empty] == -1).all()
 
 
+def test_seed_medians_of_consecutive_cells_equal_those_of_any_order() -> None:
+    """A chunk's cells hold their seeds consecutively, and their medians take a sort
+    along rows; the same runs in any order take the general sort by (cell, value):
+    both ignore nan, average the middle pair without overflow, and keep infinities."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        size, k = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+        group = np.repeat(np.arange(size), k)
+        v = rng.standard_normal(size * k)
+        for share, value in ((0.3, np.nan), (0.05, np.inf), (0.05, -np.inf), (0.05, 1.7e308)):
+            v[rng.random(v.size) < share] = value
+        order = rng.permutation(len(group))
+        consecutive = analysis._group_median(group, v, size)
+        assert np.array_equal(consecutive, analysis._group_median(group[order], v[order], size),
+                              equal_nan=True)
+    assert analysis._group_median(np.array([0, 0, 1, 1]), np.array([1.7e308] * 2 + [1, 2.0]),
+                                  2).tolist() == [1.7e308, 1.5]
+
+
 # beta2 column (ascending beta2) -> beta2*
 STAR_COLUMNS = [
     ((D, D, C, C), 0.9 + 0.09),

@@ -1,0 +1,114 @@
+"""A sweep's cells, assembled once per API process and merged a chunk at a time.
+
+A phase map, the boundary and the cells exports read every cell of a sweep:
+O(cells), from the done chunks' cell records (a chunk holds whole cells, so a
+sweep's cells are its chunks' cell records side by side). Each process keeps
+each sweep's cells assembled (flat arrays over the cell index, as
+experiments.analysis.cell_fields derives them) together with the chunks they
+hold. When a chunk lands, the next read fetches and merges that chunk's record
+alone: a sweep page polling a running sweep of 10^7 runs reads each chunk's
+cells once, not every chunk's at every poll, and the first map after a sweep
+finished reads only what landed since the last one. A finished sweep's cells
+are answered without a query until its row changes (a retry).
+
+A merge writes a new chunk's cells in place, into cells that had no runs: a map
+being made meanwhile from the same arrays sees each of those cells either as it
+was (no runs yet) or as it now is, as a read a moment earlier or later would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from api import memory
+from api.db.models import Sweep
+from api.db.store import Stored, cell_records, done_chunks, reads_source_cells
+from experiments import analysis
+from experiments.reuse import cells_per_unit, chunk_unit
+from experiments.spec import SweepSpec
+
+CACHE_BYTES = 256 << 20  # assembled cells kept in memory, least recently used dropped first
+FINISHED = ("done", "failed", "canceled")
+
+
+@dataclass
+class _Assembly:
+    """One sweep's cells as merged so far."""
+
+    fields: dict[str, np.ndarray]  # flat over the cell index
+    merged: frozenset[int] = frozenset()  # ids of the chunks whose cells are in
+    n_results: int = 0  # runs with a result
+    generation: int = 0  # bumped by every merge: maps made from older cells are stale
+    finished: Any = None  # (status, finished_at) when assembled after the sweep finished
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.fields.values())
+
+
+_cache: OrderedDict[tuple[Any, ...], _Assembly] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec
+                ) -> tuple[tuple[Any, ...], analysis.Cells, int]:
+    """(version, cells, runs with a result): the version names these cells (maps made
+    from them are kept under it); cells are up to date with the sweep's done chunks."""
+    stored = Stored.of(sweep)
+    source = reads_source_cells(session, stored) if sweep.source_id is not None else None
+    key = (str(session.get_bind().url), sweep.id, sweep.created_at)
+    assembly = _assembly(key, spec)
+    finished = (sweep.status, sweep.finished_at) if sweep.status in FINISHED else None
+    with assembly.lock:
+        if finished is None or assembly.finished != finished:
+            _merge(session, assembly, source or stored, spec)
+            assembly.finished = finished
+        fields, n, generation = assembly.fields, assembly.n_results, assembly.generation
+    shape = analysis.cell_shape(spec)
+    cells = analysis.Cells(**{k: v.reshape(shape) for k, v in fields.items()})
+    return (*key, generation), cells, n
+
+
+def _assembly(key: tuple[Any, ...], spec: SweepSpec) -> _Assembly:
+    with _cache_lock:
+        assembly = _cache.get(key)
+        if assembly is None:
+            n_cells = spec.total_runs() // chunk_unit(spec) * cells_per_unit(spec)
+            assembly = _cache[key] = _Assembly(analysis.empty_cell_fields(n_cells))
+            total = 0
+            for k in reversed(_cache):  # bounded by size, newest kept
+                total += _cache[k].nbytes()
+                if total > CACHE_BYTES and k != key:
+                    del _cache[k]
+        _cache.move_to_end(key)
+        return assembly
+
+
+def _merge(session: Session, assembly: _Assembly, stored: Stored, spec: SweepSpec) -> None:
+    """Merge the cells of the chunks that landed since the last merge (all of them the
+    first time; afresh if a merged chunk is no longer done, which a retry of a
+    finished sweep never does, but costs nothing to allow)."""
+    chunks = done_chunks(session, stored.id)
+    ids = {i for i, _, _ in chunks}
+    if not assembly.merged <= ids:
+        assembly.fields = analysis.empty_cell_fields(len(assembly.fields["n_runs"]))
+        assembly.merged, assembly.n_results = frozenset(), 0
+    new = [(i, lo, hi) for i, lo, hi in chunks if i not in assembly.merged]
+    if not new:
+        return
+    unit, per_unit = chunk_unit(stored.spec), cells_per_unit(stored.spec)
+    where = {i: slice(lo // unit * per_unit, hi // unit * per_unit) for i, lo, hi in new}
+    for chunk_id, stats in cell_records(session, [i for i, _, _ in new]):
+        part = analysis.cell_fields(stats)
+        for name, values in part.items():
+            assembly.fields[name][where[chunk_id]] = values
+        assembly.n_results += int(part["n_runs"].sum())
+    assembly.merged = assembly.merged | where.keys()
+    assembly.generation += 1
+    memory.release()  # the records' decoded arrays (api/memory.py)
