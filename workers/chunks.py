@@ -22,9 +22,7 @@ it again, so no result is lost and none is stored twice.
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import sys
 import threading
 import time
 import traceback
@@ -45,6 +43,7 @@ from api.db.session import Database, get_database
 from api.settings import Settings
 from workers.errors import TRANSIENT, EngineMismatch
 from workers.results import ChunkPlan, encode_chunk, plan_chunk
+from workers.threads import yield_to_engine
 
 log = logging.getLogger("betascope.worker")
 Enqueue = Callable[[int, float], None]  # (chunk_id, countdown seconds)
@@ -160,7 +159,7 @@ class StoreThread:
         self._jobs.join()
 
     def _loop(self) -> None:
-        _behind_the_engine()
+        yield_to_engine()  # the next chunk computes meanwhile
         while True:
             with self._lock:
                 try:
@@ -177,22 +176,6 @@ class StoreThread:
 
 
 STORE = StoreThread()
-
-
-def _behind_the_engine() -> None:
-    """Lower this thread's scheduling priority (nice 19; Linux, where a thread has its own).
-
-    The store runs while the engine computes the next chunk on every core. At equal
-    priority it takes a core from one of the kernel's threads, and the kernel's
-    parallel loop then waits for its slowest thread: chunks computed beside a store
-    took 40-150 ms instead of 25-35. Behind the engine it runs in the time the
-    engine leaves a core idle (its single-threaded set-up and classification), which
-    is where a chunk's store fits (docs/performance.md, *Storing behind the engine*)."""
-    if sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        except OSError:  # not allowed here: the store runs at the process's priority
-            pass
 
 
 def _stopped(db: Database, claim: ClaimedChunk, token: str, stopping: Callable[[], bool]) -> str:

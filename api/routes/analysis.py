@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from api import etag
 from api.deps import SessionDep, SweepDep
 from api.schemas import Boundary, PhaseMap, errors
-from api.services import results
+from api.services import cells, results
 from api.services.sweeps import stored_spec
 from experiments import analysis
 
@@ -47,6 +47,7 @@ def phase_map(
     except KeyError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
             from None
+    cells.follow(request.app.state.db.url, sweep)  # the next poll's map: merged meanwhile
     return PhaseMap.model_validate(pm)
 
 

@@ -27,6 +27,7 @@ from api.deps import (
 )
 from api.routes.body import SpecDep, spec_body_openapi, spec_errors
 from api.schemas import SweepOut, SweepPage, SweepSummary, errors
+from api.services import cells
 from api.services import sweeps as service
 from experiments.spec import SpecError
 from workers.dispatch import Dispatcher
@@ -101,6 +102,7 @@ def _sweep_answer(db: Database, request: Request, sweep_id: int) -> Response:
         if tag is not None and etag.matches(request, tag):
             return etag.not_modified(tag)
         response = json_response(sweep_out(session, sweep))
+        cells.follow(db.url, sweep)  # a client watching a running sweep asks for its maps next
     etag.tag_headers(response, tag)
     return response
 

@@ -11,6 +11,12 @@ cells once, not every chunk's at every poll, and the first map after a sweep
 finished reads only what landed since the last one. A finished sweep's cells
 are answered without a query until its row changes (a retry).
 
+While a client reads a running sweep (its status or its maps), a thread of the
+process merges its chunks' cells as they land, behind the engine (nice 19: in the
+time the engine leaves a core idle), until the sweep is finished or nobody has
+read it for FOLLOW_SECONDS: the map a page or a notebook asks for at the end is
+then one chunk's merge away, not the whole sweep's.
+
 A merge writes a new chunk's cells in place, into cells that had no runs: a map
 being made meanwhile from the same arrays sees each of those cells either as it
 was (no runs yet) or as it now is, as a read a moment earlier or later would.
@@ -18,7 +24,9 @@ was (no runs yet) or as it now is, as a read a moment earlier or later would.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +36,17 @@ from sqlalchemy.orm import Session
 
 from api import memory
 from api.db.models import Sweep
-from api.db.store import Stored, cell_records, done_chunks, reads_source_cells
+from api.db.session import get_database
+from api.db.store import Stored, cell_records, done_chunks, reads_source_cells, spec_of
 from experiments import analysis
 from experiments.reuse import cells_per_unit, chunk_unit
 from experiments.spec import SweepSpec
 
 CACHE_BYTES = 256 << 20  # assembled cells kept in memory, least recently used dropped first
 FINISHED = ("done", "failed", "canceled")
+FOLLOW_SECONDS = 10.0  # a running sweep's cells are merged this long after its last read
+FOLLOW_PERIOD = 0.5  # seconds between the follower's merges
+log = logging.getLogger("betascope.cells")
 
 
 @dataclass
@@ -112,3 +124,61 @@ def _merge(session: Session, assembly: _Assembly, stored: Stored, spec: SweepSpe
     assembly.merged = assembly.merged | where.keys()
     assembly.generation += 1
     memory.release()  # the records' decoded arrays (api/memory.py)
+
+
+class _Follower:
+    """The thread that keeps watched running sweeps' cells merged (module docstring)."""
+
+    def __init__(self) -> None:
+        self._watched: dict[tuple[str, int], float] = {}  # (url, sweep id) -> last read
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, url: str, sweep_id: int) -> None:
+        with self._lock:
+            self._watched[(url, sweep_id)] = time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="betascope-cells",
+                                                daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        from workers.threads import yield_to_engine
+
+        yield_to_engine()
+        while True:
+            time.sleep(FOLLOW_PERIOD)
+            with self._lock:
+                now = time.monotonic()
+                for key in [k for k, t in self._watched.items() if now - t > FOLLOW_SECONDS]:
+                    del self._watched[key]
+                if not self._watched:
+                    self._thread = None
+                    return
+                keys = list(self._watched)
+            for url, sweep_id in keys:
+                try:
+                    if self._merge(url, sweep_id):
+                        with self._lock:
+                            self._watched.pop((url, sweep_id), None)
+                except Exception as exc:  # the next read merges what this missed
+                    log.warning("merging sweep %s's cells failed: %r", sweep_id, exc)
+
+    @staticmethod
+    def _merge(url: str, sweep_id: int) -> bool:
+        """Merge what landed; True once there is nothing more to follow."""
+        with get_database(url).session(read_only=True) as session:
+            sweep = session.get(Sweep, sweep_id)
+            if sweep is None or sweep.hidden:
+                return True
+            sweep_cells(session, sweep, spec_of(sweep.id, sweep.created_at, sweep.spec))
+            return sweep.status in FINISHED
+
+
+_follower = _Follower()
+
+
+def follow(url: str, sweep: Sweep) -> None:
+    """A client read this sweep: keep its cells merged while it runs."""
+    if sweep.status not in FINISHED:
+        _follower.watch(url, sweep.id)

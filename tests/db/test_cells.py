@@ -80,3 +80,31 @@ def test_empty_cell_fields_are_the_fields_of_cells_without_runs() -> None:
     for name, values in empty.items():
         assert values.dtype == derived[name].dtype, name
         assert np.array_equal(values, derived[name], equal_nan=True), name
+
+
+def test_a_watched_running_sweep_is_merged_as_its_chunks_land(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a client read a running sweep, its chunks' cells are merged without
+    another read; once the sweep is done the follower lets it go."""
+    import time
+
+    monkeypatch.setattr(cells, "FOLLOW_PERIOD", 0.05)
+    settings = Settings(**{**FAST, "database_url": db_url, "chunk_runs": 18})
+    with get_database(db_url).session() as s:
+        sweep, chunk_ids = create_sweep(session=s, spec=parse_spec(DOC), settings=settings)
+        cells.follow(db_url, sweep)
+
+    def merged() -> frozenset[int]:
+        entries = [a for k, a in cells._cache.items() if k[1:] == (sweep.id, sweep.created_at)]
+        return entries[0].merged if entries else frozenset()
+
+    for k, chunk_id in enumerate(chunk_ids):
+        process_chunk(chunk_id, token="t", settings=settings, enqueue=lambda *a: None)
+        deadline = time.monotonic() + 10
+        while merged() != frozenset(chunk_ids[: k + 1]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert merged() == frozenset(chunk_ids[: k + 1])
+    deadline = time.monotonic() + 10
+    while (db_url, sweep.id) in cells._follower._watched and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (db_url, sweep.id) not in cells._follower._watched  # done: no longer followed
