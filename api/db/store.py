@@ -132,6 +132,7 @@ def _gather_sorted(
                Chunk.hi > int(flat[0]), Chunk.lo <= int(flat[-1]))
         .order_by(Chunk.lo)
     ).all()
+    consecutive = int(flat[-1] - flat[0]) + 1 == len(flat)  # distinct and sorted
     for chunk_id, lo, hi in chunks:
         a, b = np.searchsorted(flat, [lo, hi])
         if a == b:
@@ -140,6 +141,16 @@ def _gather_sorted(
         if "_chunk" in columns:  # which chunk computed each run (for computed_at)
             stored = len(next(iter(rec.values())))
             rec["_chunk"] = np.full(stored, chunk_id, dtype=np.int64)
+        if consecutive and columnar.OFFSET not in rec:
+            # a range of the record's rows: sliced, not gathered run by run (an export
+            # piece that is one chunk takes the record's arrays as they are)
+            rows = slice(int(flat[a]) - lo, int(flat[b - 1]) - lo + 1)
+            if a == 0 and b == len(flat):
+                out, found[:] = {k: v[rows] for k, v in rec.items()}, True
+                break
+            _put(out, rec, len(flat), slice(a, b), rows)
+            found[a:b] = True
+            continue
         want = flat[a:b] - lo
         if columnar.OFFSET in rec:
             offset = rec.pop(columnar.OFFSET).astype(np.int64)
@@ -184,8 +195,8 @@ def _chunk_record(session: Session, chunk_id: int, columns: tuple[str, ...]
     return rec
 
 
-def _put(out: dict[str, np.ndarray], rec: dict[str, np.ndarray], n: int, rows: np.ndarray,
-         src: np.ndarray) -> None:
+def _put(out: dict[str, np.ndarray], rec: dict[str, np.ndarray], n: int,
+         rows: np.ndarray | slice, src: np.ndarray | slice) -> None:
     for name, values in rec.items():
         if name not in out:
             fill = np.nan if values.dtype.kind == "f" else 0

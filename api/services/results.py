@@ -239,6 +239,8 @@ def _piece(db: Database, sweep_id: int, spec: SweepSpec, columns: tuple[str, ...
         found, rec = gather(session, stored, flat, columns)
     if not found.any():
         return None
+    if found.all():
+        return flat, rec
     return flat[found], {k: v[found] for k, v in rec.items()}
 
 
