@@ -12,12 +12,16 @@ file in WAL mode, whose readers never wait for writers; Postgres: an
 asynchronous psycopg connection of the process's own). The sweeps list is kept
 the same way, keyed by its page's rows while every one of them is finished.
 
-Everything else goes to the app as before: queued and running sweeps (their
-progress and ETA move every second), hidden or missing ones, errors, other
-routes. An answer is kept only when the row read before the app answered is
-the row read after it (finish times only move forward, so nothing changed in
-between). When the lookup fails (database unreachable, locked) the request
-goes to the app too, which answers it or says 503, and lookups pause a while.
+A queued or running sweep's answers (its status, progress and ETA, its maps as
+chunks land) and a list page that holds one change all the time, so they are kept
+for LIVE_SECONDS at most: many clients polling a running sweep cost one answer
+made per half second, and what they see is at most that old (a change of status,
+a cancel say, is seen at once: it changes the row). Everything else goes to the
+app as before: hidden or missing sweeps, errors, other routes. An answer is kept
+only when the row read before the app answered is the row read after it (finish
+times only move forward, so nothing changed in between). When the lookup fails
+(database unreachable, locked) the request goes to the app too, which answers it
+or says 503, and lookups pause a while.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ CURSOR = re.compile(r"^[0-9]{1,18}$")
 ENTRY_BYTES = 8 << 20  # larger answers are not kept (the maps' own cache still is)
 CACHE_BYTES = 64 << 20  # kept per process, least recently used dropped first
 PAUSE_SECONDS = 5.0  # lookups paused after one failed
+LIVE_SECONDS = 0.5  # a running sweep's answers (and list pages holding one) kept this long
 LOOKUP_TIMEOUT = 2.0  # seconds a Postgres lookup may take (statement_timeout)
 
 Version = tuple[Any, ...]
@@ -84,7 +89,7 @@ class ReadCache:
             await self.app(scope, receive, send)
             return
         version = await self.rows.guarded(lookup)
-        if version is None:  # not finished, not there, or the lookup failed
+        if version is None:  # hidden, not there, or the lookup failed
             await self.app(scope, receive, send)
             return
         key = (scope["path"], scope["query_string"])
@@ -104,8 +109,8 @@ class ReadCache:
                 return
             headers, body = got
             tag = _header(headers, b"etag")
-            if key[0] != LIST_PATH and tag is None:  # the app did not see it finished
-                return
+            if key[0] != LIST_PATH and tag is None and not _live(version):
+                return  # the app did not see it finished
             if await self.rows.guarded(lookup) == version:
                 self._keep(key, Entry(version, headers, body, tag))
         finally:
@@ -152,6 +157,15 @@ class ReadCache:
             while self.size > CACHE_BYTES and len(self.entries) > 1:
                 k, e = self.entries.popitem(last=False)
                 self.size -= len(e.body) + len(k[0]) + len(k[1])
+
+
+def _live_now() -> tuple[str, int]:
+    """The version's part that ends a live answer's keeping after LIVE_SECONDS."""
+    return ("live", int(time.monotonic() // LIVE_SECONDS))
+
+
+def _live(version: Version) -> bool:
+    return len(version) >= 2 and version[-2] == "live"
 
 
 def _list_query(query: bytes) -> tuple[int, int | None] | None:
@@ -267,18 +281,18 @@ class Rows:
         if not rows:
             return None
         created, status, finished, n_chunks, hidden = rows[0]
-        if status not in FINISHED or hidden:
+        if hidden:
             return None
-        return (created, status, finished, n_chunks)
+        live = () if status in FINISHED else _live_now()
+        return (created, status, finished, n_chunks, *live)
 
     async def page(self, limit: int, cursor: int | None) -> Version | None:
         q = self.PAGE.format(" AND id < %s" if cursor is not None else "")
         args = (cursor, limit + 1) if cursor is not None else (limit + 1,)
         rows = await self._shared(("page", limit, cursor), q, args)
-        if any(r[2] not in FINISHED for r in rows[:limit]):
-            return None
+        live = _live_now() if any(r[2] not in FINISHED for r in rows[:limit]) else ()
         # the row past the page only decides next_cursor
-        return (*(tuple(r) for r in rows[:limit]), len(rows) > limit)
+        return (*(tuple(r) for r in rows[:limit]), len(rows) > limit, *live)
 
     async def _shared(self, key: tuple[Any, ...], sql: str, args: tuple[Any, ...]
                       ) -> list[Any]:

@@ -10,12 +10,14 @@ processes) gets a finished sweep of about --runs runs, then --requests reads
 (status, the sweeps list, phase maps of varying slices, a runs page) with
 --in-flight in flight: twice plain (the first pass includes every API
 process's first read of each answer, the second is the steady state), once
-conditional (If-None-Match, 304s), and for --window seconds while a second
-sweep of --compute-runs runs computes.
+conditional (If-None-Match, 304s), and then while a second sweep of
+--compute-runs runs computes: its throughput over --window seconds alone, with a
+burst of --requests reads at the start of the window (a lab's dashboards
+refreshed at once), and with reads sent for the whole window (a flood: every
+read answered makes room for the next, so the reads take all the CPU they can).
 Printed: the tables, the API processes' CPU per request (robust to other load
-on the machine, unlike latencies), and the computing sweep's throughput under
-the reads over its throughput alone, each over --window seconds (1.0 = the
-reads cost the computation nothing).
+on the machine, unlike latencies), and the computing sweep's throughput with
+the reads over its throughput alone (1.0 = the reads cost it nothing).
 """
 
 from __future__ import annotations
@@ -121,11 +123,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--in-flight", type=int, default=50)
     parser.add_argument("--compute-runs", type=int, default=1_000_000)
-    parser.add_argument("--compute-steps", type=int, default=5000)
+    parser.add_argument("--compute-steps", type=int, default=50_000)
     parser.add_argument("--threads", action="store_true",
                         help="executor in threads (BETASCOPE_EMBEDDED_PROCESS=false)")
-    parser.add_argument("--window", type=float, default=20.0,
-                        help="seconds of computing measured alone, then under reads")
+    parser.add_argument("--window", type=float, default=10.0,
+                        help="seconds of computing measured alone, then with a burst of "
+                             "--requests reads, then with reads throughout")
     args = parser.parse_args()
     batches, seeds = [1, 2, 4, 8], 5
     side = max(2, round((args.runs / (len(batches) * seeds)) ** 0.5))
@@ -162,18 +165,31 @@ def main() -> None:
         busy_id = http.post("/api/v1/sweeps", json=busy).json()["id"]
         while done_runs(http, busy_id) <= 0:  # its first chunk is under way
             time.sleep(0.5)
-        a, t_a = done_runs(http, busy_id), time.perf_counter()
-        time.sleep(args.window)
-        b, t_b = done_runs(http, busy_id), time.perf_counter()
-        res, wall, cpu = reads(server.url, sid, doc, args.requests, args.in_flight, False,
-                               pids, at_least=args.window)
-        c, t_c = done_runs(http, busy_id), time.perf_counter()
-        alone, loaded = (b - a) / (t_b - t_a), (c - b) / (t_c - t_b)
-        report += [f"\n-- while a {busy['steps']}-step sweep of {cside * cside * 20} runs "
-                   f"computes: {len(res) / wall:.0f} requests/s, API CPU {cpu:.2f} ms/request",
-                   loadgen.table(res),
-                   f"its throughput: {alone:.0f} runs/s alone, {loaded:.0f} runs/s under the "
-                   f"reads (ratio {loaded / alone if alone else float('nan'):.2f})"]
+
+        def rate(reading: float) -> tuple[float, list[loadgen.Result], float, float]:
+            """The computing sweep's runs/s over the window, reads going on for the
+            first `reading` seconds of it (0: none; at least one round of requests)."""
+            a, t_a = done_runs(http, busy_id), time.perf_counter()
+            res: list[loadgen.Result] = []
+            wall = cpu = 0.0
+            if reading >= 0:
+                res, wall, cpu = reads(server.url, sid, doc, args.requests, args.in_flight,
+                                       False, pids, at_least=reading)
+            time.sleep(max(0.0, args.window - (time.perf_counter() - t_a)))
+            b, t_b = done_runs(http, busy_id), time.perf_counter()
+            return (b - a) / (t_b - t_a), res, wall, cpu
+
+        alone = rate(-1)[0]
+        for label, reading in ((f"{args.requests} reads", 0.0),
+                               (f"reads for all {args.window:.0f} s", args.window)):
+            loaded, res, wall, cpu = rate(reading)
+            report += [f"\n-- {label} while a {busy['steps']}-step sweep of "
+                       f"{cside * cside * 20} runs computes: {len(res)} reads in {wall:.2f} s, "
+                       f"{len(res) / wall:.0f} requests/s, API CPU {cpu:.2f} ms/request",
+                       loadgen.table(res),
+                       f"its throughput over {args.window:.0f} s: {alone:.0f} runs/s alone, "
+                       f"{loaded:.0f} runs/s with these reads "
+                       f"(ratio {loaded / alone if alone else float('nan'):.2f})"]
         http.post(f"/api/v1/sweeps/{busy_id}/cancel")
     finally:
         server.stop()

@@ -42,7 +42,9 @@ from experiments import analysis
 from experiments.reuse import cells_per_unit, chunk_unit
 from experiments.spec import SweepSpec
 
-CACHE_BYTES = 256 << 20  # assembled cells kept in memory, least recently used dropped first
+# assembled cells kept in memory, least recently used dropped first (10^6 cells: 66 MB)
+CACHE_BYTES = 128 << 20
+CELL_BYTES = sum(a.itemsize for a in analysis.empty_cell_fields(1).values())
 FINISHED = ("done", "failed", "canceled")
 FOLLOW_SECONDS = 10.0  # a running sweep's cells are merged this long after its last read
 FOLLOW_PERIOD = 0.5  # seconds between the follower's merges
@@ -92,12 +94,12 @@ def _assembly(key: tuple[Any, ...], spec: SweepSpec) -> _Assembly:
         assembly = _cache.get(key)
         if assembly is None:
             n_cells = spec.total_runs() // chunk_unit(spec) * cells_per_unit(spec)
+            size = n_cells * CELL_BYTES
+            # room first, then the new arrays: the process never holds both
+            while _cache and sum(a.nbytes() for a in _cache.values()) + size > CACHE_BYTES:
+                _cache.popitem(last=False)
+                memory.release()
             assembly = _cache[key] = _Assembly(analysis.empty_cell_fields(n_cells))
-            total = 0
-            for k in reversed(_cache):  # bounded by size, newest kept
-                total += _cache[k].nbytes()
-                if total > CACHE_BYTES and k != key:
-                    del _cache[k]
         _cache.move_to_end(key)
         return assembly
 

@@ -14,6 +14,8 @@ leave an event loop running (playwright).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -57,18 +59,18 @@ async def _flood_and_read(url: str, finished: dict[str, Any], doc: dict[str, Any
         async def post(d: dict[str, Any]) -> tuple[str, float, int]:
             t0 = time.perf_counter()
             try:
-                resp = await http.post("/api/v1/sweeps", json=d)
-            except httpx.HTTPError as exc:
+                code, headers, body = await http.request("POST", "/api/v1/sweeps", body=d)
+            except (OSError, asyncio.IncompleteReadError) as exc:
                 errors.append(f"POST: {exc!r}")
                 return "POST /sweeps", time.perf_counter() - t0, 599
-            if resp.status_code == 201:
-                accepted.append(resp.json()["id"])
-            elif resp.status_code == 429:
-                if not resp.headers.get("retry-after", "").isdigit():
+            if code == 201:
+                accepted.append(json.loads(body)["id"])
+            elif code == 429:
+                if not headers.get("retry-after", "").isdigit():
                     errors.append("429 without Retry-After")
             else:
-                errors.append(f"POST: HTTP {resp.status_code} {resp.text[:200]}")
-            return "POST /sweeps", time.perf_counter() - t0, resp.status_code
+                errors.append(f"POST: HTTP {code} {body[:200]!r}")
+            return "POST /sweeps", time.perf_counter() - t0, code
 
         accepted: list[int] = []
         docs = [spec(f"flood {i}", steps=50, beta1=[0.0, 0.5], beta2=[0.9, 0.99],
