@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +85,11 @@ def done_chunks(session: Session, sweep_id: int) -> list[tuple[int, int, int]]:
     return [(int(i), int(lo), int(hi)) for i, lo, hi in rows]
 
 
-def cell_records(session: Session, chunk_ids: list[int]) -> list[tuple[int, CellStats]]:
-    """(chunk id, its cells) for the given chunks."""
+def cell_records(session: Session, chunk_ids: list[int]) -> Iterator[tuple[int, CellStats]]:
+    """(chunk id, its cells) for the given chunks, each decoded as it is taken."""
     rows = session.execute(select(Chunk.id, Chunk.cells_data).where(Chunk.id.in_(chunk_ids)))
-    return [(int(i), columnar.decode_cells(data)) for i, data in rows]
+    for i, data in rows:
+        yield int(i), columnar.decode_cells(data)
 
 
 def reads_source_cells(session: Session, sweep: Stored) -> Stored | None:
