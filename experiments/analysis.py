@@ -194,8 +194,7 @@ def _group_median(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarra
     if len(group) == size and (size == 0 or np.array_equal(group, np.arange(size))):
         return values.astype(np.float64)  # one run per group, in order (one seed): itself
     k = len(group) // size if size else 0
-    if k and len(group) == k * size and np.array_equal(group[::k], np.arange(size)) and \
-            np.array_equal(group.reshape(size, k), np.repeat(group[::k, None], k, axis=1)):
+    if k and len(group) == k * size and (group.reshape(size, k) == np.arange(size)[:, None]).all():
         return _blocked_median(values.reshape(size, k).astype(np.float64))
     out = np.full(size, np.nan)
     keep = ~np.isnan(values)
