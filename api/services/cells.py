@@ -74,13 +74,14 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec
                 ) -> tuple[tuple[Any, ...], analysis.Cells, int]:
     """(version, cells, runs with a result): the version names these cells (maps made
     from them are kept under it); cells are up to date with the sweep's done chunks."""
-    stored = Stored.of(sweep)
-    source = reads_source_cells(session, stored) if sweep.source_id is not None else None
     key = (str(session.get_bind().url), sweep.id, sweep.created_at)
     assembly = _assembly(key, spec)
     finished = (sweep.status, sweep.finished_at) if sweep.status in FINISHED else None
     with assembly.lock:
         if finished is None or assembly.finished != finished:
+            stored = Stored.of(sweep)
+            source = reads_source_cells(session, stored) if sweep.source_id is not None \
+                else None
             _merge(session, assembly, source or stored, spec)
             assembly.finished = finished
         fields, n, generation = assembly.fields, assembly.n_results, assembly.generation
