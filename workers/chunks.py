@@ -59,6 +59,7 @@ def process_chunk(
     from experiments.engine import Canceled, run_chunk
 
     db = get_database(settings.database_url)
+    t0 = time.perf_counter()
     with db.session() as session:
         claim = claim_chunk_without_commit(
             session, chunk_id=chunk_id, token=token, now=utcnow(),
@@ -69,6 +70,7 @@ def process_chunk(
         return "skipped"
     log.info("chunk %s (sweep %s, seq %s, attempt %s): runs [%s, %s)", chunk_id,
              claim.sweep_id, claim.seq, claim.attempts, claim.lo, claim.hi)
+    t1 = time.perf_counter()
     beat = Heartbeat(db, claim, token, settings, stopping)
     beat.start()
     try:
@@ -87,9 +89,13 @@ def process_chunk(
         return _failed(db, claim, token, exc, settings, enqueue)
     finally:
         beat.stop()
+    t2 = time.perf_counter()
     if store_behind:
         STORE.submit(lambda: _store_retrying(db, claim, token, plan, result, settings, enqueue))
+        log.info("chunk %s: claimed in %.3f s, computed in %.3f s, handed to the store "
+                 "after %.3f s", claim.id, t1 - t0, t2 - t1, time.perf_counter() - t2)
         return "storing"
+    log.info("chunk %s: claimed in %.3f s, computed in %.3f s", claim.id, t1 - t0, t2 - t1)
     return _store(db, claim, token, plan, result, settings, enqueue)
 
 
