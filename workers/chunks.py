@@ -108,14 +108,18 @@ def _store(db: Database, claim: ClaimedChunk, token: str, plan: ChunkPlan, resul
         with db.session() as session:
             if lock_sweep_without_commit(session, claim.sweep_id) is None:
                 return "lost"  # the sweep was deleted meanwhile: store nothing
-            finish_chunk_without_commit(session, chunk_id=claim.id, sweep_id=claim.sweep_id,
-                                        now=utcnow(), runs_data=runs_data,
-                                        cells_data=cells_data, curves_data=curves_data,
-                                        n_compute=len(plan.compute))
+            stored = finish_chunk_without_commit(
+                session, chunk_id=claim.id, sweep_id=claim.sweep_id, now=utcnow(),
+                runs_data=runs_data, cells_data=cells_data, curves_data=curves_data,
+                n_compute=len(plan.compute))
     except TRANSIENT:
         raise
     except Exception as exc:
         return _failed(db, claim, token, exc, settings, enqueue)
+    if not stored:  # a lost lease that came back: another claim stored it first
+        log.info("chunk %s: already done or canceled; these results were not stored",
+                 claim.id)
+        return "skipped"
     log.info("chunk %s: stored %d results (%d bytes) in %.3f s", claim.id, len(plan.compute),
              len(runs_data) + len(cells_data) + len(curves_data), time.perf_counter() - t0)
     return "done"

@@ -119,20 +119,22 @@ def finish_chunk_without_commit(
     session: Session, *, chunk_id: int, sweep_id: int, now: datetime,
     runs_data: bytes | memoryview, cells_data: bytes | memoryview,
     curves_data: bytes | memoryview, n_compute: int,
-) -> None:
-    """Store the chunk's results and mark it done. A chunk finished twice (a lost
-    lease that came back) keeps its first results: both runs computed the same. A
-    chunk whose sweep was canceled while it computed (or while its results waited
-    to be stored) stays canceled: the canceled sweep's counts, and every answer
-    built from them, must not change afterwards."""
-    session.execute(
+) -> bool:
+    """Store the chunk's results and mark it done; False when nothing was written. A
+    chunk finished twice (a lost lease that came back) keeps its first results: both
+    runs computed the same. A chunk whose sweep was canceled while it computed (or
+    while its results waited to be stored) stays canceled: the canceled sweep's
+    counts, and every answer built from them, must not change afterwards."""
+    stored = session.execute(
         update(Chunk)
         .where(Chunk.id == chunk_id, Chunk.status.notin_(("done", "canceled")))
         .values(status="done", progress=1.0, finished_at=now, lease_token=None,
                 lease_expires_at=None, last_error=None, runs_data=runs_data,
                 cells_data=cells_data, curves_data=curves_data, n_compute=n_compute)
-    )
-    refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
+    ).rowcount == 1
+    if stored:
+        refresh_sweep_status_without_commit(session, sweep_id=sweep_id, now=now)
+    return stored
 
 
 def fail_attempt_without_commit(

@@ -98,6 +98,41 @@ def test_a_chunk_run_twice_leaves_one_identical_result_per_run(db_url: str) -> N
     assert _results(settings) == first and len(first) == 8
 
 
+def test_a_late_store_of_a_chunk_already_done_writes_nothing(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker whose lease ran out (its store retried through an outage) while another
+    claim computed and stored the chunk: its late store writes nothing and says so,
+    and the chunk keeps the results stored first."""
+    import logging
+
+    from workers import chunks
+
+    settings = _settings(db_url)
+    sweep_id, (chunk_id,) = _create(settings, _doc())
+    held: dict[str, Any] = {}
+    real = chunks._store
+
+    def hold(*args: Any) -> str:  # the first claim's store is held back
+        held["args"] = args
+        return "held"
+
+    chunks._store = hold  # type: ignore[assignment]
+    try:
+        assert process_chunk(chunk_id, token="a", settings=settings, enqueue=Sent()) == "held"
+    finally:
+        chunks._store = real  # type: ignore[assignment]
+    with get_database(db_url).session() as s:  # its lease runs out: another claim runs it
+        s.execute(update(Chunk).where(Chunk.id == chunk_id)
+                  .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert process_chunk(chunk_id, token="b", settings=settings, enqueue=Sent()) == "done"
+    first = _results(settings)
+    with caplog.at_level(logging.INFO, logger="betascope.worker"):
+        assert real(*held["args"]) == "skipped"
+    assert "these results were not stored" in caplog.text
+    assert "stored 8 results" not in caplog.text
+    assert _results(settings) == first and _sweep(settings, sweep_id).status == "done"
+
+
 def test_the_lease_is_exclusive_until_it_expires(db_url: str) -> None:
     settings = _settings(db_url)
     _, (chunk_id,) = _create(settings, _doc())
