@@ -170,7 +170,7 @@ def _run_program(
         if kernel == "fused":
             from experiments.fused import FusedSimulation
 
-            sim = FusedSimulation(spec, problem, group, clip, hyper(clip, group, dev, dtype))
+            sim = FusedSimulation(spec, problem, group, clip)
         else:
             sim = _Simulation(spec, problem, group, clip, dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)

@@ -43,36 +43,52 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
+def hyper_rows(clip: Any, runs: RunTable, dtype: type[np.floating]) -> np.ndarray:
+    """[N_HYPER, R]: engine.hyper's per-run values in the dtype (rounded from float64
+    as its .to(dtype) rounds them) and 1 - beta in the dtype, as the eager step
+    computes it. Built in numpy, single-threaded: a two-thread torch op waits until
+    both its threads get a core, which on a busy two-core machine took 5-50 ms per
+    50,000-run op (measured); numpy's twin takes well under a millisecond."""
+    hp = np.empty((fk.N_HYPER, len(runs)), dtype)
+    hp[fk.B1], hp[fk.B2], hp[fk.LR] = runs.beta1, runs.beta2, runs.lr
+    hp[fk.OMB1], hp[fk.OMB2] = 1.0 - hp[fk.B1], 1.0 - hp[fk.B2]
+    hp[fk.THR] = float(getattr(clip, "threshold", 0.0))
+    hp[fk.RATIO] = float(getattr(clip, "ratio", 0.0))
+    hp[fk.CBETA] = float(getattr(clip, "beta", 0.0))
+    hp[fk.CWARM] = float(getattr(clip, "warmup", 0))
+    return hp
+
+
+def stream_groups(seed: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (seed, batch size) streams in ascending order [G, 2] and each run's stream
+    [R], as np.unique over the rows gives them: one int64 code per run, and a table
+    instead of a sort where the codes span little more than the runs."""
+    width = int(batch.max(initial=0)) + 1
+    code = seed.astype(np.int64) * width + batch
+    low = int(code.min(initial=0))
+    span = int(code.max(initial=0)) - low + 1
+    if span <= 4 * len(code) + 1024:
+        present = np.zeros(span, dtype=bool)
+        present[code - low] = True
+        uniq = np.flatnonzero(present) + low
+        group = (np.cumsum(present) - 1)[code - low]
+    else:
+        uniq, group = np.unique(code, return_inverse=True)
+    return np.stack(np.divmod(uniq, width), 1), np.ascontiguousarray(group, dtype=np.int64)
+
+
 class FusedSimulation:
     """One clip mode's runs; run() returns what engine._Simulation.run returns."""
 
-    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any, hyper: Any):
+    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any):
         if not isinstance(problem, Zhang2022 | Lstsq):
             raise ValueError(f"kernel: fused does not support problem {type(problem).__name__}")
         self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-        # one int64 per (seed, batch size): np.unique over rows sorts far slower
-        code = runs.seed.astype(np.int64) * (int(runs.batch_size.max(initial=0)) + 1)
-        uniq, group = np.unique(code + runs.batch_size, return_inverse=True)
-        self.streams = np.stack(np.divmod(uniq, int(runs.batch_size.max(initial=0)) + 1), 1)
-        self.group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
+        self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
         opt = spec.optimizer
-        h = hyper
-        rows = [
-            h.beta1,
-            1.0 - h.beta1,
-            h.beta2,
-            1.0 - h.beta2,
-            h.lr,
-            h.clip_threshold,
-            h.clip_ratio,
-            h.clip_beta,
-            h.clip_warmup,
-        ]
-        # [9, R]: each row a copy of a [R, 1] column (torch.cat then .T costs 40 ms
-        # per 50,000 runs)
-        self.hp = np.stack([r[:, 0].numpy() for r in rows])
+        self.hp = hyper_rows(clip, runs, self.np_dtype)
         decay = opt.kind == "adamw" and opt.weight_decay > 0.0
         self.flags = np.array(
             [
@@ -131,8 +147,6 @@ class FusedSimulation:
         report: Callable[[int], None],
         should_stop: Callable[[], bool] | None,
     ) -> tuple[np.ndarray, Outcomes, dict[str, np.ndarray]]:
-        from experiments.engine import _gap
-
         problem, r = self.problem, len(self.runs)
         d = problem.dim
         x0 = problem.x0().numpy()
@@ -171,12 +185,12 @@ class FusedSimulation:
                 raise Canceled()
             report(r * step)
         curves = curves_t.T.astype(np.float64)
-        x_final = torch.from_numpy(self._x(state)).to(torch.float64)
+        x_final = self._x(state).astype(np.float64)
         outcomes = classify(
             curves=curves,
             ckpts=ckpts,
-            x_finite=torch.isfinite(x_final).all(dim=1).numpy(),
-            gap=_gap(x_final, problem.x_star),
+            x_finite=np.asarray(np.isfinite(x_final).all(axis=1)),
+            gap=self._gap(x_final),
             f0=self.f0,
             f_star=problem.f_star,
             criteria=self.spec.criteria,
@@ -188,8 +202,18 @@ class FusedSimulation:
             m, v = state["st"][fk.M][:, None], state["st"][fk.V][:, None]
         else:
             m, v = state["m"], state["v"]
-        final = {"x": x_final.numpy(), "m": m.astype(np.float64), "v": v.astype(np.float64)}
+        final = {"x": x_final, "m": m.astype(np.float64), "v": v.astype(np.float64)}
         return curves, outcomes, final
+
+    def _gap(self, x_final: np.ndarray) -> np.ndarray:
+        """engine._gap's ||x - x*||; with d = 1 it is |x - x*|, which torch's norm over
+        one element returns bit for bit, in numpy (see hyper_rows for why)."""
+        from experiments.engine import _gap
+
+        x_star = self.problem.x_star
+        if x_star is None or x_final.shape[1] != 1:
+            return _gap(torch.from_numpy(x_final), x_star)
+        return np.abs(x_final[:, 0] - float(x_star.to(torch.float64)[0]))
 
     @staticmethod
     def _x(state: dict[str, np.ndarray]) -> np.ndarray:

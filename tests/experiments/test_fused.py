@@ -263,3 +263,16 @@ def test_run_local_resolves_auto_before_computing_keys() -> None:
     assert fused.kernel == "fused"
     assert fused.keys == run_keys(spec, all_runs(spec), kernel="fused").astype(str).tolist()
     np.testing.assert_array_equal(fused.outcomes.code, auto.outcomes.code)
+
+
+def test_stream_groups_match_np_unique_over_rows() -> None:
+    from experiments.fused import stream_groups
+
+    rng = np.random.default_rng(6)
+    for seeds in (rng.integers(0, 5, 1000), rng.integers(0, 2**40, 1000), np.zeros(0, np.int64)):
+        batch = rng.integers(1, 65, len(seeds))
+        want_streams, want_group = np.unique(np.stack([seeds, batch], 1), axis=0,
+                                             return_inverse=True)
+        streams, group = stream_groups(seeds, batch)
+        np.testing.assert_array_equal(streams.reshape(-1, 2), want_streams)
+        np.testing.assert_array_equal(group, want_group.reshape(-1))
