@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from experiments import fused_kernels as fk
-from experiments import optim
+from experiments import fused_lstsq, optim
 from experiments.outcomes import Outcomes, classify, rise_floor
 from experiments.problems import Lstsq, Problem, Zhang2022
 from experiments.runs import RunTable
@@ -33,7 +33,6 @@ from experiments.sampling import stream_indices
 
 STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn at once)
 CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
-SCHEDULE_CODES = {"constant": 0, "inv_sqrt": 1, "warmup_cosine": 2}
 
 
 def set_threads(n: int) -> None:
@@ -43,14 +42,18 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
-def hyper_rows(clip: Any, runs: RunTable, dtype: type[np.floating]) -> np.ndarray:
+def hyper_rows(
+    clip: Any, runs: RunTable, dtype: type[np.floating], order: np.ndarray | None = None
+) -> np.ndarray:
     """[N_HYPER, R]: engine.hyper's per-run values in the dtype (rounded from float64
     as its .to(dtype) rounds them) and 1 - beta in the dtype, as the eager step
-    computes it. Built in numpy, single-threaded: a two-thread torch op waits until
-    both its threads get a core, which on a busy two-core machine took 5-50 ms per
-    50,000-run op (measured); numpy's twin takes well under a millisecond."""
+    computes it; the runs taken in `order` where given. Built in numpy,
+    single-threaded: a two-thread torch op waits until both its threads get a core,
+    which on a busy two-core machine took 5-50 ms per 50,000-run op (measured);
+    numpy's twin takes well under a millisecond."""
+    take = (lambda a: a) if order is None else (lambda a: a[order])
     hp = np.empty((fk.N_HYPER, len(runs)), dtype)
-    hp[fk.B1], hp[fk.B2], hp[fk.LR] = runs.beta1, runs.beta2, runs.lr
+    hp[fk.B1], hp[fk.B2], hp[fk.LR] = take(runs.beta1), take(runs.beta2), take(runs.lr)
     hp[fk.OMB1], hp[fk.OMB2] = 1.0 - hp[fk.B1], 1.0 - hp[fk.B2]
     hp[fk.THR] = float(getattr(clip, "threshold", 0.0))
     hp[fk.RATIO] = float(getattr(clip, "ratio", 0.0))
@@ -88,12 +91,20 @@ class FusedSimulation:
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
         self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
         opt = spec.optimizer
-        self.hp = hyper_rows(clip, runs, self.np_dtype)
+        if isinstance(problem, Lstsq):
+            self.blocks = fk.stream_blocks(self.group)
+            self.order: np.ndarray | None = None
+        else:
+            # zhang2022's state is kept in stream order, so that each lane block
+            # holds one stream and its minibatch summary is one number per step
+            order, *blocks = fk.stream_blocks(self.group, fk.LANES)
+            self.blocks = tuple(blocks)
+            self.order = order
+        self.hp = hyper_rows(clip, runs, self.np_dtype, self.order)
         decay = opt.kind == "adamw" and opt.weight_decay > 0.0
         self.flags = np.array(
             [
                 CLIP_CODES[clip.mode],
-                SCHEDULE_CODES[opt.schedule],
                 opt.bias_correction,
                 opt.amsgrad,
                 decay,
@@ -102,8 +113,10 @@ class FusedSimulation:
             dtype=np.int64,
         )
         n_f = float(getattr(problem, "n", 1))
+        eps = float(np.finfo(self.np_dtype).eps)
         self.c = np.array(
-            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0], dtype=self.np_dtype
+            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0, eps / 4, 1 - 4 * eps],
+            dtype=self.np_dtype,
         )
         self.schedule = optim.Schedule(
             opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
@@ -121,17 +134,21 @@ class FusedSimulation:
             dtype=self.np_dtype,
         )
         self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
-        self.blocks = fk.stream_blocks(self.group) if isinstance(problem, Lstsq) else ()
 
-    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """k, 1 / sqrt(k) and the warmup_cosine factor, in the dtype."""
+    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """k and the schedule's factor of each step in the dtype (lr_k = lr * factor):
+        1 / sqrt(k) for inv_sqrt, warmup_cosine's factor, 1 for constant."""
         k = ks.to(self.dtype)
-        fac = k
+        k_np = k.numpy()
         if self.schedule.kind == "warmup_cosine":
             # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
-            fac = optim.learning_rate(torch.ones(1, dtype=self.dtype), self.schedule, ks)
-        k_np = k.numpy()
-        return k_np, np.ascontiguousarray(1 / np.sqrt(k_np)), np.ascontiguousarray(fac.numpy())
+            one = torch.ones(1, dtype=self.dtype)
+            fac = optim.learning_rate(one, self.schedule, ks).numpy()
+        elif self.schedule.kind == "inv_sqrt":
+            fac = 1 / np.sqrt(k_np)
+        else:
+            fac = np.ones_like(k_np)
+        return k_np, np.ascontiguousarray(fac)
 
     def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
@@ -169,7 +186,9 @@ class FusedSimulation:
         rise = np.empty((2, r), dtype=dt)
         rise[fk.REL_MIN], rise[fk.MAX_RISE] = np.inf, 1.0
         set_threads(torch.get_num_threads())
-        curves_t = np.full((len(ckpts), r), np.nan, dtype=dt)
+        # float64 [R, C] in the runs' order, filled by the kernels: every checkpoint
+        # is a step they take, so no entry stays unwritten
+        curves = np.empty((r, len(ckpts)), dtype=np.float64)
         col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
         col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
         step = 0
@@ -177,33 +196,50 @@ class FusedSimulation:
             n_steps = min(STATS_STEPS, self.spec.steps - step)
             ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
             slot = np.ascontiguousarray(col_of_step[step + 1 : step + n_steps + 1])
-            self._advance(state, ks, nclip, rise, slot, curves_t)
+            self._advance(state, ks, nclip, rise, slot, curves)
             step += n_steps
             if should_stop is not None and should_stop():
                 from experiments.engine import Canceled
 
                 raise Canceled()
             report(r * step)
-        curves = curves_t.T.astype(np.float64)
-        x_final = self._x(state).astype(np.float64)
+        if "st" in state:
+            xmv = self._unsort(state["st"][: fk.V + 1])  # rows X, M, V
+            x_final, m, v = xmv[fk.X][:, None], xmv[fk.M][:, None], xmv[fk.V][:, None]
+            nclip, max_rise = self._unsort(nclip), self._unsort(rise[fk.MAX_RISE])
+        else:
+            x_final, m, v, max_rise = state["x"], state["m"], state["v"], rise[fk.MAX_RISE]
+        x_final = x_final.astype(np.float64)
+        f_star = problem.f_star
+        criteria = self.spec.criteria
         outcomes = classify(
             curves=curves,
             ckpts=ckpts,
             x_finite=np.asarray(np.isfinite(x_final).all(axis=1)),
             gap=self._gap(x_final),
             f0=self.f0,
-            f_star=problem.f_star,
-            criteria=self.spec.criteria,
+            f_star=f_star,
+            criteria=criteria,
             n_clipped=nclip.astype(np.int64),
             steps=self.spec.steps,
-            max_rise=rise[fk.MAX_RISE].astype(np.float64),
+            max_rise=max_rise.astype(np.float64),
+            summary=fk.curve_summary(
+                curves,
+                f_star if f_star is not None else 0.0,
+                self.f0 - f_star if f_star is not None else self.f0,
+                float(criteria.diverge_rel),
+            ),
         )
-        if "st" in state:
-            m, v = state["st"][fk.M][:, None], state["st"][fk.V][:, None]
-        else:
-            m, v = state["m"], state["v"]
         final = {"x": x_final, "m": m.astype(np.float64), "v": v.astype(np.float64)}
         return curves, outcomes, final
+
+    def _unsort(self, a: np.ndarray) -> np.ndarray:
+        """Per-run values in stream order (the last axis) back in the runs' order."""
+        if self.order is None:
+            return a
+        out = np.empty_like(a)
+        out[..., self.order] = a
+        return out
 
     def _gap(self, x_final: np.ndarray) -> np.ndarray:
         """engine._gap's ||x - x*||; with d = 1 it is |x - x*|, which torch's norm over
@@ -215,10 +251,6 @@ class FusedSimulation:
             return _gap(torch.from_numpy(x_final), x_star)
         return np.abs(x_final[:, 0] - float(x_star.to(torch.float64)[0]))
 
-    @staticmethod
-    def _x(state: dict[str, np.ndarray]) -> np.ndarray:
-        return state["st"][fk.X][:, None] if "st" in state else state["x"]
-
     def _advance(
         self,
         state: dict[str, np.ndarray],
@@ -228,21 +260,20 @@ class FusedSimulation:
         slot: np.ndarray,
         curves: np.ndarray,
     ) -> None:
-        kf, sk, fac = self._per_step(ks)
+        kf, sc = self._per_step(ks)
         idx, valid, sizes = self._indices(ks)
         problem = self.problem
         if isinstance(problem, Zhang2022):
             # Zhang2022.batch_stats for every stream at once
             w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
             s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
-            fk.zhang_steps(
+            fk.zhang_steps(  # type: ignore[call-arg]
                 state["st"],
                 self.hp,
-                self.group,
+                *self.blocks,
                 np.ascontiguousarray(s),
                 kf,
-                sk,
-                fac,
+                sc,
                 self.c,
                 self.rc,
                 self.flags,
@@ -250,14 +281,15 @@ class FusedSimulation:
                 rise,
                 slot,
                 curves,
+                self.order,
             )
             return
         # Lstsq.batch_stats for every stream at once: sample counts / b
         counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
         counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
         w = (counts / sizes[None, :, None]).numpy()
-        cols, vals, nnz = fk.compress_weights(w, idx.shape[2])
-        fk.lstsq_steps(  # type: ignore[call-arg]
+        cols, vals, nnz = fused_lstsq.compress_weights(w, idx.shape[2])
+        fused_lstsq.lstsq_steps(  # type: ignore[call-arg]
             state["x"],
             state["m"],
             state["v"],
@@ -271,8 +303,7 @@ class FusedSimulation:
             nnz,
             *self.lstsq_data,
             kf,
-            sk,
-            fac,
+            sc,
             self.c,
             self.rc,
             self.flags,
