@@ -97,7 +97,8 @@ class FusedSimulation:
         else:
             # zhang2022's state is kept in stream order, so that each lane block
             # holds one stream and its minibatch summary is one number per step
-            order, *blocks = fk.stream_blocks(self.group, fk.LANES)
+            lanes = fk.LANE_BYTES // np.dtype(self.np_dtype).itemsize
+            order, *blocks = fk.stream_blocks(self.group, lanes)
             self.blocks = tuple(blocks)
             self.order = order
         self.hp = hyper_rows(clip, runs, self.np_dtype, self.order)
