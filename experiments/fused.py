@@ -2,13 +2,16 @@
 
 The engine hands a clip mode's runs here instead of to its tensor program
 (engine._Simulation) when the kernel is `fused`. The per-run inputs are the
-eager kernel's own (engine.hyper, the problem's x0, f0 and f*), the minibatch
-summaries of all (seed, batch size) streams come from one vectorized call of
-experiments.sampling.stream_indices per block of steps, and the numba function
-(experiments/fused_kernels.py) advances every run by that block, writing the full
-objective at the checkpoints it passes (the problem's loss formula, computed in
-the kernel so that no [R]-sized temporaries are made per checkpoint). The result
-is assembled as engine._Simulation assembles it (classify, x, m, v).
+eager kernel's own values (engine.hyper's, built here in numpy; the problem's x0,
+f0 and f*), the minibatch summaries of all (seed, batch size) streams come from
+one vectorized call of experiments.sampling.stream_indices per block of steps,
+and the numba function (experiments/fused_kernels.py, fused_lstsq.py) advances
+every run by that block, writing the full objective at the checkpoints it passes
+straight into the float64 [R, C] curves (the problem's loss formula, computed in
+the kernel so that no [R]-sized temporaries are made per checkpoint).
+zhang2022's state is kept sorted by stream (lstsq's kernel gathers its blocks'
+runs itself) and put back in the runs' order at the end. The result is assembled
+as engine._Simulation assembles it (classify, x, m, v).
 
 max_rise (experiments/outcomes.py defines it) is folded in at every step in the
 kernel, as the eager step block folds it: the largest rel_k / max(m_k, floor)

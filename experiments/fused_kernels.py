@@ -1,11 +1,13 @@
-"""The fused kernel's numba functions: many steps of Adam/AdamW for many runs in one call.
+"""The fused kernel's numba functions: many steps of Adam/AdamW for many runs in one call
+(zhang2022 here, lstsq in experiments/fused_lstsq.py), and what they share.
 
 Each function advances every run of a clip mode by a block of steps, in place on
-its state arrays. Runs are cut into lane blocks (LANE_BYTES per row) spread over
-the CPU's threads (prange); within a block the step loop is outside and the loops
-over the block's runs inside, so those loops are straight-line code the compiler
-turns into SIMD (if-converted selects, no reductions across runs), with the
-block's state hot in L1.
+its state arrays. Runs are sorted by (seed, batch size) stream and cut into lane
+blocks of one stream, spread over the CPU's threads (prange); within a block the
+step loop is outside and the loops over the block's runs inside, so those loops
+are straight-line code the compiler turns into SIMD (if-converted selects; the
+only value carried across runs is a flag saying whether max_rise needs a
+division), with the block's state hot in L1.
 
 The arithmetic is the eager step's (DESIGN section 4), operation for operation,
 except where a division by a per-step or per-run value becomes a product with
@@ -14,7 +16,9 @@ m * (1 / (1 - b1^k)), one division per run instead of one per coordinate), with
 no fast-math and no fused multiply-add. So a run agrees with eager to rounding
 (torch's own float64 sqrt on this CPU, MKL's, is not correctly rounded either),
 and a run's numbers never depend on its lane, block, chunk or thread: no
-operation mixes runs.
+operation mixes runs. Two shortcuts leave every number as it would be: beta^k is
+stored as 0 below eps / 4 (_power), and max_rise skips its division where it
+provably cannot rise (_fold_min).
 
 cache=True keeps the machine code on disk (numba's cache, beside this file or in
 NUMBA_CACHE_DIR), so a process loads it instead of compiling it.
