@@ -65,6 +65,14 @@ def hyper_rows(
     return hp
 
 
+def exact_shortcuts(dtype: type[np.floating]) -> tuple[float, float]:
+    """(the running products' floor, max_rise's safety factor) in the dtype: eps / 4,
+    below which 1 - beta^k rounds to 1 (fused_kernels._power), and 1 - 4 eps, under
+    which a rel cannot raise max_rise (fused_kernels._fold_min)."""
+    eps = float(np.finfo(dtype).eps)
+    return eps / 4, 1 - 4 * eps
+
+
 def stream_groups(seed: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (seed, batch size) streams in ascending order [G, 2] and each run's stream
     [R], as np.unique over the rows gives them: one int64 code per run, and a table
@@ -117,11 +125,11 @@ class FusedSimulation:
             dtype=np.int64,
         )
         n_f = float(getattr(problem, "n", 1))
-        eps = float(np.finfo(self.np_dtype).eps)
         self.c = np.array(
-            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0, eps / 4, 1 - 4 * eps],
+            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0,
+             *exact_shortcuts(self.np_dtype)],
             dtype=self.np_dtype,
-        )
+        )  # fmt: skip
         self.schedule = optim.Schedule(
             opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
         )

@@ -303,8 +303,10 @@ def test_stream_groups_match_np_unique_over_rows() -> None:
 def test_max_rise_skips_a_division_only_where_it_cannot_raise(dtype: type) -> None:
     # _fold_min skips rel / max(low, floor) where rel <= fl(fl(max_rise * D) * safe):
     # there the division would have left max_rise as it was, bit for bit
+    from experiments.fused import exact_shortcuts
+
     eps = np.finfo(dtype).eps
-    safe = dtype(1 - 4 * eps)
+    safe = dtype(exact_shortcuts(dtype)[1])
     rng = np.random.default_rng(7)
     n = 200_000
     top = (1.0 + rng.exponential(3.0, n) * 10.0 ** rng.integers(0, 30, n)).astype(dtype)
@@ -324,8 +326,9 @@ def test_max_rise_skips_a_division_only_where_it_cannot_raise(dtype: type) -> No
 def test_running_products_below_the_floor_leave_one_minus_them_at_one(dtype: type) -> None:
     # _power stores beta^k as 0 below eps / 4: 1 - p is 1 there (and, beta < 1, for
     # every later product), so bias correction is unchanged bit for bit
-    eps = np.finfo(dtype).eps
-    floor = dtype(eps / 4)
+    from experiments.fused import exact_shortcuts
+
+    floor = dtype(exact_shortcuts(dtype)[0])
     below = np.concatenate([
         np.nextafter(floor, dtype(0)) * np.linspace(0, 1, 1001, dtype=dtype),
         np.array([np.finfo(dtype).smallest_subnormal, np.finfo(dtype).tiny], dtype=dtype),
