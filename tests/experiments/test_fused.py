@@ -1,5 +1,7 @@
 """The fused kernel (numba, experiments/fused.py) against the per-run references, against
-eager, across chunkings; its max_rise against a per-run loop; and `kernel: auto`.
+eager, across chunkings; its max_rise against a per-run loop; `kernel: auto`; and the
+kernel's shortcuts that must leave every number as it is (max_rise's skipped division,
+the running products' floor, the one-pass curve summary, the driver's stream grouping).
 
 Every row of the equivalence tables that the fused kernel supports (adam and
 adamw on zhang2022 and lstsq, every clip mode and schedule, float64 and float32)
