@@ -155,22 +155,24 @@ def _run_program(
     batch = runs.batch_size if by_batch else np.zeros_like(runs.batch_size)
     # one int64 per (clip, batch) pair: np.unique over rows (axis=0) sorts 20x slower
     width = int(batch.max(initial=0)) + 1
-    codes, program_of_run = np.unique(
-        runs.clip_index.astype(np.int64) * width + batch, return_inverse=True
-    )
+    code = runs.clip_index.astype(np.int64) * width + batch
+    if n and code.min() == code.max():  # one program: no sort, no copy of the run table
+        codes, program_of_run = code[:1], np.zeros(n, dtype=np.int64)
+    else:
+        codes, program_of_run = np.unique(code, return_inverse=True)
     keys = np.stack(np.divmod(codes, width), axis=1)  # (clip index, batch size) per program
     several = len(keys) > 1  # one program: its arrays are the chunk's, in order
     curves = np.full((n if several else 0, len(ckpts)), np.nan)
     final = {k: np.full((n if several else 0, problem.dim), np.nan) for k in ("x", "m", "v")}
     for program, (clip_index, _) in enumerate(keys):
         rows = np.flatnonzero(program_of_run.reshape(-1) == program)
-        group = runs.take(rows)
+        group = runs.take(rows) if several else runs
         clip = clips[int(clip_index)]
         sim: Any
         if kernel == "fused":
             from experiments.fused import FusedSimulation
 
-            sim = FusedSimulation(spec, problem, group, clip, hyper(clip, group, dev, dtype))
+            sim = FusedSimulation(spec, problem, group, clip)
         else:
             sim = _Simulation(spec, problem, group, clip, dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)

@@ -2,13 +2,16 @@
 
 The engine hands a clip mode's runs here instead of to its tensor program
 (engine._Simulation) when the kernel is `fused`. The per-run inputs are the
-eager kernel's own (engine.hyper, the problem's x0, f0 and f*), the minibatch
-summaries of all (seed, batch size) streams come from one vectorized call of
-experiments.sampling.stream_indices per block of steps, and the numba function
-(experiments/fused_kernels.py) advances every run by that block, writing the full
-objective at the checkpoints it passes (the problem's loss formula, computed in
-the kernel so that no [R]-sized temporaries are made per checkpoint). The result
-is assembled as engine._Simulation assembles it (classify, x, m, v).
+eager kernel's own values (engine.hyper's, built here in numpy; the problem's x0,
+f0 and f*), the minibatch summaries of all (seed, batch size) streams come from
+one vectorized call of experiments.sampling.stream_indices per block of steps,
+and the numba function (experiments/fused_kernels.py, fused_lstsq.py) advances
+every run by that block, writing the full objective at the checkpoints it passes
+straight into the float64 [R, C] curves (the problem's loss formula, computed in
+the kernel so that no [R]-sized temporaries are made per checkpoint).
+zhang2022's state is kept sorted by stream (lstsq's kernel gathers its blocks'
+runs itself) and put back in the runs' order at the end. The result is assembled
+as engine._Simulation assembles it (classify, x, m, v).
 
 max_rise (experiments/outcomes.py defines it) is folded in at every step in the
 kernel, as the eager step block folds it: the largest rel_k / max(m_k, floor)
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 
 from experiments import fused_kernels as fk
-from experiments import optim
+from experiments import fused_lstsq, optim
 from experiments.outcomes import Outcomes, classify, rise_floor
 from experiments.problems import Lstsq, Problem, Zhang2022
 from experiments.runs import RunTable
@@ -33,7 +36,6 @@ from experiments.sampling import stream_indices
 
 STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn at once)
 CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
-SCHEDULE_CODES = {"constant": 0, "inv_sqrt": 1, "warmup_cosine": 2}
 
 
 def set_threads(n: int) -> None:
@@ -43,41 +45,78 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
+def hyper_rows(
+    clip: Any, runs: RunTable, dtype: type[np.floating], order: np.ndarray | None = None
+) -> np.ndarray:
+    """[N_HYPER, R]: engine.hyper's per-run values in the dtype (rounded from float64
+    as its .to(dtype) rounds them) and 1 - beta in the dtype, as the eager step
+    computes it; the runs taken in `order` where given. Built in numpy,
+    single-threaded: a two-thread torch op waits until both its threads get a core,
+    which on a busy two-core machine took 5-50 ms per 50,000-run op (measured);
+    numpy's twin takes well under a millisecond."""
+    take = (lambda a: a) if order is None else (lambda a: a[order])
+    hp = np.empty((fk.N_HYPER, len(runs)), dtype)
+    hp[fk.B1], hp[fk.B2], hp[fk.LR] = take(runs.beta1), take(runs.beta2), take(runs.lr)
+    hp[fk.OMB1], hp[fk.OMB2] = 1.0 - hp[fk.B1], 1.0 - hp[fk.B2]
+    hp[fk.THR] = float(getattr(clip, "threshold", 0.0))
+    hp[fk.RATIO] = float(getattr(clip, "ratio", 0.0))
+    hp[fk.CBETA] = float(getattr(clip, "beta", 0.0))
+    hp[fk.CWARM] = float(getattr(clip, "warmup", 0))
+    return hp
+
+
+def exact_shortcuts(dtype: type[np.floating]) -> tuple[float, float]:
+    """(the running products' floor, max_rise's safety factor) in the dtype: eps / 4,
+    below which 1 - beta^k rounds to 1 (fused_kernels._power), and 1 - 4 eps, under
+    which a rel cannot raise max_rise (fused_kernels._fold_min)."""
+    eps = float(np.finfo(dtype).eps)
+    return eps / 4, 1 - 4 * eps
+
+
+def stream_groups(seed: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (seed, batch size) streams in ascending order [G, 2] and each run's stream
+    [R], as np.unique over the rows gives them: one int64 code per run, and a table
+    instead of a sort where the codes span little more than the runs."""
+    width = int(batch.max(initial=0)) + 1
+    code = seed.astype(np.int64) * width + batch
+    low = int(code.min(initial=0))
+    span = int(code.max(initial=0)) - low + 1
+    if span <= 4 * len(code) + 1024:
+        present = np.zeros(span, dtype=bool)
+        present[code - low] = True
+        uniq = np.flatnonzero(present) + low
+        group = (np.cumsum(present) - 1)[code - low]
+    else:
+        uniq, group = np.unique(code, return_inverse=True)
+    return np.stack(np.divmod(uniq, width), 1), np.ascontiguousarray(group, dtype=np.int64)
+
+
 class FusedSimulation:
     """One clip mode's runs; run() returns what engine._Simulation.run returns."""
 
-    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any, hyper: Any):
+    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any):
         if not isinstance(problem, Zhang2022 | Lstsq):
             raise ValueError(f"kernel: fused does not support problem {type(problem).__name__}")
         self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-        # one int64 per (seed, batch size): np.unique over rows sorts far slower
-        code = runs.seed.astype(np.int64) * (int(runs.batch_size.max(initial=0)) + 1)
-        uniq, group = np.unique(code + runs.batch_size, return_inverse=True)
-        self.streams = np.stack(np.divmod(uniq, int(runs.batch_size.max(initial=0)) + 1), 1)
-        self.group = np.ascontiguousarray(group.reshape(-1), dtype=np.int64)
+        self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
         opt = spec.optimizer
-        h = hyper
-        rows = [
-            h.beta1,
-            1.0 - h.beta1,
-            h.beta2,
-            1.0 - h.beta2,
-            h.lr,
-            h.clip_threshold,
-            h.clip_ratio,
-            h.clip_beta,
-            h.clip_warmup,
-        ]
-        # [9, R]: each row a copy of a [R, 1] column (torch.cat then .T costs 40 ms
-        # per 50,000 runs)
-        self.hp = np.stack([r[:, 0].numpy() for r in rows])
+        if isinstance(problem, Lstsq):
+            self.blocks = fk.stream_blocks(self.group)
+            self.order: np.ndarray | None = None
+        else:
+            # zhang2022's state is kept in stream order, so that each lane block
+            # holds one stream and its minibatch summary is one number per step
+            lanes = fk.LANE_BYTES // np.dtype(self.np_dtype).itemsize
+            order, *blocks = fk.stream_blocks(self.group, lanes)
+            self.blocks = tuple(blocks)
+            self.order = order
+        self.hp = hyper_rows(clip, runs, self.np_dtype, self.order)
         decay = opt.kind == "adamw" and opt.weight_decay > 0.0
         self.flags = np.array(
             [
                 CLIP_CODES[clip.mode],
-                SCHEDULE_CODES[opt.schedule],
                 opt.bias_correction,
                 opt.amsgrad,
                 decay,
@@ -87,8 +126,10 @@ class FusedSimulation:
         )
         n_f = float(getattr(problem, "n", 1))
         self.c = np.array(
-            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0], dtype=self.np_dtype
-        )
+            [opt.eps, optim._NORM_EPS, opt.weight_decay, n_f, 2 * n_f, 1.0,
+             *exact_shortcuts(self.np_dtype)],
+            dtype=self.np_dtype,
+        )  # fmt: skip
         self.schedule = optim.Schedule(
             opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
         )
@@ -105,17 +146,21 @@ class FusedSimulation:
             dtype=self.np_dtype,
         )
         self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
-        self.blocks = fk.stream_blocks(self.group) if isinstance(problem, Lstsq) else ()
 
-    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """k, 1 / sqrt(k) and the warmup_cosine factor, in the dtype."""
+    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """k and the schedule's factor of each step in the dtype (lr_k = lr * factor):
+        1 / sqrt(k) for inv_sqrt, warmup_cosine's factor, 1 for constant."""
         k = ks.to(self.dtype)
-        fac = k
+        k_np = k.numpy()
         if self.schedule.kind == "warmup_cosine":
             # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
-            fac = optim.learning_rate(torch.ones(1, dtype=self.dtype), self.schedule, ks)
-        k_np = k.numpy()
-        return k_np, np.ascontiguousarray(1 / np.sqrt(k_np)), np.ascontiguousarray(fac.numpy())
+            one = torch.ones(1, dtype=self.dtype)
+            fac = optim.learning_rate(one, self.schedule, ks).numpy()
+        elif self.schedule.kind == "inv_sqrt":
+            fac = 1 / np.sqrt(k_np)
+        else:
+            fac = np.ones_like(k_np)
+        return k_np, np.ascontiguousarray(fac)
 
     def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
@@ -131,8 +176,6 @@ class FusedSimulation:
         report: Callable[[int], None],
         should_stop: Callable[[], bool] | None,
     ) -> tuple[np.ndarray, Outcomes, dict[str, np.ndarray]]:
-        from experiments.engine import _gap
-
         problem, r = self.problem, len(self.runs)
         d = problem.dim
         x0 = problem.x0().numpy()
@@ -155,7 +198,9 @@ class FusedSimulation:
         rise = np.empty((2, r), dtype=dt)
         rise[fk.REL_MIN], rise[fk.MAX_RISE] = np.inf, 1.0
         set_threads(torch.get_num_threads())
-        curves_t = np.full((len(ckpts), r), np.nan, dtype=dt)
+        # float64 [R, C] in the runs' order, filled by the kernels: every checkpoint
+        # is a step they take, so no entry stays unwritten
+        curves = np.empty((r, len(ckpts)), dtype=np.float64)
         col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
         col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
         step = 0
@@ -163,37 +208,60 @@ class FusedSimulation:
             n_steps = min(STATS_STEPS, self.spec.steps - step)
             ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
             slot = np.ascontiguousarray(col_of_step[step + 1 : step + n_steps + 1])
-            self._advance(state, ks, nclip, rise, slot, curves_t)
+            self._advance(state, ks, nclip, rise, slot, curves)
             step += n_steps
             if should_stop is not None and should_stop():
                 from experiments.engine import Canceled
 
                 raise Canceled()
             report(r * step)
-        curves = curves_t.T.astype(np.float64)
-        x_final = torch.from_numpy(self._x(state)).to(torch.float64)
+        if "st" in state:
+            xmv = self._unsort(state["st"][: fk.V + 1])  # rows X, M, V
+            x_final, m, v = xmv[fk.X][:, None], xmv[fk.M][:, None], xmv[fk.V][:, None]
+            nclip, max_rise = self._unsort(nclip), self._unsort(rise[fk.MAX_RISE])
+        else:
+            x_final, m, v, max_rise = state["x"], state["m"], state["v"], rise[fk.MAX_RISE]
+        x_final = x_final.astype(np.float64)
+        f_star = problem.f_star
+        criteria = self.spec.criteria
         outcomes = classify(
             curves=curves,
             ckpts=ckpts,
-            x_finite=torch.isfinite(x_final).all(dim=1).numpy(),
-            gap=_gap(x_final, problem.x_star),
+            x_finite=np.asarray(np.isfinite(x_final).all(axis=1)),
+            gap=self._gap(x_final),
             f0=self.f0,
-            f_star=problem.f_star,
-            criteria=self.spec.criteria,
+            f_star=f_star,
+            criteria=criteria,
             n_clipped=nclip.astype(np.int64),
             steps=self.spec.steps,
-            max_rise=rise[fk.MAX_RISE].astype(np.float64),
+            max_rise=max_rise.astype(np.float64),
+            summary=fk.curve_summary(
+                curves,
+                f_star if f_star is not None else 0.0,
+                self.f0 - f_star if f_star is not None else self.f0,
+                float(criteria.diverge_rel),
+            ),
         )
-        if "st" in state:
-            m, v = state["st"][fk.M][:, None], state["st"][fk.V][:, None]
-        else:
-            m, v = state["m"], state["v"]
-        final = {"x": x_final.numpy(), "m": m.astype(np.float64), "v": v.astype(np.float64)}
+        final = {"x": x_final, "m": m.astype(np.float64), "v": v.astype(np.float64)}
         return curves, outcomes, final
 
-    @staticmethod
-    def _x(state: dict[str, np.ndarray]) -> np.ndarray:
-        return state["st"][fk.X][:, None] if "st" in state else state["x"]
+    def _unsort(self, a: np.ndarray) -> np.ndarray:
+        """Per-run values in stream order (the last axis) back in the runs' order."""
+        if self.order is None:
+            return a
+        out = np.empty_like(a)
+        out[..., self.order] = a
+        return out
+
+    def _gap(self, x_final: np.ndarray) -> np.ndarray:
+        """engine._gap's ||x - x*||; with d = 1 it is |x - x*|, which torch's norm over
+        one element returns bit for bit, in numpy (see hyper_rows for why)."""
+        from experiments.engine import _gap
+
+        x_star = self.problem.x_star
+        if x_star is None or x_final.shape[1] != 1:
+            return _gap(torch.from_numpy(x_final), x_star)
+        return np.abs(x_final[:, 0] - float(x_star.to(torch.float64)[0]))
 
     def _advance(
         self,
@@ -204,21 +272,20 @@ class FusedSimulation:
         slot: np.ndarray,
         curves: np.ndarray,
     ) -> None:
-        kf, sk, fac = self._per_step(ks)
+        kf, sc = self._per_step(ks)
         idx, valid, sizes = self._indices(ks)
         problem = self.problem
         if isinstance(problem, Zhang2022):
             # Zhang2022.batch_stats for every stream at once
             w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
             s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
-            fk.zhang_steps(
+            fk.zhang_steps(  # type: ignore[call-arg]
                 state["st"],
                 self.hp,
-                self.group,
+                *self.blocks,
                 np.ascontiguousarray(s),
                 kf,
-                sk,
-                fac,
+                sc,
                 self.c,
                 self.rc,
                 self.flags,
@@ -226,14 +293,15 @@ class FusedSimulation:
                 rise,
                 slot,
                 curves,
+                self.order,
             )
             return
         # Lstsq.batch_stats for every stream at once: sample counts / b
         counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
         counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
         w = (counts / sizes[None, :, None]).numpy()
-        cols, vals, nnz = fk.compress_weights(w, idx.shape[2])
-        fk.lstsq_steps(  # type: ignore[call-arg]
+        cols, vals, nnz = fused_lstsq.compress_weights(w, idx.shape[2])
+        fused_lstsq.lstsq_steps(  # type: ignore[call-arg]
             state["x"],
             state["m"],
             state["v"],
@@ -247,8 +315,7 @@ class FusedSimulation:
             nnz,
             *self.lstsq_data,
             kf,
-            sk,
-            fac,
+            sc,
             self.c,
             self.rc,
             self.flags,

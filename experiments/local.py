@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,16 @@ from experiments.spec import SweepSpec, run_keys
 class LocalResult:
     spec: SweepSpec
     runs: RunTable
-    keys: list[str]
     outcomes: Outcomes
     curve_steps: np.ndarray
     curves: np.ndarray
     kernel: str = "eager"
+
+    @cached_property
+    def keys(self) -> list[str]:
+        """Every run's run_key, made on first use: `betascope run` never asks (its CSV
+        writer keys the runs itself), and 10^5 keys as Python strings took 60 ms."""
+        return run_keys(self.spec, self.runs, kernel=self.kernel).astype(str).tolist()
 
     @property
     def run_columns(self) -> tuple[str, ...]:
@@ -133,8 +139,7 @@ def run_local(
     outcomes = Outcomes.gather([(rows, r.outcomes) for rows, r in parts], len(runs))
     steps = parts[0][1].curve_steps
     curves = np.concatenate([r.curves for _, r in parts], axis=0)
-    keys = run_keys(spec, runs, kernel=kernel).astype(str).tolist()
-    return LocalResult(spec, runs, keys, outcomes, steps, curves, kernel)
+    return LocalResult(spec, runs, outcomes, steps, curves, kernel)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,21 @@ def is_spiky(max_rise: np.ndarray, criteria: object) -> np.ndarray:
         return np.asarray(max_rise) >= float(criteria.spike_rise)  # type: ignore[attr-defined]
 
 
+def curve_summary(
+    curves: np.ndarray, f0: float, f_star: float | None, diverge_rel: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run of curves [R, C]: whether some checkpoint f is non-finite, the index of
+    the first bad checkpoint (f non-finite or rel above diverge_rel; C - 1 if none)
+    and rel at the last checkpoint. The fused kernel has a one-pass twin
+    (fused_kernels.curve_summary), tested equal to this."""
+    rel = relative(curves, f0, f_star)
+    nonfinite = ~np.isfinite(curves)
+    with np.errstate(invalid="ignore"):
+        bad = nonfinite | (rel > diverge_rel)
+    first_bad = np.where(bad.any(axis=1), np.argmax(bad, axis=1), curves.shape[1] - 1)
+    return nonfinite.any(axis=1), first_bad, rel[:, -1]
+
+
 def classify(
     *,
     curves: np.ndarray,
@@ -111,21 +126,20 @@ def classify(
     n_clipped: np.ndarray,
     steps: int,
     max_rise: np.ndarray,
+    summary: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Outcomes:
     """Apply the outcome rules to loss curves [R, C] taken at checkpoint steps `ckpts`
-    (max_rise: measured by the engine at every step)."""
+    (max_rise: measured by the engine at every step; summary: curve_summary's
+    result where the caller has it already)."""
     converge_rel = float(criteria.converge_rel)  # type: ignore[attr-defined]
     diverge_rel = float(criteria.diverge_rel)  # type: ignore[attr-defined]
-    rel = relative(curves, f0, f_star)
-    nonfinite = ~np.isfinite(curves)
+    if summary is None:
+        summary = curve_summary(curves, f0, f_star, diverge_rel)
+    any_nonfinite, first_bad, final_rel = summary
     with np.errstate(invalid="ignore"):
-        bad = nonfinite | (rel > diverge_rel)
-    final_rel = rel[:, -1]
-    with np.errstate(invalid="ignore"):
-        diverged = nonfinite.any(axis=1) | ~x_finite | ~(final_rel <= diverge_rel)
+        diverged = any_nonfinite | ~x_finite | ~(final_rel <= diverge_rel)
         converged = ~diverged & (final_rel <= converge_rel)
     code = np.where(diverged, DIVERGED, np.where(converged, CONVERGED, NOT_CONVERGED))
-    first_bad = np.where(bad.any(axis=1), np.argmax(bad, axis=1), len(ckpts) - 1)
     div_step = np.where(diverged, np.asarray(ckpts, dtype=np.int64)[first_bad], -1)
     return Outcomes(
         code=code.astype(np.int8),

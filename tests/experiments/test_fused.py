@@ -1,5 +1,7 @@
 """The fused kernel (numba, experiments/fused.py) against the per-run references, against
-eager, across chunkings; its max_rise against a per-run loop; and `kernel: auto`.
+eager, across chunkings; its max_rise against a per-run loop; `kernel: auto`; and the
+kernel's shortcuts that must leave every number as it is (max_rise's skipped division,
+the running products' floor, the one-pass curve summary, the driver's stream grouping).
 
 Every row of the equivalence tables that the fused kernel supports (adam and
 adamw on zhang2022 and lstsq, every clip mode and schedule, float64 and float32)
@@ -263,3 +265,77 @@ def test_run_local_resolves_auto_before_computing_keys() -> None:
     assert fused.kernel == "fused"
     assert fused.keys == run_keys(spec, all_runs(spec), kernel="fused").astype(str).tolist()
     np.testing.assert_array_equal(fused.outcomes.code, auto.outcomes.code)
+
+
+# --- exactness of the kernel's shortcuts --------------------------------------------------
+
+
+def test_curve_summary_matches_outcomes() -> None:
+    from experiments import fused_kernels as fk
+    from experiments.outcomes import curve_summary
+
+    rng = np.random.default_rng(5)
+    curves = rng.standard_normal((400, 33)) * 10.0 ** rng.integers(-3, 8, (400, 33))
+    for value, share in ((np.nan, 0.02), (np.inf, 0.01), (-np.inf, 0.01), (0.0, 0.01)):
+        curves[rng.random(curves.shape) < share] = value
+    for f0, f_star in ((1.5, -0.075), (1.5, None), (-0.075, -0.075), (0.0, None)):
+        shift = 0.0 if f_star is None else f_star
+        den = f0 if f_star is None else f0 - f_star
+        with np.errstate(all="ignore"):
+            want = curve_summary(curves, f0, f_star, 1e3)
+        got = fk.curve_summary(curves, shift, den, 1e3)
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_stream_groups_match_np_unique_over_rows() -> None:
+    from experiments.fused import stream_groups
+
+    rng = np.random.default_rng(6)
+    for seeds in (rng.integers(0, 5, 1000), rng.integers(0, 2**40, 1000), np.zeros(0, np.int64)):
+        batch = rng.integers(1, 65, len(seeds))
+        want_streams, want_group = np.unique(np.stack([seeds, batch], 1), axis=0,
+                                             return_inverse=True)
+        streams, group = stream_groups(seeds, batch)
+        np.testing.assert_array_equal(streams.reshape(-1, 2), want_streams)
+        np.testing.assert_array_equal(group, want_group.reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_rise_skips_a_division_only_where_it_cannot_raise(dtype: type) -> None:
+    # _fold_min skips rel / max(low, floor) where rel <= fl(fl(max_rise * D) * safe):
+    # there the division would have left max_rise as it was, bit for bit
+    from experiments.fused import exact_shortcuts
+
+    eps = np.finfo(dtype).eps
+    safe = dtype(exact_shortcuts(dtype)[1])
+    rng = np.random.default_rng(7)
+    n = 200_000
+    top = (1.0 + rng.exponential(3.0, n) * 10.0 ** rng.integers(0, 30, n)).astype(dtype)
+    low = (10.0 ** rng.uniform(np.log10(np.finfo(dtype).tiny), 10, n)).astype(dtype)
+    floor = dtype(np.finfo(dtype).tiny)
+    d = np.maximum(low, floor)
+    with np.errstate(all="ignore"):
+        rel = top * d * (1 + rng.integers(-12, 13, n) * eps).astype(dtype)
+        skipped = ~(rel > (top * d) * safe)
+        assert skipped.sum() > n // 4 and (~skipped).sum() > n // 4
+        raised = np.maximum(top, rel / d)
+    kept = skipped & np.isfinite(rel)
+    np.testing.assert_array_equal(raised[kept], top[kept])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_running_products_below_the_floor_leave_one_minus_them_at_one(dtype: type) -> None:
+    # _power stores beta^k as 0 below eps / 4: 1 - p is 1 there (and, beta < 1, for
+    # every later product), so bias correction is unchanged bit for bit
+    from experiments.fused import exact_shortcuts
+
+    floor = dtype(exact_shortcuts(dtype)[0])
+    below = np.concatenate([
+        np.nextafter(floor, dtype(0)) * np.linspace(0, 1, 1001, dtype=dtype),
+        np.array([np.finfo(dtype).smallest_subnormal, np.finfo(dtype).tiny], dtype=dtype),
+    ]).astype(dtype)
+    assert np.all(below < floor)
+    np.testing.assert_array_equal(dtype(1) - below, np.ones_like(below))
+    assert dtype(1) - floor == dtype(1)  # kept as it is, but 1 - it is 1 as well
+    assert dtype(1) - np.nextafter(floor, dtype(1)) < dtype(1)

@@ -6,7 +6,9 @@ A mutant replaces `old` (which must occur exactly once in `path`) by `new` and
 names the tests that must then fail. Ids group them: S seeds and sampling,
 K steps off by one, B bias correction, A Adam and AdamW, C clipping, M
 majority and boundary, X axis order, W the drawn map (web/static), V CSV
-columns and fields, R run_key (the result cache), O outcome rules.
+columns and fields, R run_key (the result cache), O outcome rules, F the
+optimizer family, N the fused (numba) kernel's shortcuts that must leave every
+number as it is.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ KEYS = ("tests/experiments/test_spec.py", "tests/experiments/test_engine.py",
         "tests/experiments/test_keys.py")
 EXPORT = ("tests/experiments/test_export.py", "tests/test_cli.py")
 MAP = ("tests/web/test_map_content.py",)
+FUSED = ("tests/experiments/test_fused.py", "-k",
+         "curve_summary or skips_a_division or running_products")
 
 MUTANTS: list[Mutant] = [
     # --- seeds and sampling -----------------------------------------------------------------
@@ -289,8 +293,21 @@ MUTANTS: list[Mutant] = [
            "return f / (f0 - f_star)",
            OUTCOMES, "rel forgets to subtract f*"),
     Mutant("O2", "experiments/outcomes.py",
-           "first_bad = np.where(bad.any(axis=1), np.argmax(bad, axis=1), len(ckpts) - 1)",
-           "first_bad = np.where(bad.any(axis=1), len(ckpts) - 1 - np.argmax(bad[:, ::-1], "
-           "axis=1), len(ckpts) - 1)",
+           "first_bad = np.where(bad.any(axis=1), np.argmax(bad, axis=1), curves.shape[1] - 1)",
+           "first_bad = np.where(bad.any(axis=1), curves.shape[1] - 1 - np.argmax(bad[:, ::-1], "
+           "axis=1), curves.shape[1] - 1)",
            OUTCOMES, "div_step is the last bad checkpoint, not the first"),
+    # --- the fused kernel's shortcuts, which must change no bit -----------------------------
+    Mutant("N1", "experiments/fused_kernels.py",
+           "if (bad_f or rel > diverge_rel) and not found:",
+           "if bad_f or rel > diverge_rel:",
+           FUSED, "the fused kernel's div_step is the last bad checkpoint, not the first"),
+    Mutant("N2", "experiments/fused.py",
+           "return eps / 4, 1 - 4 * eps",
+           "return eps / 4, 1.0",
+           FUSED, "max_rise skips divisions that would have raised it (no rounding margin)"),
+    Mutant("N3", "experiments/fused.py",
+           "return eps / 4, 1 - 4 * eps",
+           "return eps, 1 - 4 * eps",
+           FUSED, "beta^k is flushed to 0 where 1 - beta^k is still below 1"),
 ]

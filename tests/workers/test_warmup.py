@@ -18,9 +18,9 @@ pytestmark = pytest.mark.timeout(180)
 
 def loaded_kernels() -> int:
     """In the engine process: how many machine-code versions of the fused kernels it holds."""
-    from experiments import fused_kernels
+    from experiments import fused_kernels, fused_lstsq
 
-    return len(fused_kernels.zhang_steps.signatures) + len(fused_kernels.lstsq_steps.signatures)
+    return len(fused_kernels.zhang_steps.signatures) + len(fused_lstsq.lstsq_steps.signatures)
 
 
 @pytest.mark.parametrize("warmup", [True, False])
