@@ -227,7 +227,7 @@ def process_rate(kernel: str) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.json"
         path.write_text(json.dumps(doc))
-        cmd = [sys.executable, "-c", "from api.cli import app; app()", "run", str(path),
+        cmd = [sys.executable, "-m", "api.cli", "run", str(path),
                "--out", str(Path(tmp) / "runs.csv"), "--kernel", kernel, "--device", "cpu"]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)

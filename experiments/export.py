@@ -363,6 +363,29 @@ def cell_csv(spec: Any, cells: Any, piece: int = 50_000) -> Iterator[bytes]:
         yield out.join()
 
 
+AHEAD = 2  # pieces formatted at once, in threads (Arrow and numba release the GIL)
+
+
+def ahead(fn: Any, items: Iterator[Any], depth: int = AHEAD) -> Iterator[Any]:
+    """fn(item) for each item, in order, computed `depth` at a time in threads: the
+    next pieces are formatted while the last is written or sent. At most `depth`
+    results are held, so memory stays flat."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(depth, thread_name_prefix="betascope-export") as pool:
+        pending: list[Future[Any]] = []
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= depth:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:  # the reader went away: drop what is not started
+            for f in pending:
+                f.cancel()
+
+
 def load_kernels() -> None:
     """Load the CSV writer's numba functions (from numba's on-disk cache; about a
     second with numba's import) ahead of a first export."""

@@ -280,33 +280,10 @@ def export_csv(db: Database, sweep_id: int, spec: SweepSpec, level: str, kernel:
                              _outcomes(spec, {k: v[a:a + CSV_ROWS] for k, v in rec.items()}))
                 for a in range(0, len(flat), CSV_ROWS)]
 
-    for texts in ahead(lines, _piece_starts(spec)):  # pieces read and formatted in threads
+    for texts in export.ahead(lines, _piece_starts(spec)):  # pieces read and formatted in threads
         yield from texts
         del texts
         memory.release()  # the last piece's arrays, before the next one's (api/memory.py)
-
-
-AHEAD = 2  # export pieces formatted at once, in threads (Arrow and numba release the GIL)
-
-
-def ahead(fn: Any, items: Iterator[Any], depth: int = AHEAD) -> Iterator[Any]:
-    """fn(item) for each item, in order, computed `depth` at a time in threads: the
-    next pieces are formatted while the last is sent. At most `depth` results are
-    held, so memory stays flat."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    with ThreadPoolExecutor(depth, thread_name_prefix="betascope-export") as pool:
-        pending: list[Future[Any]] = []
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= depth:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
-        finally:  # the client went away: drop what is not started
-            for f in pending:
-                f.cancel()
 
 
 def _strings(keys: np.ndarray) -> Any:
@@ -479,7 +456,7 @@ def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, ker
         return None if piece is None else _run_table(spec, piece[0], piece[1], kernel, level)
 
     # the next pieces are read and their tables built in threads while this one is written
-    for table in ahead(build, _piece_starts(spec)):
+    for table in export.ahead(build, _piece_starts(spec)):
         if table is None:
             continue
         if writer is None:
