@@ -28,11 +28,15 @@ jax_peer.py; `pip install -e .[bench]`), on zhang2022 (n = 20, inv_sqrt, about
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.jax_peer
 
 from experiments import engine
 from experiments.engine import run_chunk

@@ -42,8 +42,9 @@ from experiments import analysis
 from experiments.reuse import cells_per_unit, chunk_unit
 from experiments.spec import SweepSpec
 
-# assembled cells kept in memory, least recently used dropped first (10^6 cells: 66 MB)
-CACHE_BYTES = 128 << 20
+# assembled cells kept in memory, least recently used dropped first: one sweep of 10^6
+# cells (66 MB), or many smaller ones
+CACHE_BYTES = 96 << 20
 CELL_BYTES = sum(a.itemsize for a in analysis.empty_cell_fields(1).values())
 FINISHED = ("done", "failed", "canceled")
 FOLLOW_SECONDS = 10.0  # a running sweep's cells are merged this long after its last read
