@@ -7,6 +7,7 @@ lifespan upgrades the schema first, so a fresh database just works.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from api import warm
 from api.db.checkpoint import WalCheckpointer
 from api.db.session import get_database, sqlite_path
 from api.guards import CrossSite, Hygiene, TrustedHosts, redact_access_log
@@ -62,12 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpointer = WalCheckpointer(path) if path else None
         if checkpointer is not None:
             checkpointer.start()
-        threading.Thread(target=_preload_readers, name="betascope-preload", daemon=True).start()
+        threading.Thread(target=warm.preload_readers, args=(app,), name="betascope-preload",
+                         daemon=True).start()
+        warming = asyncio.create_task(warm.warm_reads(app))  # loopback is always served
         log.info("betascope ready (%s)", "embedded executor" if settings.embedded
                  else f"broker, queue {settings.queue}")
         try:
             yield
         finally:
+            warming.cancel()
             reconciler.stop()
             dispatcher.shutdown()
             if checkpointer is not None:
@@ -108,29 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(404, pages.not_found)
     return app
-
-
-def _preload_readers() -> None:
-    """Import what reading results needs (Arrow's compute and Parquet modules, pandas,
-    which pyarrow loads on its first conversion, and the CSV writer's numba functions,
-    loaded from numba's cache) while the server is idle: otherwise the first phase
-    map or export after start pays about a second each."""
-    try:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-
-        import experiments.analysis  # noqa: F401
-        import experiments.export  # noqa: F401
-
-        pa.array(np.zeros(1)).to_numpy()
-        experiments.export.load_kernels()
-    except Exception:  # only a warm-up: the first request imports what is missing
-        log.exception("preloading the readers failed")
-    from workers.warmup import settle_heap
-
-    settle_heap()  # what the server loaded stays: full collections need not walk it
 
 
 # The database is unreachable or too busy (refused, dropped, pool exhausted): the
