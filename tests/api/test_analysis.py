@@ -174,6 +174,20 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
              for f in (plain, packed)]
     assert codec == ["UNCOMPRESSED", "ZSTD"]
     assert pq.read_table(packed).equals(pq.read_table(plain))
+    # readers skip row groups by the columns' statistics: every column has them (a
+    # curve's values included) but the run keys, whose min and max skip nothing
+    curves = io.BytesIO(client.get(f"{url}/export.parquet", params={"level": "curves"}).content)
+    for f, want in ((plain, {"flat_index", "beta1", "final_rel", "div_step", "problem.n"}),
+                    (curves, {"curve.list.element"})):
+        group = pq.ParquetFile(f).metadata.row_group(0)
+        columns = {group.column(i).path_in_schema: group.column(i)
+                   for i in range(group.num_columns)}
+        stats = {path: c.is_stats_set for path, c in columns.items()}
+        assert stats.pop("run_key") is False and want <= set(stats), stats
+        assert all(stats.values()), stats
+    beta1 = pq.ParquetFile(plain).metadata.row_group(0).column(2)
+    assert beta1.path_in_schema == "beta1"
+    assert (beta1.statistics.min, beta1.statistics.max) == (0.0, 0.9)
     bad = client.get(f"{url}/export.parquet", params={"compression": "gzip"})
     assert bad.status_code == 422 and "compression" in bad.text, bad.text
     key = local.keys[100]
