@@ -8,7 +8,7 @@ since it cannot ALTER most things in place.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, event, pool, text
 
 from api.db.models import Base
 
@@ -38,6 +38,10 @@ def run_migrations_online() -> None:
     url = _url()
     engine = create_engine(url, poolclass=pool.NullPool)
     postgres = engine.dialect.name == "postgresql"
+    if not postgres:  # a new database gets the service's page size before its first table
+        from api.db.session import new_page_size
+
+        event.listen(engine, "connect", lambda conn, _: new_page_size(conn.cursor()))
     with engine.connect() as connection:
         if postgres:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_ID})

@@ -105,6 +105,7 @@ def _store(db: Database, claim: ClaimedChunk, token: str, plan: ChunkPlan, resul
     t0 = time.perf_counter()
     try:
         runs_data, cells_data, curves_data = encode_chunk(plan, result)
+        t1 = time.perf_counter()
         with db.session() as session:
             if lock_sweep_without_commit(session, claim.sweep_id) is None:
                 return "lost"  # the sweep was deleted meanwhile: store nothing
@@ -120,8 +121,9 @@ def _store(db: Database, claim: ClaimedChunk, token: str, plan: ChunkPlan, resul
         log.info("chunk %s: already done or canceled; these results were not stored",
                  claim.id)
         return "skipped"
-    log.info("chunk %s: stored %d results (%d bytes) in %.3f s", claim.id, len(plan.compute),
-             len(runs_data) + len(cells_data) + len(curves_data), time.perf_counter() - t0)
+    log.info("chunk %s: stored %d results (%d bytes) in %.3f s (encoded in %.3f s)", claim.id,
+             len(plan.compute), len(runs_data) + len(cells_data) + len(curves_data),
+             time.perf_counter() - t0, t1 - t0)
     return "done"
 
 

@@ -8,7 +8,7 @@ chunk's worth of log into the growing database file and synced it: about half of
 a 50,000-run chunk's store (30 of 60 ms of CPU, 2-core machine), paid while the
 engine computed the next chunk on the same cores.
 
-So connections checkpoint automatically only past AUTOCHECKPOINT_PAGES (a safety
+So connections checkpoint automatically only past AUTOCHECKPOINT_BYTES of log (a safety
 net: a single sweep of millions of runs, or a server whose checkpointer is not
 running), and a server's WalCheckpointer copies the log once it has been quiet
 for a moment: after a sweep, between its bursts of chunks, or while nobody
@@ -27,7 +27,7 @@ import time
 
 log = logging.getLogger("betascope.db")
 
-AUTOCHECKPOINT_PAGES = 65536  # 256 MiB of 4 KiB pages
+AUTOCHECKPOINT_BYTES = 256 << 20  # wal_autocheckpoint counts pages: this over the page size
 JOURNAL_SIZE_LIMIT = 256 << 20  # bytes of log kept after a checkpoint
 
 

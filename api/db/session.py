@@ -17,10 +17,15 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db.checkpoint import AUTOCHECKPOINT_PAGES, JOURNAL_SIZE_LIMIT
+from api.db.checkpoint import AUTOCHECKPOINT_BYTES, JOURNAL_SIZE_LIMIT
 from api.settings import Settings, get_settings
 
 STATEMENT_TIMEOUT_MS = 120_000
+# SQLite's page size for a new database (one that has pages keeps its own). A chunk's
+# records are megabytes, stored as chains of overflow pages: with 64 KiB pages rather
+# than the default 4 KiB, a 9 MB record is written in 7 ms rather than 20 and read
+# back twice as fast (docs/storage.md)
+SQLITE_PAGE_SIZE = 65536
 CONNECT_TIMEOUT = 10  # seconds to establish a Postgres connection
 _lock = threading.Lock()
 _databases: dict[str, Database] = {}
@@ -84,9 +89,11 @@ def _make_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see module doc)
         cur = dbapi_conn.cursor()
         if not memory:
+            new_page_size(cur)
             cur.execute("PRAGMA journal_mode=WAL")
             # checkpoints at quiet moments, not in a chunk's commit (api.db.checkpoint)
-            cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            page = cur.execute("PRAGMA page_size").fetchone()[0]
+            cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BYTES // page}")
             cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -99,6 +106,12 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def new_page_size(cursor: Any) -> None:
+    """SQLITE_PAGE_SIZE for a database with no pages yet (before its journal mode is
+    set and its first table created); a no-op on any other."""
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
 
 
 def sqlite_path(url: str) -> str | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from api.db.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
-from api.db.session import Database, sqlite_path
+from api.db.checkpoint import AUTOCHECKPOINT_BYTES, WalCheckpointer
+from api.db.session import SQLITE_PAGE_SIZE, Database, sqlite_path
 
 
 def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
@@ -18,12 +18,14 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
     db = Database(url)
     with db.session() as s:
         s.execute(text("CREATE TABLE blob (id INTEGER PRIMARY KEY, data BLOB)"))
-    payload = os.urandom(8 << 20)  # 2,000 pages: twice what SQLite checkpoints at by default
+    payload = os.urandom(SQLITE_PAGE_SIZE * 1100)  # past SQLite's default of 1,000 pages
     for i in range(2):
         with db.session() as s:
             s.execute(text("INSERT INTO blob (id, data) VALUES (:i, :d)"), {"i": i, "d": payload})
     with db.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_PAGES
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() \
+            == AUTOCHECKPOINT_BYTES // SQLITE_PAGE_SIZE
     size_before = os.path.getsize(path)
     assert size_before < len(payload)  # both blobs are still only in the log
 
@@ -44,3 +46,25 @@ def test_memory_databases_have_no_file_to_checkpoint() -> None:
     assert sqlite_path("sqlite://") is None
     assert sqlite_path("sqlite:///:memory:") is None
     assert sqlite_path("postgresql+psycopg://u@h/db") is None
+
+
+def test_page_size_of_new_and_existing_databases(tmp_path: Path) -> None:
+    """A database the migrations create gets SQLITE_PAGE_SIZE; one made before with
+    SQLite's 4 KiB pages keeps them, and its log is checkpointed by the same bytes."""
+    import sqlite3
+
+    from api.db.migrate import upgrade
+
+    new = f"sqlite:///{tmp_path}/new.db"
+    upgrade(new)
+    old_path = tmp_path / "old.db"
+    sqlite3.connect(old_path).execute("CREATE TABLE t (x)").connection.close()
+    for url, page in ((new, SQLITE_PAGE_SIZE), (f"sqlite:///{old_path}", 4096)):
+        db = Database(url)
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == page, url
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() \
+                == AUTOCHECKPOINT_BYTES // page
+        db.dispose()
+    upgrade(f"sqlite:///{old_path}")  # an existing database upgrades as before
