@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Status = Literal["queued", "running", "done", "failed", "canceled"]
@@ -17,6 +18,13 @@ Real = Annotated[float, WithJsonSchema({"anyOf": [
 
 class _Out(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+def json_response(model: BaseModel) -> Response:
+    """The model as FastAPI would send it for its response_model, serialized by the
+    caller: reads do their whole work (session, answer, bytes) in one hand-off to
+    the thread pool, not one per dependency and another for the serialization."""
+    return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
 class FieldError(BaseModel):

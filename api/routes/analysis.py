@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from api import etag
-from api.deps import SessionDep, SweepDep
-from api.schemas import Boundary, PhaseMap, errors
+from api.db.session import Database
+from api.deps import DatabaseDep, SweepId, find_sweep
+from api.schemas import Boundary, PhaseMap, errors, json_response
 from api.services import cells, results
 from api.services.sweeps import stored_spec
 from experiments import analysis
@@ -19,11 +21,10 @@ Metric = Literal[analysis.METRICS]  # type: ignore[valid-type]  # the list, writ
 
 @router.get("/phase-map", response_model=PhaseMap,
             responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
-def phase_map(
-    sweep: SweepDep,
-    session: SessionDep,
+async def phase_map(
+    sweep_id: SweepId,
+    db: DatabaseDep,
     request: Request,
-    response: Response,
     metric: Metric = "outcome",
     x: Annotated[str | None, Query(description="map axis on x (default beta1)")] = None,
     y: Annotated[str | None, Query(description="map axis on y (default beta2)")] = None,
@@ -35,28 +36,45 @@ def phase_map(
 ) -> Any:
     """One slice as a heatmap over two axes (beta1 x beta2 by default); z rows run over y.
     Every other axis is a slice parameter; an extra axis by its path (problem.n=20)."""
-    tag = results.results_tag(request, session, sweep)
-    if etag.matches(request, tag):
-        return etag.not_modified(tag)
-    etag.tag_headers(response, tag)
-    spec = stored_spec(sweep)
     chosen = {"batch_size": batch_size, "clip": clip, "lr": lr, "beta1": beta1, "beta2": beta2}
     chosen.update({k: v for k, v in request.query_params.items() if "." in k})
-    try:
-        pm = results.phase_map(session, sweep, spec, metric=metric, chosen=chosen, x=x, y=y)
-    except KeyError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc.args[0])) \
-            from None
-    cells.follow(request.app.state.db.url, sweep)  # the next poll's map: merged meanwhile
-    return PhaseMap.model_validate(pm)
+    # one hand-off for the whole read (api.schemas.json_response)
+    return await run_in_threadpool(_phase_map, db, request, sweep_id, metric, chosen, x, y)
+
+
+def _phase_map(db: Database, request: Request, sweep_id: int, metric: str,
+               chosen: dict[str, Any], x: str | None, y: str | None) -> Response:
+    with db.session(read_only=True) as session:
+        sweep = find_sweep(session, sweep_id)
+        tag = results.results_tag(request, session, sweep)
+        if etag.matches(request, tag):
+            return etag.not_modified(tag)
+        try:
+            pm = results.phase_map(session, sweep, stored_spec(sweep), metric=metric,
+                                   chosen=chosen, x=x, y=y)
+        except KeyError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                detail=str(exc.args[0])) from None
+        cells.follow(db.url, sweep)  # the next poll's map: merged meanwhile
+    response = json_response(PhaseMap.model_validate(pm))
+    etag.tag_headers(response, tag)
+    return response
 
 
 @router.get("/boundary", response_model=Boundary,
             responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
-def boundary(sweep: SweepDep, session: SessionDep, request: Request, response: Response) -> Any:
+async def boundary(sweep_id: SweepId, db: DatabaseDep, request: Request) -> Any:
     """beta2*(beta1) for every slice, beta2* against batch size with its scaling fit."""
-    tag = results.results_tag(request, session, sweep)
-    if etag.matches(request, tag):
-        return etag.not_modified(tag)
+    return await run_in_threadpool(_boundary, db, request, sweep_id)
+
+
+def _boundary(db: Database, request: Request, sweep_id: int) -> Response:
+    with db.session(read_only=True) as session:
+        sweep = find_sweep(session, sweep_id)
+        tag = results.results_tag(request, session, sweep)
+        if etag.matches(request, tag):
+            return etag.not_modified(tag)
+        answer = results.boundary(session, sweep, stored_spec(sweep))
+    response = json_response(Boundary.model_validate(answer))
     etag.tag_headers(response, tag)
-    return Boundary.model_validate(results.boundary(session, sweep, stored_spec(sweep)))
+    return response

@@ -7,10 +7,14 @@ from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from api import etag
-from api.deps import CURSOR, SessionDep, SweepDep
-from api.schemas import RunDetail, RunPage, errors
+from api.db.models import Sweep
+from api.db.session import Database
+from api.deps import CURSOR, DatabaseDep, SessionDep, SweepDep, SweepId, find_sweep
+from api.schemas import RunDetail, RunPage, errors, json_response
 from api.services import results
 from api.services.sweeps import stored_spec
 
@@ -23,11 +27,10 @@ _pages_lock = threading.Lock()
 
 @router.get("", response_model=RunPage,
             responses={**etag.NOT_MODIFIED_DOC, **errors(404, 422)})
-def list_runs(
-    sweep: SweepDep,
-    session: SessionDep,
+async def list_runs(
+    sweep_id: SweepId,
+    db: DatabaseDep,
     request: Request,
-    response: Response,
     beta1: float | None = None,
     beta2: float | None = None,
     batch_size: int | None = None,
@@ -40,18 +43,46 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """Runs with results, in grid order, filtered by axis values and outcome."""
-    tag = etag.sweep_tag(request, sweep)  # finished sweeps: their pages never change
-    if tag is not None:
-        if etag.matches(request, tag):
-            return etag.not_modified(tag)
-        etag.tag_headers(response, tag)
-        with _pages_lock:
-            if tag in _pages:
-                _pages.move_to_end(tag)
-                return _pages[tag]
-    spec = stored_spec(sweep)
     given = {"beta1": beta1, "beta2": beta2, "batch_size": batch_size, "clip": clip, "lr": lr,
              "seed": seed}
+    # one hand-off for the whole read (api.schemas.json_response)
+    return await run_in_threadpool(_runs_page, db, request, sweep_id, given, outcome,
+                                   cursor, limit)
+
+
+def _runs_page(db: Database, request: Request, sweep_id: int, given: dict[str, Any],
+               outcome: str | None, cursor: str | None, limit: int) -> Response:
+    with db.session(read_only=True) as session:
+        sweep = find_sweep(session, sweep_id)
+        tag = etag.sweep_tag(request, sweep)  # finished sweeps: their pages never change
+        if tag is not None and etag.matches(request, tag):
+            return etag.not_modified(tag)
+        page = _kept_page(tag)
+        if page is None:
+            page = _page(session, sweep, given, outcome, cursor, limit)
+            if tag is not None:
+                with _pages_lock:
+                    _pages[tag] = page
+                    while len(_pages) > 256:
+                        _pages.popitem(last=False)
+    response = json_response(page)
+    etag.tag_headers(response, tag)
+    return response
+
+
+def _kept_page(tag: str | None) -> RunPage | None:
+    if tag is None:
+        return None
+    with _pages_lock:
+        if tag in _pages:
+            _pages.move_to_end(tag)
+            return _pages[tag]
+    return None
+
+
+def _page(session: Session, sweep: Sweep, given: dict[str, Any], outcome: str | None,
+          cursor: str | None, limit: int) -> RunPage:
+    spec = stored_spec(sweep)
     try:
         filters = results.axis_filters(spec, given)
     except KeyError as exc:
@@ -61,15 +92,8 @@ def list_runs(
         session, sweep, spec, filters=filters, outcome=outcome,
         cursor=int(cursor) if cursor is not None else None, limit=limit,
     )
-    page = RunPage.model_validate(
-        {"items": items, "next_cursor": str(after) if after is not None else None}
-    )
-    if tag is not None:
-        with _pages_lock:
-            _pages[tag] = page
-            while len(_pages) > 256:
-                _pages.popitem(last=False)
-    return page
+    return RunPage.model_validate(
+        {"items": items, "next_cursor": str(after) if after is not None else None})
 
 
 @router.get("/{run_key}", response_model=RunDetail, responses=errors(404, 422))

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
@@ -26,7 +25,7 @@ from api.deps import (
     find_sweep,
 )
 from api.routes.body import SpecDep, spec_body_openapi, spec_errors
-from api.schemas import SweepOut, SweepPage, SweepSummary, errors
+from api.schemas import SweepOut, SweepPage, SweepSummary, errors, json_response
 from api.services import cells
 from api.services import sweeps as service
 from experiments.spec import SpecError
@@ -105,12 +104,6 @@ def _sweep_answer(db: Database, request: Request, sweep_id: int) -> Response:
         cells.follow(db.url, sweep)  # a client watching a running sweep asks for its maps next
     etag.tag_headers(response, tag)
     return response
-
-
-def json_response(model: BaseModel) -> Response:
-    """The model as FastAPI would send it for its response_model, serialized here,
-    in the thread that built it."""
-    return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, dependencies=[Authorized],
