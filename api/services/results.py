@@ -37,6 +37,7 @@ SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = tuple(name for name, _ in columnar.RESULT_FIELDS)
 _maps_lock = threading.Lock()
 _maps_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_stars: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # beta2* of a slice, by its cells
 
 
 def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec) -> tuple[analysis.Cells, int]:
@@ -73,11 +74,20 @@ def phase_map(
             _maps_cache.move_to_end(map_key)
             return _maps_cache[map_key]
     pm = analysis.phase_map(spec, c, metric, sl, mx, my)
-    # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing
-    on_betas = (mx, my) == analysis.MAP_DEFAULT
-    pm["beta2_star"] = (
-        analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl) if on_betas else None
-    )
+    # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing.
+    # It is the slice's, whatever the metric: found once for all five maps of a slice
+    pm["beta2_star"] = None
+    if (mx, my) == analysis.MAP_DEFAULT:
+        star_key = (key, "beta2_star", tuple(sorted(sl.items())))
+        with _maps_lock:
+            star = _stars.get(star_key)
+        if star is None:
+            star = analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl)
+            with _maps_lock:
+                _stars[star_key] = star
+                while len(_stars) > 256:
+                    _stars.popitem(last=False)
+        pm["beta2_star"] = star
     pm["n_results"] = n
     with _maps_lock:
         _maps_cache[map_key] = pm
