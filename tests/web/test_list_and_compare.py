@@ -154,7 +154,9 @@ def test_submit_and_cancel_ask_for_the_token_then_go_through(
     with open_page(browser, token_server) as web:
         page = web.page
         web.goto("/sweeps/new")
-        spec = small_zhang("submitted with a token", steps=2_000_000)
+        # 8 x 10^7 run-steps: eager, minutes a chunk, so the cancel lands while it runs
+        # (at 2 x 10^6 steps it ran fused and could finish first: test_pages.py)
+        spec = small_zhang("submitted with a token", steps=1_000_000)
         page.fill("#spec", yaml.safe_dump(spec, sort_keys=False))
         until(page, "document.getElementById('check-state').textContent === 'The spec is valid.'")
         page.click("#submit")
