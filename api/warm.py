@@ -11,8 +11,8 @@ first reads paid for, and what is now done at start:
 - importing Arrow's compute and Parquet modules, pandas (which pyarrow loads on
   its first conversion) and the CSV writer's numba functions (about a second);
 - Arrow's IPC reader and its LZ4 codec, first used by a record's decoding: 290 of
-  the 310 ms the first cells of a sweep took (a record of each kind is encoded and
-  decoded here);
+  the 310 ms the first cells of a sweep took (columnar.warm_up encodes and decodes
+  a record of each kind; engine processes do the same for their first store);
 - FastAPI's first call of each endpoint reads and tokenizes the endpoint's source
   file (for its error reports), on the event loop: about 3 ms per route, every
   request in flight waiting;
@@ -44,31 +44,17 @@ def preload_readers(app: FastAPI) -> None:
 
         import experiments.analysis  # noqa: F401
         import experiments.export
+        from api.db import columnar
 
         pa.array(np.zeros(1)).to_numpy()
         experiments.export.load_kernels()
-        _round_trip_records()
+        columnar.warm_up()
         _endpoint_contexts(app)
     except Exception:  # only a warm-up: the first request loads what is missing
         log.exception("preloading the readers failed")
     from workers.warmup import settle_heap
 
     settle_heap()  # what the server loaded stays: full collections need not walk it
-
-
-def _round_trip_records() -> None:
-    import numpy as np
-
-    from api.db import columnar
-    from experiments.analysis import CellStats, cell_fields
-
-    two = np.zeros(2)
-    cells = CellStats(counts=np.zeros((2, 3), dtype=np.int64), final_rel=two, div_step=two,
-                      spiky=np.zeros((2, 2)), max_rise=two)
-    cell_fields(columnar.decode_cells(columnar.encode_cells(cells)))
-    runs = {name: np.zeros(2) for name, _ in columnar.RESULT_FIELDS}
-    columnar.decode_runs(columnar.encode_runs(runs, offset=np.arange(2)), ("outcome",))
-    columnar.decode_runs(columnar.encode_curves(np.zeros((2, 3), dtype=np.float32)))
 
 
 def _endpoint_contexts(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""Engine processes load the fused kernel when they start, not in their first chunk.
+"""Engine processes load the fused kernel (and the store's record codecs) when they
+start, not in their first chunk.
 
 A Celery prefork child warms up in worker_process_init, a solo or threads
 worker before it starts consuming, the embedded engine process in its
@@ -17,7 +18,15 @@ log = logging.getLogger("betascope.worker")
 
 
 def warm_engine(settings: Settings) -> None:
-    if not settings.engine_warmup or settings.device.startswith("cuda"):
+    if not settings.engine_warmup:
+        return
+    try:  # the store's record codecs, whatever the device (api.db.columnar.warm_up)
+        from api.db import columnar
+
+        columnar.warm_up()
+    except Exception:
+        log.exception("loading the record codecs failed")
+    if settings.device.startswith("cuda"):
         return
     if settings.device == "auto":
         import torch

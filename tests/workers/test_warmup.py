@@ -58,3 +58,27 @@ def test_a_worker_loads_the_fused_kernel_before_it_consumes(tmp_path: Path) -> N
         assert 0 <= warm < text.find("ready."), text[-3000:]
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize(("warmup", "device", "codecs", "kernel"), [
+    (True, "cpu", True, True), (True, "cuda", True, False), (False, "cpu", False, False)])
+def test_engine_warm_up_loads_the_record_codecs_whatever_the_device(
+    monkeypatch: pytest.MonkeyPatch, warmup: bool, device: str, codecs: bool, kernel: bool
+) -> None:
+    """The store's first encode would otherwise load Arrow's IPC writer and LZ4 codec in
+    the first chunk (3.5 s seen on a loaded machine); a GPU engine stores records too."""
+    from api.db import columnar
+    from experiments import warmup as kernels
+    from workers.warmup import warm_engine
+
+    called: list[str] = []
+    monkeypatch.setattr(columnar, "warm_up", lambda: called.append("codecs"))
+    monkeypatch.setattr(kernels, "warm", lambda: called.append("kernel") or {})
+    warm_engine(Settings(database_url="sqlite://", engine_warmup=warmup, device=device))
+    assert called == ["codecs"] * codecs + ["kernel"] * kernel
+
+
+def test_record_codecs_warm_up_round_trips() -> None:
+    from api.db import columnar
+
+    columnar.warm_up()  # raises if a record of any kind does not read back
