@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from experiments.analysis import CellStats
+from experiments.analysis import CellStats, cell_fields
 
 _WRITE = pa.ipc.IpcWriteOptions(compression="lz4")
 _RAW = pa.ipc.IpcWriteOptions()
@@ -174,8 +174,6 @@ def warm_up() -> None:
     and its LZ4 codec load on their first use: 0.3 s on the quiet 2-core machine, up
     to 3.5 s seen on a loaded one, which a process would otherwise pay in its first
     store (an engine) or its first map (an API process)."""
-    from experiments.analysis import cell_fields
-
     two = np.zeros(2)
     cells = CellStats(counts=np.zeros((2, 3), dtype=np.int64), final_rel=two, div_step=two,
                       spiky=np.zeros((2, 2)), max_rise=two)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from api import etag
+from api.db.models import Sweep
 from api.db.session import Database
 from api.deps import DatabaseDep, SweepId, find_sweep
 from api.schemas import Boundary, PhaseMap, errors, json_response
@@ -44,11 +48,7 @@ async def phase_map(
 
 def _phase_map(db: Database, request: Request, sweep_id: int, metric: str,
                chosen: dict[str, Any], x: str | None, y: str | None) -> Response:
-    with db.session(read_only=True) as session:
-        sweep = find_sweep(session, sweep_id)
-        tag = results.results_tag(request, session, sweep)
-        if etag.matches(request, tag):
-            return etag.not_modified(tag)
+    def answer(session: Session, sweep: Sweep) -> PhaseMap:
         try:
             pm = results.phase_map(session, sweep, stored_spec(sweep), metric=metric,
                                    chosen=chosen, x=x, y=y)
@@ -56,7 +56,22 @@ def _phase_map(db: Database, request: Request, sweep_id: int, metric: str,
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 detail=str(exc.args[0])) from None
         cells.follow(db.url, sweep)  # the next poll's map: merged meanwhile
-    response = json_response(PhaseMap.model_validate(pm))
+        return PhaseMap.model_validate(pm)
+
+    return _results_read(db, request, sweep_id, answer)
+
+
+def _results_read(db: Database, request: Request, sweep_id: int,
+                  answer: Callable[[Session, Sweep], BaseModel]) -> Response:
+    """A read of the sweep's results, tagged by what they say: 304 when the client has
+    them, else answer(session, sweep) as JSON."""
+    with db.session(read_only=True) as session:
+        sweep = find_sweep(session, sweep_id)
+        tag = results.results_tag(request, session, sweep)
+        if etag.matches(request, tag):
+            return etag.not_modified(tag)
+        model = answer(session, sweep)
+    response = json_response(model)
     etag.tag_headers(response, tag)
     return response
 
@@ -69,12 +84,5 @@ async def boundary(sweep_id: SweepId, db: DatabaseDep, request: Request) -> Any:
 
 
 def _boundary(db: Database, request: Request, sweep_id: int) -> Response:
-    with db.session(read_only=True) as session:
-        sweep = find_sweep(session, sweep_id)
-        tag = results.results_tag(request, session, sweep)
-        if etag.matches(request, tag):
-            return etag.not_modified(tag)
-        answer = results.boundary(session, sweep, stored_spec(sweep))
-    response = json_response(Boundary.model_validate(answer))
-    etag.tag_headers(response, tag)
-    return response
+    return _results_read(db, request, sweep_id, lambda session, sweep: Boundary.model_validate(
+        results.boundary(session, sweep, stored_spec(sweep))))
