@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import etag
+from api import answers, etag
 from api.etag import FINISHED
 
 log = logging.getLogger("betascope.api")
@@ -73,6 +73,7 @@ class ReadCache:
     def __init__(self, app: ASGIApp, database_url: str):
         self.app = app
         self.rows = Rows(database_url)
+        self.shared = answers.answers_for(self.rows)  # made once for all processes
         self.entries: OrderedDict[tuple[str, bytes], Entry] = OrderedDict()
         self.size = 0
         self._lock = threading.Lock()  # TestClient portals may share one app across loops
@@ -103,17 +104,36 @@ class ReadCache:
             await _answer(entry, scope, send)
             return
         done = self._filling.setdefault(flight, asyncio.Event())
+        claimed = None  # the sweep whose answer this process claimed, to make for all
         try:
+            sweep_id = None if self.shared is None else shared_sweep(key, version)
+            if sweep_id is not None:
+                assert self.shared is not None
+                made = await self.shared.take(sweep_id, key, version)
+                if isinstance(made, tuple):  # another process made it
+                    entry = Entry(version, *made)
+                    self._keep(key, entry)
+                    await _answer(entry, scope, send)
+                    return
+                claimed = sweep_id if made == answers.MINE else None
             got = await _through(self.app, scope, receive, send)
             if got is None:
                 return
             headers, body = got
             tag = _header(headers, b"etag")
-            if key[0] != LIST_PATH and tag is None and not _live(version):
+            if key[0] != LIST_PATH and tag is None and not is_live(version):
                 return  # the app did not see it finished
             if await self.rows.guarded(lookup) == version:
-                self._keep(key, Entry(version, headers, body, tag))
+                entry = Entry(version, headers, body, tag)
+                self._keep(key, entry)
+                if claimed is not None and self.shared is not None:
+                    await self.shared.put(claimed, key, version, (headers, body, tag))
+                    claimed = None
         finally:
+            if claimed is not None and self.shared is not None:
+                # not an answer to keep (an error, too large, the row moved): the next
+                # reader makes it; a release cut short leaves a claim that expires
+                await self.shared.release(claimed, key, version)
             if self._filling.get(flight) is done:
                 del self._filling[flight]
                 done.set()
@@ -164,7 +184,25 @@ def _live_now() -> tuple[str, int]:
     return ("live", int(time.monotonic() // LIVE_SECONDS))
 
 
-def _live(version: Version) -> bool:
+def shared_sweep(key: tuple[str, bytes], version: Version) -> int | None:
+    """The sweep id when this read's answer is made once for all processes
+    (api.answers): a finished sweep's boundary, or a phase map over beta1 x beta2
+    (so what is stored stays within a few bytes per cell of the sweep, whatever is
+    asked: a map over other axes is made by each process that is asked for it)."""
+    m = SWEEP_PATH.match(key[0])
+    if m is None or m.group(2) not in answers.SHARED or is_live(version):
+        return None
+    if m.group(2) == "/phase-map":
+        try:
+            names = {k for k, _ in parse_qsl(key[1].decode("ascii"), keep_blank_values=True)}
+        except UnicodeDecodeError:
+            return None
+        if names & {"x", "y"}:
+            return None
+    return int(m.group(1))
+
+
+def is_live(version: Version) -> bool:
     return len(version) >= 2 and version[-2] == "live"
 
 
@@ -325,6 +363,10 @@ class Rows:
                             f.set_result(rows)
         finally:
             del self._draining[key]
+
+    async def query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        """One statement on this process's lookup connection (api.answers)."""
+        return await self._query(sql, args)
 
     async def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         if self.sqlite:

@@ -5,6 +5,9 @@ a row. A sweep whose grid contains an earlier sweep's grid (all else equal)
 names that sweep as its `source_id` and reads the runs they share from it; an
 identical resubmission has no chunks at all. A deleted sweep that another
 sweep still reads from is only hidden, and goes when the last reader goes.
+On Postgres, where several API processes serve one database, a finished sweep's
+phase maps and boundary are made by one of them and kept as `answer` rows for
+the others (api.answers).
 """
 
 from __future__ import annotations
@@ -102,3 +105,20 @@ class Chunk(Base):
     runs_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
     # the runs' loss curves (columnar.encode_curves), last: the largest record
     curves_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+
+
+class Answer(Base):
+    """A finished sweep's read as one API process made it, for the others (api.answers):
+    the bytes of a phase map or the boundary, under the sweep row they were made from.
+    A row without a body is a claim: a process is making it, and the others wait."""
+
+    __tablename__ = "answer"
+
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)  # digest of path and query
+    version: Mapped[str] = mapped_column(Text)  # the sweep row's state it was made from
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tag: Mapped[str | None] = mapped_column(Text, nullable=True)
+    headers: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [[name, value]]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

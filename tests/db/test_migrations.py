@@ -34,9 +34,9 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_match_the_models(empty_url: str) -> None:
     upgrade(empty_url)
-    assert current(empty_url) == head() == "20261202_curves_apart"
+    assert current(empty_url) == head() == "20261206_answers"
     assert _diff(empty_url) == []
-    assert _tables(empty_url) == {"sweep", "chunk"}
+    assert _tables(empty_url) == {"sweep", "chunk", "answer"}
 
 
 def test_migrations_revert_and_reapply(empty_url: str) -> None:
