@@ -8,9 +8,10 @@ four times over with four processes, all at the moment a dashboard opened it.
 
 So the first process to need such an answer claims it (a row of `answer`
 without a body, api.db.models.Answer), makes it and stores its bytes there; a
-process needing it meanwhile waits for those bytes, reading the row after 5 ms
-and then twice as long each time up to 0.1 s, rather than making it too; a
-process needing it later reads it in one query. The row names the sweep row's
+process needing it meanwhile waits for those bytes (reading the row after 5 ms,
+10 ms, then every 20 ms) rather than making it too, unless it holds the sweep's
+cells already (a map is then a few ms to make: it makes it); a process needing
+it later reads it in one query. The row names the sweep row's
 state the answer was made from (status, finish time, chunks: what the ETags
 stand on), so a retried sweep's new answers replace it; rows go with their
 sweep. A claim older than CLAIM_SECONDS (its maker died, or takes that long) is
@@ -47,7 +48,7 @@ Made = tuple[list[tuple[bytes, bytes]], bytes, str | None]  # (headers, body, ET
 log = logging.getLogger("betascope.api")
 
 CLAIM_SECONDS = 5.0  # a claim this old is taken over; a waiter waits this long at most
-POLL_SECONDS = (0.005, 0.1)  # a waiter reads the row after 5 ms, then twice as long, to 0.1 s
+POLL_SECONDS = (0.005, 0.02)  # a waiter reads the row after 5 ms, then 10, then every 20
 PAUSE_SECONDS = 5.0  # after a failed query, answers are made here alone this long
 SHARED = ("/phase-map", "/boundary")
 MINE = "mine"  # take(): this process claimed the answer, and makes it
@@ -80,6 +81,10 @@ class Answers:
         claimed it, or None: make it here, unclaimed."""
         if time.monotonic() < self._paused_until:
             return None
+        from api.services.cells import assembled
+
+        # with the sweep's cells here a map is a few ms to make: quicker than waiting
+        patient = not assembled(sweep_id, version[0])
         name, state = _name(key), _state(version)
         deadline, wait = time.monotonic() + CLAIM_SECONDS, POLL_SECONDS[0]
         try:
@@ -92,7 +97,7 @@ class Answers:
                                  for k, v in json.loads(headers)]
                         return pairs, bytes(body), tag
                     if made_for == state and fresh:
-                        if time.monotonic() > deadline:
+                        if not patient or time.monotonic() > deadline:
                             return None
                         await asyncio.sleep(wait)
                         wait = min(2 * wait, POLL_SECONDS[1])

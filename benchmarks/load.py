@@ -2,7 +2,7 @@
 
     python benchmarks/load.py [--mode embedded|postgres] [--workers N] [--runs 100000]
                               [--requests 600] [--in-flight 50] [--compute-runs 1000000]
-                              [--threads]
+                              [--threads] [--idle-only]
 
 A real `betascope serve` (embedded: SQLite + the in-process executor; postgres:
 BETASCOPE_TEST_DATABASE_URL in a fresh schema, the in-process executor, N API
@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--compute-steps", type=int, default=50_000)
     parser.add_argument("--threads", action="store_true",
                         help="executor in threads (BETASCOPE_EMBEDDED_PROCESS=false)")
+    parser.add_argument("--idle-only", action="store_true",
+                        help="only the reads of the finished sweep (no sweep computing)")
     parser.add_argument("--window", type=float, default=10.0,
                         help="seconds of computing measured alone, then with a burst of "
                              "--requests reads, then with reads throughout")
@@ -162,6 +164,8 @@ def main() -> None:
                                    conditional, pids)
             report += [f"\n-- {label}: {len(res) / wall:.0f} requests/s, API CPU "
                        f"{cpu:.2f} ms/request", loadgen.table(res)]
+        if args.idle_only:
+            return
         busy_id = http.post("/api/v1/sweeps", json=busy).json()["id"]
         while done_runs(http, busy_id) <= 0:  # its first chunk is under way
             time.sleep(0.5)
@@ -193,7 +197,7 @@ def main() -> None:
         http.post(f"/api/v1/sweeps/{busy_id}/cancel")
     finally:
         server.stop()
-    print("\n".join(report))
+        print("\n".join(report))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,15 @@ def sweep_cells(session: Session, sweep: Sweep, spec: SweepSpec
     return (*key, generation), cells, n
 
 
+def assembled(sweep_id: int, created_at: Any) -> bool:
+    """Whether this process holds the sweep's cells merged since it finished: a map of
+    it is then a few ms to make here (api.answers waits for another process's only
+    when it is not)."""
+    with _cache_lock:
+        return any(k[1:] == (sweep_id, created_at) and a.finished is not None
+                   for k, a in _cache.items())
+
+
 def _assembly(key: tuple[Any, ...], spec: SweepSpec) -> _Assembly:
     with _cache_lock:
         assembly = _cache.get(key)

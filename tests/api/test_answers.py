@@ -17,7 +17,7 @@ import pytest
 from api import answers
 from tests.api.helpers import spec, submit, wait_status
 from tests.conftest import need
-from tests.services import FAST, pg_schema_url, postgres_ok
+from tests.services import FAST, pg_schema_url, postgres_ok, wait_for
 
 pytestmark = pytest.mark.services
 BASE = "/api/v1/sweeps/{}"
@@ -121,6 +121,12 @@ def test_a_process_waits_for_the_answer_another_is_making(
     a, b = two
     sweep_id = finished(a, "made while waited for")
     path = BASE.format(sweep_id) + "/phase-map?metric=converged_frac"
+    from api.services import cells
+
+    # as in a process that holds none of the sweep's cells (once the thread that
+    # merged them while the sweep ran has stopped)
+    wait_for(lambda: cells._follower._thread is None, 30, "the cells follower to stop")
+    cells._cache.clear()
     made = Made(monkeypatch, delay=0.5)
     got: dict[str, Any] = {}
     threads = [threading.Thread(target=lambda c=c, n=n: got.__setitem__(n, c.get(path)))
@@ -156,6 +162,29 @@ def test_a_claim_whose_maker_died_is_taken_over(
     assert b.get(base + "/boundary").status_code == 200
     assert time.monotonic() - t0 < answers.CLAIM_SECONDS  # taken over, not waited out
     assert made.n == 1 and rows(url, sweep_id) == [(answers._name(key), True)]
+
+
+def test_a_process_holding_the_cells_makes_the_map_rather_than_wait(
+        two: tuple[Any, Any], url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = two
+    sweep_id = finished(a, "made where the cells are")
+    base = BASE.format(sweep_id)
+    assert a.get(base + "/phase-map").status_code == 200  # the cells are merged here
+    from api.services import cells
+
+    created = _sweep_row(url, sweep_id)[0][0]
+    assert cells.assembled(sweep_id, created)
+    path = base + "/phase-map?metric=div_step"
+    made = Made(monkeypatch, delay=0.5)
+    got: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda c=c, n=n: got.__setitem__(n, c.get(path)))
+               for n, c in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert got["a"].content == got["b"].content and made.n == 2
 
 
 def test_without_the_table_each_process_makes_its_own(
