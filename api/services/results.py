@@ -191,13 +191,15 @@ def list_runs(
     while start < total and have <= limit:
         window = np.arange(start, min(start + SCAN_ROWS, total), dtype=np.int64)
         start = int(window[-1]) + 1
-        grid = np.unravel_index(window, sizes)
-        keep = np.ones(len(window), dtype=bool)
-        for axis, index in filters.items():
-            keep &= grid[spec.axes().index(axis)] == index
-        if cell_ok is not None:
-            keep &= cell_ok[cell_index(spec, window)]
-        window = window[keep]
+        if filters or cell_ok is not None:  # else every index is a candidate
+            keep = np.ones(len(window), dtype=bool)
+            if filters:
+                grid = np.unravel_index(window, sizes)
+                for axis, index in filters.items():
+                    keep &= grid[spec.axes().index(axis)] == index
+            if cell_ok is not None:
+                keep &= cell_ok[cell_index(spec, window)]
+            window = window[keep]
         while len(window) and have <= limit:
             part, window = window[: 4 * (limit + 1)], window[4 * (limit + 1):]
             found, rec = gather(session, stored, part, (*RUN_COLUMNS, "_chunk"))
