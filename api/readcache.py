@@ -130,13 +130,13 @@ class ReadCache:
                     await self.shared.put(claimed, key, version, (headers, body, tag))
                     claimed = None
         finally:
+            if self._filling.get(flight) is done:
+                del self._filling[flight]
+                done.set()
             if claimed is not None and self.shared is not None:
                 # not an answer to keep (an error, too large, the row moved): the next
                 # reader makes it; a release cut short leaves a claim that expires
                 await self.shared.release(claimed, key, version)
-            if self._filling.get(flight) is done:
-                del self._filling[flight]
-                done.set()
 
     def _get(self, key: tuple[str, bytes], version: Version) -> Entry | None:
         with self._lock:

@@ -78,6 +78,19 @@ def rows(url: str, sweep_id: int) -> list[tuple[Any, ...]]:
                             (sweep_id,)).fetchall()
 
 
+def at_once(a: Any, b: Any, path: str) -> dict[str, Any]:
+    """GET path from a, and 0.1 s later (a has claimed it) from b, both at once."""
+    got: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda c=c, n=n: got.__setitem__(n, c.get(path)))
+               for n, c in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    return got
+
+
 def finished(client: Any, name: str) -> int:
     sweep = submit(client, spec(name, steps=20))
     wait_status(client, sweep["id"], "done", timeout=120)
@@ -128,14 +141,7 @@ def test_a_process_waits_for_the_answer_another_is_making(
     wait_for(lambda: cells._follower._thread is None, 30, "the cells follower to stop")
     cells._cache.clear()
     made = Made(monkeypatch, delay=0.5)
-    got: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c, n=n: got.__setitem__(n, c.get(path)))
-               for n, c in (("a", a), ("b", b))]
-    for t in threads:
-        t.start()
-        time.sleep(0.1)  # a claims it first; b finds the claim
-    for t in threads:
-        t.join()
+    got = at_once(a, b, path)
     assert got["a"].status_code == got["b"].status_code == 200
     assert got["a"].content == got["b"].content
     assert made.n == 1
@@ -176,14 +182,7 @@ def test_a_process_holding_the_cells_makes_the_map_rather_than_wait(
     assert cells.assembled(sweep_id, created)
     path = base + "/phase-map?metric=div_step"
     made = Made(monkeypatch, delay=0.5)
-    got: dict[str, Any] = {}
-    threads = [threading.Thread(target=lambda c=c, n=n: got.__setitem__(n, c.get(path)))
-               for n, c in (("a", a), ("b", b))]
-    for t in threads:
-        t.start()
-        time.sleep(0.1)
-    for t in threads:
-        t.join()
+    got = at_once(a, b, path)
     assert got["a"].content == got["b"].content and made.n == 2
 
 
