@@ -281,6 +281,8 @@ def serve(
                 # slow clients must not hold connections: headers and bodies have
                 # deadlines, idle keep-alives close, and past the limit new ones get 503
                 http="api.guards:TimedHttpToolsProtocol", timeout_keep_alive=5,
+                # several processes share the port's connections (api/loops.py)
+                loop="api.loops:FairAcceptLoop",
                 limit_concurrency=settings.max_connections, **extra)
 
 
