@@ -104,12 +104,12 @@ class ReadCache:
             await _answer(entry, scope, send)
             return
         done = self._filling.setdefault(flight, asyncio.Event())
+        shared = self.shared
         claimed = None  # the sweep whose answer this process claimed, to make for all
         try:
-            sweep_id = None if self.shared is None else shared_sweep(key, version)
-            if sweep_id is not None:
-                assert self.shared is not None
-                made = await self.shared.take(sweep_id, key, version)
+            sweep_id = None if shared is None else shared_sweep(key, version)
+            if shared is not None and sweep_id is not None:
+                made = await shared.take(sweep_id, key, version)
                 if isinstance(made, tuple):  # another process made it
                     entry = Entry(version, *made)
                     self._keep(key, entry)
@@ -126,17 +126,17 @@ class ReadCache:
             if await self.rows.guarded(lookup) == version:
                 entry = Entry(version, headers, body, tag)
                 self._keep(key, entry)
-                if claimed is not None and self.shared is not None:
-                    await self.shared.put(claimed, key, version, (headers, body, tag))
+                if shared is not None and claimed is not None:
+                    await shared.put(claimed, key, version, (headers, body, tag))
                     claimed = None
         finally:
             if self._filling.get(flight) is done:
                 del self._filling[flight]
                 done.set()
-            if claimed is not None and self.shared is not None:
+            if shared is not None and claimed is not None:
                 # not an answer to keep (an error, too large, the row moved): the next
                 # reader makes it; a release cut short leaves a claim that expires
-                await self.shared.release(claimed, key, version)
+                await shared.release(claimed, key, version)
 
     def _get(self, key: tuple[str, bytes], version: Version) -> Entry | None:
         with self._lock:

@@ -69,11 +69,15 @@ class Made:
             monkeypatch.setattr(results, name, counted)
 
 
-def rows(url: str, sweep_id: int) -> list[tuple[Any, ...]]:
+def connect(url: str) -> psycopg.Connection[Any]:
+    """A plain connection to the schema of `url`, as the read cache makes its own."""
     from api.readcache import Rows
 
-    conninfo = Rows(url).conninfo
-    with psycopg.connect(conninfo) as conn:
+    return psycopg.connect(Rows(url).conninfo, autocommit=True)
+
+
+def rows(url: str, sweep_id: int) -> list[tuple[Any, ...]]:
+    with connect(url) as conn:
         return conn.execute("SELECT key, body IS NOT NULL FROM answer WHERE sweep_id = %s",
                             (sweep_id,)).fetchall()
 
@@ -154,12 +158,9 @@ def test_a_claim_whose_maker_died_is_taken_over(
     base = BASE.format(sweep_id)
     sweep = a.get(base).json()
     assert sweep["status"] == "done"
-    from api.readcache import Rows
-
-    version_rows = [tuple(r) for r in _sweep_row(url, sweep_id)]
     key = (base + "/boundary", b"")
-    state = answers._state(version_rows[0])
-    with psycopg.connect(Rows(url).conninfo, autocommit=True) as conn:
+    state = answers._state(tuple(_sweep_row(url, sweep_id)[0]))
+    with connect(url) as conn:
         conn.execute("INSERT INTO answer (sweep_id, key, version, claimed_at) VALUES "
                      "(%s, %s, %s, clock_timestamp() - make_interval(secs => %s))",
                      (sweep_id, answers._name(key), state, answers.CLAIM_SECONDS + 1))
@@ -191,9 +192,7 @@ def test_without_the_table_each_process_makes_its_own(
     """A failing query costs the sharing, never a read."""
     a, b = two
     sweep_id = finished(a, "no table")
-    from api.readcache import Rows
-
-    with psycopg.connect(Rows(url).conninfo, autocommit=True) as conn:
+    with connect(url) as conn:
         conn.execute("ALTER TABLE answer RENAME TO answer_away")
     try:
         made = Made(monkeypatch)
@@ -201,14 +200,12 @@ def test_without_the_table_each_process_makes_its_own(
             assert c.get(BASE.format(sweep_id) + "/phase-map").status_code == 200
         assert made.n == 2
     finally:
-        with psycopg.connect(Rows(url).conninfo, autocommit=True) as conn:
+        with connect(url) as conn:
             conn.execute("ALTER TABLE answer_away RENAME TO answer")
 
 
 def _sweep_row(url: str, sweep_id: int) -> list[tuple[Any, ...]]:
     """The row as api.readcache.Rows reads it: its version of a finished sweep."""
-    from api.readcache import Rows
-
-    with psycopg.connect(Rows(url).conninfo) as conn:
+    with connect(url) as conn:
         return conn.execute("SELECT created_at, status, finished_at, n_chunks FROM sweep "
                             "WHERE id = %s", (sweep_id,)).fetchall()
