@@ -91,12 +91,13 @@ def engine_rate(doc: dict[str, Any], kernel: str, device: str) -> float:
     return len(runs) * spec.steps / (time.perf_counter() - t0)
 
 
-def baseline_rate(kind: str, problem_name: str, n_runs: int, steps: int) -> float:
+def baseline_rate(kind: str, problem_name: str, n_runs: int, steps: int,
+                  device: str = "cpu") -> float:
     """Run-steps per second of one torch.optim optimizer per run, stepped one by one."""
     spec = parse_spec(bench_spec(kind, problem_name, 4, steps))
-    problem = build_problem(spec.problem, dtype=torch.float64, device=torch.device("cpu"))
+    problem = build_problem(spec.problem, dtype=torch.float64, device=torch.device(device))
     rng = np.random.default_rng(0)
-    ks = torch.arange(1, steps + 1)
+    ks = torch.arange(1, steps + 1, device=device)
     lr = spec.optimizer.lr
     t_total = 0.0
     for r in range(n_runs):
@@ -113,6 +114,8 @@ def baseline_rate(kind: str, problem_name: str, n_runs: int, steps: int) -> floa
             for p, (a, b) in zip(params, problem.blocks, strict=True):
                 p.grad = g[a:b]
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         t_total += time.perf_counter() - t0
     return n_runs * steps / t_total
 

@@ -129,13 +129,15 @@ def _run_program(
     """The runs of one problem and optimizer (one point of any extra axes)."""
     dev = resolve_device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-    problem = build_problem(spec.problem, dtype=dtype, device=dev)
+    # the fused kernel reads the problem's constants on the host; it runs zhang2022
+    # on a GPU where it can (experiments/fused_cuda.py), else on the CPU, where its
+    # numbers are the same bit for bit
+    fused_gpu = kernel == "fused" and dev.type == "cuda" and _fused_gpu(spec)
+    pdev = torch.device("cpu") if kernel == "fused" else dev
+    problem = build_problem(spec.problem, dtype=dtype, device=pdev)
     if kernel == "compiled":
         _prepare_compiler(spec, dev)
-    elif kernel == "fused":
-        if dev.type != "cpu":
-            raise ValueError("kernel: fused runs on the CPU only; use device cpu or kernel eager")
-    elif kernel != "eager":
+    elif kernel != "eager" and kernel != "fused":
         raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
@@ -172,7 +174,7 @@ def _run_program(
         if kernel == "fused":
             from experiments.fused import FusedSimulation
 
-            sim = FusedSimulation(spec, problem, group, clip)
+            sim = FusedSimulation(spec, problem, group, clip, on_gpu=fused_gpu)
         else:
             sim = _Simulation(spec, problem, group, clip, dev, dtype, kernel)
         group_curves, outcomes, group_final = sim.run(ckpts, report, should_stop)
@@ -194,6 +196,18 @@ def _run_program(
         m_final=final["m"],
         v_final=final["v"],
     )
+
+
+def _fused_gpu(spec: SweepSpec) -> bool:
+    """Whether the fused kernel runs this spec on the GPU: zhang2022, with numba's
+    CUDA target usable here (a driver and NVVM: the `gpu` extra)."""
+    from experiments.kernels import FUSED_GPU_PROBLEMS
+
+    if spec.problem.kind not in FUSED_GPU_PROBLEMS:
+        return False
+    from experiments.fused_cuda import available
+
+    return available()
 
 
 def build_chain(spec: SweepSpec, clip: Any, problem: Problem) -> optim.Transform:

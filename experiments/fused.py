@@ -94,10 +94,18 @@ def stream_groups(seed: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.n
 class FusedSimulation:
     """One clip mode's runs; run() returns what engine._Simulation.run returns."""
 
-    def __init__(self, spec: Any, problem: Problem, runs: RunTable, clip: Any):
+    def __init__(
+        self, spec: Any, problem: Problem, runs: RunTable, clip: Any, on_gpu: bool = False
+    ):
         if not isinstance(problem, Zhang2022 | Lstsq):
             raise ValueError(f"kernel: fused does not support problem {type(problem).__name__}")
+        if on_gpu and not isinstance(problem, Zhang2022):
+            raise ValueError("kernel: fused runs lstsq on the CPU only")
         self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
+        # zhang2022 on a GPU (experiments/fused_cuda.py): one thread per run, so the
+        # runs stay in their order and each reads its stream's summaries
+        self.on_gpu = on_gpu
+        self.gpu: Any = None  # its arrays on the GPU while run() runs
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
         self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
@@ -105,6 +113,8 @@ class FusedSimulation:
         if isinstance(problem, Lstsq):
             self.blocks = fk.stream_blocks(self.group)
             self.order: np.ndarray | None = None
+        elif on_gpu:
+            self.blocks, self.order = (), None
         else:
             # zhang2022's state is kept in stream order, so that each lane block
             # holds one stream and its minibatch summary is one number per step
@@ -203,6 +213,12 @@ class FusedSimulation:
         curves = np.empty((r, len(ckpts)), dtype=np.float64)
         col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
         col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
+        if self.on_gpu:
+            from experiments.fused_cuda import ZhangOnDevice
+
+            self.gpu = ZhangOnDevice(
+                state["st"], self.hp, self.group, self.c, self.rc, self.flags, nclip, rise, curves
+            )
         step = 0
         while step < self.spec.steps:
             n_steps = min(STATS_STEPS, self.spec.steps - step)
@@ -215,6 +231,8 @@ class FusedSimulation:
 
                 raise Canceled()
             report(r * step)
+        if self.on_gpu:
+            self.gpu.finish()
         if "st" in state:
             xmv = self._unsort(state["st"][: fk.V + 1])  # rows X, M, V
             x_final, m, v = xmv[fk.X][:, None], xmv[fk.M][:, None], xmv[fk.V][:, None]
@@ -279,6 +297,9 @@ class FusedSimulation:
             # Zhang2022.batch_stats for every stream at once
             w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
             s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
+            if self.on_gpu:
+                self.gpu.steps(s, kf, sc, slot)
+                return
             fk.zhang_steps(  # type: ignore[call-arg]
                 state["st"],
                 self.hp,

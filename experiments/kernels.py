@@ -4,12 +4,14 @@ resolve a sweep's kernel (it is part of every run_key) before storing it.
 
 - `eager`: op-by-op PyTorch, every problem, optimizer and clip mode, CPU or CUDA.
 - `compiled`: the same step code through torch.compile.
-- `fused`: one numba function per block of steps (experiments/fused.py), CPU only,
-  for the combinations in FUSED_* below.
+- `fused`: one numba function per block of steps (experiments/fused.py) for the
+  combinations in FUSED_* below; on a CUDA device zhang2022 runs as one GPU thread
+  per run (experiments/fused_cuda.py, the same numbers bit for bit), and lstsq on
+  the CPU.
 - `auto`: `fused` where it applies and the sweep has at least its problem's
-  AUTO_MIN_RUN_STEPS run-steps on a CPU device, else `eager`. It is resolved
-  before any run_key is computed, so a sweep's keys name the kernel that
-  computed it.
+  AUTO_MIN_RUN_STEPS run-steps (on a CUDA device: zhang2022 only), else `eager`.
+  It is resolved before any run_key is computed, so a sweep's keys name the
+  kernel that computed it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ KERNEL_CHOICES = ("auto", "eager", "compiled", "fused")
 FUSED_PROBLEMS = ("zhang2022", "lstsq")
 FUSED_OPTIMIZERS = ("adam", "adamw")
 FUSED_CLIPS = ("none", "global_norm", "value", "adagc")
+FUSED_GPU_PROBLEMS = ("zhang2022",)  # the others' fused kernel runs on the CPU
 # Loading the fused kernel from numba's on-disk cache costs 1-3 s per process
 # (compiling it, once per machine, 20 s to 2 minutes). In that time eager runs
 # about 10^8 zhang2022 run-steps but only about 2 x 10^6 lstsq ones (its minibatch
@@ -64,13 +67,13 @@ def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
         reason = fused_unsupported(spec)
         if reason is not None:
             raise SpecError([reason])
-        if not on_cpu:
-            raise SpecError(
-                [("kernel", "fused runs on the CPU only; use device cpu or kernel eager")]
-            )
+        if not on_cpu and spec.problem.kind not in FUSED_GPU_PROBLEMS:
+            why = f"fused runs {spec.problem.kind} on the CPU only; use device cpu or kernel eager"
+            raise SpecError([("kernel", why)])
         return "fused"
     if kernel != "auto":
         return kernel
     least = AUTO_MIN_RUN_STEPS.get(spec.problem.kind)
     big = least is not None and spec.total_runs() * spec.steps >= least
-    return "fused" if on_cpu and big and fused_unsupported(spec) is None else "eager"
+    here = on_cpu or spec.problem.kind in FUSED_GPU_PROBLEMS
+    return "fused" if here and big and fused_unsupported(spec) is None else "eager"

@@ -4,7 +4,9 @@ start, not in their first chunk.
 A Celery prefork child warms up in worker_process_init, a solo or threads
 worker before it starts consuming, the embedded engine process in its
 initializer (experiments/warmup.py says what that costs and does). Off with
-BETASCOPE_ENGINE_WARMUP=false; a GPU worker never runs the fused kernel.
+BETASCOPE_ENGINE_WARMUP=false. A GPU worker skips it: its fused kernel is
+compiled for the GPU at its first fused chunk (lstsq's, which stays on the CPU,
+loads there then too).
 """
 
 from __future__ import annotations
