@@ -129,10 +129,10 @@ def _run_program(
     """The runs of one problem and optimizer (one point of any extra axes)."""
     dev = resolve_device(device)
     dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-    # the fused kernel reads the problem's constants on the host; it runs zhang2022
-    # on a GPU where it can (experiments/fused_cuda.py), else on the CPU, where its
-    # numbers are the same bit for bit
-    fused_gpu = kernel == "fused" and dev.type == "cuda" and _fused_gpu(spec)
+    # the fused kernel reads the problem's constants on the host; it runs on a GPU
+    # where numba can compile for it (experiments/fused_cuda.py), else on the CPU,
+    # where its numbers are the same bit for bit
+    fused_gpu = kernel == "fused" and dev.type == "cuda" and _fused_gpu()
     pdev = torch.device("cpu") if kernel == "fused" else dev
     problem = build_problem(spec.problem, dtype=dtype, device=pdev)
     if kernel == "compiled":
@@ -198,13 +198,8 @@ def _run_program(
     )
 
 
-def _fused_gpu(spec: SweepSpec) -> bool:
-    """Whether the fused kernel runs this spec on the GPU: zhang2022, with numba's
-    CUDA target usable here (a driver and NVVM: the `gpu` extra)."""
-    from experiments.kernels import FUSED_GPU_PROBLEMS
-
-    if spec.problem.kind not in FUSED_GPU_PROBLEMS:
-        return False
+def _fused_gpu() -> bool:
+    """Whether numba's CUDA target is usable here (a driver and NVVM: the `gpu` extra)."""
     from experiments.fused_cuda import available
 
     return available()

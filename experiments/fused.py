@@ -99,11 +99,9 @@ class FusedSimulation:
     ):
         if not isinstance(problem, Zhang2022 | Lstsq):
             raise ValueError(f"kernel: fused does not support problem {type(problem).__name__}")
-        if on_gpu and not isinstance(problem, Zhang2022):
-            raise ValueError("kernel: fused runs lstsq on the CPU only")
         self.spec, self.problem, self.runs, self.clip = spec, problem, runs, clip
-        # zhang2022 on a GPU (experiments/fused_cuda.py): one thread per run, so the
-        # runs stay in their order and each reads its stream's summaries
+        # on a GPU (experiments/fused_cuda.py) a thread per run: the runs stay in
+        # their order and each reads its stream's summaries
         self.on_gpu = on_gpu
         self.gpu: Any = None  # its arrays on the GPU while run() runs
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
@@ -214,11 +212,15 @@ class FusedSimulation:
         col_of_step = np.full(self.spec.steps + 1, -1, dtype=np.int64)
         col_of_step[np.asarray(ckpts, dtype=np.int64)] = np.arange(len(ckpts))
         if self.on_gpu:
-            from experiments.fused_cuda import ZhangOnDevice
+            from experiments import fused_cuda
 
-            self.gpu = ZhangOnDevice(
-                state["st"], self.hp, self.group, self.c, self.rc, self.flags, nclip, rise, curves
-            )
+            common = (self.c, self.rc, self.flags, nclip, rise, curves)
+            if "st" in state:
+                self.gpu = fused_cuda.ZhangOnDevice(state["st"], self.hp, self.group, *common)
+            else:
+                self.gpu = fused_cuda.LstsqOnDevice(
+                    state, self.hp, self.group, self.lstsq_data, *common
+                )
         step = 0
         while step < self.spec.steps:
             n_steps = min(STATS_STEPS, self.spec.steps - step)
@@ -322,6 +324,9 @@ class FusedSimulation:
         counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
         w = (counts / sizes[None, :, None]).numpy()
         cols, vals, nnz = fused_lstsq.compress_weights(w, idx.shape[2])
+        if self.on_gpu:
+            self.gpu.steps(cols, vals, nnz, kf, sc, slot)
+            return
         fused_lstsq.lstsq_steps(  # type: ignore[call-arg]
             state["x"],
             state["m"],

@@ -5,11 +5,10 @@ resolve a sweep's kernel (it is part of every run_key) before storing it.
 - `eager`: op-by-op PyTorch, every problem, optimizer and clip mode, CPU or CUDA.
 - `compiled`: the same step code through torch.compile.
 - `fused`: one numba function per block of steps (experiments/fused.py) for the
-  combinations in FUSED_* below; on a CUDA device zhang2022 runs as one GPU thread
-  per run (experiments/fused_cuda.py, the same numbers bit for bit), and lstsq on
-  the CPU.
+  combinations in FUSED_* below; on a CUDA device one GPU thread per run
+  (experiments/fused_cuda.py, the same numbers bit for bit).
 - `auto`: `fused` where it applies and the sweep has at least its problem's
-  AUTO_MIN_RUN_STEPS run-steps (on a CUDA device: zhang2022 only), else `eager`.
+  AUTO_MIN_RUN_STEPS run-steps, else `eager`.
   It is resolved before any run_key is computed, so a sweep's keys name the
   kernel that computed it.
 """
@@ -25,7 +24,6 @@ KERNEL_CHOICES = ("auto", "eager", "compiled", "fused")
 FUSED_PROBLEMS = ("zhang2022", "lstsq")
 FUSED_OPTIMIZERS = ("adam", "adamw")
 FUSED_CLIPS = ("none", "global_norm", "value", "adagc")
-FUSED_GPU_PROBLEMS = ("zhang2022",)  # the others' fused kernel runs on the CPU
 # Loading the fused kernel from numba's on-disk cache costs 1-3 s per process
 # (compiling it, once per machine, 20 s to 2 minutes). In that time eager runs
 # about 10^8 zhang2022 run-steps but only about 2 x 10^6 lstsq ones (its minibatch
@@ -58,22 +56,19 @@ def fused_unsupported(spec: Any) -> tuple[str, str] | None:
 def resolve_kernel(spec: Any, kernel: str, device: str = "cpu") -> str:
     """The concrete kernel (eager, compiled or fused) that `kernel` means for `spec`.
 
-    Raises SpecError (a ValueError; 422 through the API) naming the field when
-    `kernel` is unknown or is `fused` for a spec or device it does not support."""
+    The choice is the same on every `device` (the fused kernel runs on a CUDA GPU
+    too, with the same numbers), so a sweep's keys do not depend on where its
+    chunks run. Raises SpecError (a ValueError; 422 through the API) naming the
+    field when `kernel` is unknown or is `fused` for a spec it does not support."""
     if kernel not in KERNEL_CHOICES:
         raise SpecError([("kernel", f"must be one of {', '.join(KERNEL_CHOICES)}, got {kernel!r}")])
-    on_cpu = not str(device).startswith("cuda")
     if kernel == "fused":
         reason = fused_unsupported(spec)
         if reason is not None:
             raise SpecError([reason])
-        if not on_cpu and spec.problem.kind not in FUSED_GPU_PROBLEMS:
-            why = f"fused runs {spec.problem.kind} on the CPU only; use device cpu or kernel eager"
-            raise SpecError([("kernel", why)])
         return "fused"
     if kernel != "auto":
         return kernel
     least = AUTO_MIN_RUN_STEPS.get(spec.problem.kind)
     big = least is not None and spec.total_runs() * spec.steps >= least
-    here = on_cpu or spec.problem.kind in FUSED_GPU_PROBLEMS
-    return "fused" if here and big and fused_unsupported(spec) is None else "eager"
+    return "fused" if big and fused_unsupported(spec) is None else "eager"

@@ -22,17 +22,31 @@ from experiments.runs import all_runs  # noqa: E402
 from experiments.spec import parse_spec  # noqa: E402
 
 # long enough for the beta^k floor (beta 0.3 reaches it in 31 steps) and for the
-# tables' diverging runs; the simulator takes about half a millisecond a run-step
-STEPS = 100
+# tables' diverging runs; the simulator takes about half a millisecond a zhang2022
+# run-step and several for lstsq's (32 rows of 9 features), which runs fewer steps
+# on a subset of its rows that still takes every branch of the kernel
+STEPS = {"zhang2022": 100, "lstsq": 30}
+LSTSQ_ROWS = (
+    "torch-adam-none-lstsq",
+    "torch-adamw-global_norm-lstsq",
+    "loop-adagc-no-bias-inv-sqrt-lstsq",
+    "torch-amsgrad-value-lstsq",
+    "torch-adamw-amsgrad-adagc-lstsq",
+    "loop-adam-warmup-cosine-no-bias-value-lstsq",
+    "torch-adamw-global_norm-lstsq-float32",
+)
 
 
-def documents(steps: int = STEPS) -> dict[str, dict[str, Any]]:
-    """The specs, cut to `steps` (benchmarks/gpu.py runs them whole on a GPU)."""
+def documents(whole: bool = False) -> dict[str, dict[str, Any]]:
+    """The specs: every zhang2022 and lstsq row of the fused kernel's tables and
+    a few minibatch sweeps, cut to STEPS (and lstsq's rows to LSTSQ_ROWS) unless
+    whole (benchmarks/gpu.py runs them all, whole, on a GPU)."""
     from tests.experiments.configs import spec_document
-    from tests.experiments.test_engine import INVARIANCE_SPECS
+    from tests.experiments.test_engine import INVARIANCE_SPECS, LSTSQ_SPEC
     from tests.experiments.test_fused import FUSED_CASES
 
-    out = {c.id: spec_document(c) for c in FUSED_CASES if c.problem == "zhang2022"}
+    out = {c.id: spec_document(c) for c in FUSED_CASES
+           if c.problem == "zhang2022" or whole or c.id in LSTSQ_ROWS}
     out["reshuffle"] = INVARIANCE_SPECS["zhang2022-reshuffle-adamw"]
     # minibatches of 1 and 3 with beta2 0.3: v falls at some steps, so amsgrad's
     # maximum differs from v (the tables' amsgrad rows never see that in 100 steps)
@@ -43,8 +57,14 @@ def documents(steps: int = STEPS) -> dict[str, dict[str, Any]]:
         "grid": {**small["grid"], "beta1": [0.0, 0.9], "beta2": [0.3, 0.999],
                  "batch_size": [1, 3], "seed": [0]},
     }
+    out["lstsq-minibatch"] = LSTSQ_SPEC
+    out["lstsq-amsgrad-minibatch"] = {**LSTSQ_SPEC, "optimizer": {"lr": 0.01, "amsgrad": True}}
+    out["lstsq-reshuffle-float32"] = {**LSTSQ_SPEC, "sampling": "reshuffle", "dtype": "float32"}
+    if whole:
+        return out
     short = {}
     for name, doc in out.items():
+        steps = STEPS[doc["problem"]["kind"]]
         opt = dict(doc.get("optimizer", {}))
         if "warmup_steps" in opt:  # the warm-up and the decay both within the steps
             opt["warmup_steps"] = min(int(opt["warmup_steps"]), steps // 4)

@@ -222,13 +222,13 @@ def test_auto_picks_fused_for_large_supported_sweeps_only() -> None:
     assert big.total_runs() * big.steps >= AUTO_MIN_RUN_STEPS["zhang2022"]
     assert resolve_kernel(big, "auto", "cpu") == "fused"
     assert resolve_kernel(big, "auto", "auto") == "fused"
-    assert resolve_kernel(big, "auto", "cuda") == "fused"  # zhang2022 runs fused on a GPU
+    assert resolve_kernel(big, "auto", "cuda") == "fused"  # the same choice on a GPU
     small = _sized(100, 1000)
     assert resolve_kernel(small, "auto", "cpu") == "eager"
     assert resolve_kernel(small, "auto", "cuda") == "eager"
     lstsq = {"kind": "lstsq", "n_samples": 16, "block_scales": [1.0], "block_dim": 2}
     assert resolve_kernel(_sized(100, 1000, problem=lstsq), "auto", "cpu") == "fused"
-    assert resolve_kernel(_sized(100, 1000, problem=lstsq), "auto", "cuda") == "eager"
+    assert resolve_kernel(_sized(100, 1000, problem=lstsq), "auto", "cuda") == "fused"
     sgd = _sized(317, 1000, optimizer={"kind": "sgd", "lr": 0.01},
                  grid={"beta1": {"start": 0.0, "stop": 0.9, "num": 317}, "beta2": [0.0],
                        "lr": [float(v) for v in np.geomspace(1e-3, 1e-2, 317)]})
@@ -253,9 +253,9 @@ def test_explicit_fused_on_an_unsupported_spec_names_the_field(over: dict, field
     assert info.value.errors[0][0] == field
     assert resolve_kernel(spec, "auto", "cpu") == "eager"
     assert resolve_kernel(_sized(2, 10), "fused", "cuda") == "fused"
-    lstsq = {"kind": "lstsq", "n_samples": 16, "block_scales": [1.0], "block_dim": 2}
-    with pytest.raises(SpecError, match="lstsq on the CPU only"):
-        resolve_kernel(_sized(2, 10, problem=lstsq), "fused", "cuda")
+    with pytest.raises(SpecError) as on_gpu:
+        resolve_kernel(spec, "fused", "cuda")
+    assert on_gpu.value.errors[0][0] == field
     with pytest.raises(SpecError, match="kernel"):
         resolve_kernel(_sized(2, 10), "turbo", "cpu")
 
