@@ -364,11 +364,12 @@ class Rows:
         finally:
             del self._draining[key]
 
-    async def query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        """One statement on this process's lookup connection (api.answers)."""
-        return await self._query(sql, args)
+    async def query(self, sql: str, args: tuple[Any, ...], binary: bool = False) -> list[Any]:
+        """One statement on this process's lookup connection (api.answers); binary:
+        results in Postgres's binary format (a bytea as its bytes, not hex text)."""
+        return await self._query(sql, args, binary)
 
-    async def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    async def _query(self, sql: str, args: tuple[Any, ...], binary: bool = False) -> list[Any]:
         if self.sqlite:
             if self._sqlite is None:
                 # autocommit: every lookup reads the latest committed state; read-only,
@@ -385,8 +386,11 @@ class Rows:
             self._pg = await psycopg.AsyncConnection.connect(
                 self.conninfo, autocommit=True, connect_timeout=int(LOOKUP_TIMEOUT) + 1)
             await self._pg.execute(f"SET statement_timeout = {int(LOOKUP_TIMEOUT * 1000)}")
+            # what this connection writes is api.answers' rows, answers that a crash
+            # may lose (they are made again): no wait for the log's flush at commit
+            await self._pg.execute("SET synchronous_commit = off")
             self._pg_loop = loop
-        cur = await self._pg.execute(sql, args)
+        cur = await self._pg.execute(sql, args, binary=binary)
         return list(await cur.fetchall())
 
     def close(self) -> None:
