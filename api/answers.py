@@ -62,8 +62,9 @@ CLAIM = ("INSERT INTO answer (sweep_id, key, version, claimed_at) "
          "claimed_at = excluded.claimed_at, tag = NULL, headers = NULL, body = NULL "
          "WHERE answer.version <> excluded.version OR (answer.body IS NULL AND "
          "answer.claimed_at <= clock_timestamp() - make_interval(secs => %s)) RETURNING 1")
-# the body goes and comes in Postgres's binary format (as text, a bytea is hex: twice
-# its size to write, send and parse); the column is stored uncompressed (migration
+# the body goes (psycopg sends bytes so anyway) and comes back (GET, binary=True) in
+# Postgres's binary format: as text a bytea is hex, twice its size to encode, send and
+# parse; the column is stored uncompressed (migration
 # 20261207_answer_storage: pglz took 4.6 ms of the server's CPU per 50 kB map)
 PUT = ("UPDATE answer SET tag = %s, headers = %s, body = %b "
        "WHERE sweep_id = %s AND key = %s AND version = %s RETURNING 1")
