@@ -86,8 +86,12 @@ def engine_rate(doc: dict[str, Any], kernel: str, device: str) -> float:
     spec = parse_spec(doc)
     runs = all_runs(spec)
     run_chunk(spec, runs.take(np.arange(min(len(runs), 256))), kernel=kernel, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     run_chunk(spec, runs, kernel=kernel, device=device)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return len(runs) * spec.steps / (time.perf_counter() - t0)
 
 

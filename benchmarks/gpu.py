@@ -17,34 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.engine import PEER_PROBLEMS, baseline_rate, peer_spec  # noqa: E402
+from benchmarks.engine import PEER_PROBLEMS, baseline_rate, engine_rate, peer_spec  # noqa: E402
 from experiments import fused_cuda  # noqa: E402
-from experiments.engine import run_chunk  # noqa: E402
-from experiments.runs import all_runs  # noqa: E402
-from experiments.spec import parse_spec  # noqa: E402
 from tests.experiments.cuda_sim import differences, documents  # noqa: E402
-
-
-def rate(doc: dict, kernel: str, device: str) -> float:
-    spec = parse_spec(doc)
-    runs = all_runs(spec)
-    run_chunk(spec, runs.take(np.arange(min(len(runs), 256))), kernel=kernel, device=device)
-    if device != "cpu":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    run_chunk(spec, runs, kernel=kernel, device=device)
-    if device != "cpu":
-        torch.cuda.synchronize()
-    return len(runs) * spec.steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -75,8 +57,9 @@ def main() -> None:
         for dtype in ("float64", "float32"):
             doc = peer_spec(problem, dtype, side, steps)
             small = peer_spec(problem, dtype, max(2, side // 4), steps)
-            gpu, eager, cpu = (rate(doc, "fused", "cuda"), rate(small, "eager", "cuda"),
-                               rate(small, "fused", "cpu"))
+            gpu, eager, cpu = (engine_rate(doc, "fused", "cuda"),
+                               engine_rate(small, "eager", "cuda"),
+                               engine_rate(small, "fused", "cpu"))
             print(f"| {problem} | {dtype} | {base:.3g} | {gpu:.3g} | {eager:.3g} | {cpu:.3g} "
                   f"| {gpu / base:,.0f}x |")
     sys.exit(1 if bad else 0)

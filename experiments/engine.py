@@ -132,12 +132,17 @@ def _run_program(
     # the fused kernel reads the problem's constants on the host; it runs on a GPU
     # where numba can compile for it (experiments/fused_cuda.py), else on the CPU,
     # where its numbers are the same bit for bit
-    fused_gpu = kernel == "fused" and dev.type == "cuda" and _fused_gpu()
+    if kernel == "fused" and dev.type == "cuda":
+        from experiments.fused_cuda import available
+
+        fused_gpu = available()
+    else:
+        fused_gpu = False
     pdev = torch.device("cpu") if kernel == "fused" else dev
     problem = build_problem(spec.problem, dtype=dtype, device=pdev)
     if kernel == "compiled":
         _prepare_compiler(spec, dev)
-    elif kernel != "eager" and kernel != "fused":
+    elif kernel not in ("eager", "fused"):
         raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
@@ -196,13 +201,6 @@ def _run_program(
         m_final=final["m"],
         v_final=final["v"],
     )
-
-
-def _fused_gpu() -> bool:
-    """Whether numba's CUDA target is usable here (a driver and NVVM: the `gpu` extra)."""
-    from experiments.fused_cuda import available
-
-    return available()
 
 
 def build_chain(spec: SweepSpec, clip: Any, problem: Problem) -> optim.Transform:

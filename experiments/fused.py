@@ -108,11 +108,11 @@ class FusedSimulation:
         self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
         self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
         opt = spec.optimizer
-        if isinstance(problem, Lstsq):
+        self.order: np.ndarray | None = None
+        if on_gpu:  # no lane blocks: a thread per run
+            self.blocks: tuple[np.ndarray, ...] = ()
+        elif isinstance(problem, Lstsq):
             self.blocks = fk.stream_blocks(self.group)
-            self.order: np.ndarray | None = None
-        elif on_gpu:
-            self.blocks, self.order = (), None
         else:
             # zhang2022's state is kept in stream order, so that each lane block
             # holds one stream and its minibatch summary is one number per step

@@ -331,35 +331,20 @@ class ZhangOnDevice:
         curves: np.ndarray,
     ):
         self.kernel = kernel("zhang2022", st.dtype.name)
-        self.host = (st, nclip, rise, curves)
-        self.dev = [cuda.to_device(a) for a in (st, hp, group, c, rc, flags, nclip, rise, curves)]
+        self.host = (st, nclip, rise, curves)  # what comes back, into these arrays
+        self.st, self.nclip, self.rise, self.curves = (cuda.to_device(a) for a in self.host)
+        self.inputs = [cuda.to_device(a) for a in (hp, group)]
+        self.consts = [cuda.to_device(a) for a in (c, rc, flags)]
 
     def steps(self, s: np.ndarray, kf: np.ndarray, sc: np.ndarray, slot: np.ndarray) -> None:
-        st, hp, grp, c, rc, flags, nclip, rise, curves = self.dev
         s_d, kf_d, sc_d, slot_d = (
             cuda.to_device(np.ascontiguousarray(a)) for a in (s, kf, sc, slot)
         )
-        _launch(
-            self.kernel,
-            st.shape[1],
-            st,
-            hp,
-            grp,
-            s_d,
-            kf_d,
-            sc_d,
-            c,
-            rc,
-            flags,
-            nclip,
-            rise,
-            slot_d,
-            curves,
-        )
+        _launch(self.kernel, self.st.shape[1], self.st, *self.inputs, s_d, kf_d, sc_d,
+                *self.consts, self.nclip, self.rise, slot_d, self.curves)  # fmt: skip
 
     def finish(self) -> None:
-        st, nclip, rise, curves = self.dev[0], self.dev[6], self.dev[7], self.dev[8]
-        for dev, host in zip((st, nclip, rise, curves), self.host, strict=True):
+        for dev, host in zip((self.st, self.nclip, self.rise, self.curves), self.host, strict=True):
             dev.copy_to_host(host)
 
 
@@ -386,10 +371,9 @@ class LstsqOnDevice:
         self.state, self.host = state, (nclip, rise, curves)
         self.vec = {k: cuda.to_device(np.ascontiguousarray(state[k].T)) for k in self.VECTORS}
         d, r = self.vec["x"].shape
-        self.work = (
-            cuda.device_array((d, r), hp.dtype),  # g
-            cuda.device_array(self.vec["gamma"].shape, hp.dtype),
-        )  # block norms
+        # the gradient [d, R] and the block norms [B, R]
+        self.work = (cuda.device_array((d, r), hp.dtype),
+                     cuda.device_array(self.vec["gamma"].shape, hp.dtype))  # fmt: skip
         self.pows = cuda.to_device(state["pows"])
         self.rest = [cuda.to_device(a) for a in (hp, group)]
         self.data = [cuda.to_device(a) for a in data]  # A, y, A^T A, x*, block bounds

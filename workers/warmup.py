@@ -5,8 +5,7 @@ A Celery prefork child warms up in worker_process_init, a solo or threads
 worker before it starts consuming, the embedded engine process in its
 initializer (experiments/warmup.py says what that costs and does). Off with
 BETASCOPE_ENGINE_WARMUP=false. A GPU worker skips it: its fused kernel is
-compiled for the GPU at its first fused chunk (lstsq's, which stays on the CPU,
-loads there then too).
+compiled for the GPU at its first fused chunk.
 """
 
 from __future__ import annotations
