@@ -536,6 +536,9 @@ def main() -> None:  # pragma: no cover
     """The `betascope` command (pyproject's script)."""
     global _LEAVE_AT_ONCE
     _LEAVE_AT_ONCE = True
+    from api import memory
+
+    memory.keep_freed_memory()  # a process of its own: its arrays reuse freed memory
     app()
 
 

