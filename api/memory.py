@@ -18,7 +18,7 @@ import ctypes.util
 import os
 from typing import Any
 
-_trim: Any = None
+_libc: dict[str, Any] = {}
 # glibc's mallopt parameters
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -27,6 +27,17 @@ M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 << 20
 # free memory at the top of a heap beyond this goes back to the system at once
 TRIM_THRESHOLD = 256 << 20
+
+
+def _c_function(name: str) -> Any:
+    """The C library's function of that name, or None (no such library or function)."""
+    if name not in _libc:
+        lib = ctypes.util.find_library("c")
+        try:
+            _libc[name] = getattr(ctypes.CDLL(lib), name, None) if lib else None
+        except OSError:  # no C library by that name
+            _libc[name] = None
+    return _libc[name]
 
 
 def configure() -> None:
@@ -38,19 +49,16 @@ def configure() -> None:
     With two arenas and Arrow on the system allocator, a map, a CSV and a Parquet
     export of a 10^6-run sweep one after the other grew the process by 173 MB at
     their peak and kept 150, against 216 and 216 (side by side, in one process).
-    Arrow reads its choice from the environment when it first allocates."""
+    Arrow reads its choice from the environment when it first allocates. Freed
+    blocks are kept for reuse between releases (keep_freed_memory)."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
-    except OSError:
-        mallopt = None
+    mallopt = _c_function("mallopt")
     if mallopt is not None:
         mallopt(M_ARENA_MAX, 2)
-        keep_freed_memory(mallopt)
+    keep_freed_memory()
 
 
-def keep_freed_memory(mallopt: Any = None) -> None:
+def keep_freed_memory() -> None:
     """Reuse freed blocks of up to 32 MB instead of giving them back to the system
     and faulting fresh pages in for the next (glibc only; elsewhere nothing).
 
@@ -58,15 +66,12 @@ def keep_freed_memory(mallopt: Any = None) -> None:
     its trim threshold from the top of a heap; both start low (128 kB) and its dynamic
     threshold follows the largest block freed, so the multi-megabyte arrays of a
     50,000-run piece were, time and again, fresh pages that the kernel had to fault in
-    and zero: on this VM about 0.6 ms per MB. Stacking a 50,000 x 6 grid took 2.4 ms
-    where the same work in reused memory took 0.8, and a Parquet export of 10^6 runs
-    used 0.31 s of CPU instead of 0.27. What is kept is given back by `release()`."""
-    if mallopt is None:
-        name = ctypes.util.find_library("c")
-        try:
-            mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
-        except OSError:
-            mallopt = None
+    and zero: about 0.6 ms per MB on the 2-core development machine (a virtual
+    machine). Stacking a 50,000 x 6 grid took 2.4 ms there where the same work in
+    reused memory took 0.8, and the engine alone took 0.44 s for a 10^6-run, 200-step
+    sweep instead of 0.22 (docs/performance.md). What is kept is given back by
+    `release()`."""
+    mallopt = _c_function("mallopt")
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
@@ -74,15 +79,9 @@ def keep_freed_memory(mallopt: Any = None) -> None:
 
 def release() -> None:
     """Return Arrow's and malloc's free memory to the system."""
-    global _trim
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    if _trim is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _trim = getattr(ctypes.CDLL(name), "malloc_trim", False) if name else False
-        except OSError:  # no C library by that name: nothing to trim
-            _trim = False
-    if _trim:
-        _trim(0)  # glibc: give back the free top of every heap
+    trim = _c_function("malloc_trim")
+    if trim is not None:
+        trim(0)  # glibc: give back the free top of every heap
