@@ -25,8 +25,10 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 # freed blocks up to this size are kept for reuse, not unmapped (glibc's largest)
 MMAP_THRESHOLD = 32 << 20
-# free memory at the top of a heap beyond this goes back to the system at once
-TRIM_THRESHOLD = 256 << 20
+# free memory at the top of a heap beyond this goes back to the system at once (the
+# most glibc's own dynamic threshold reaches: a 50,000-run piece's or chunk's arrays
+# stay below it, and no heap keeps more than this free at its top between releases)
+TRIM_THRESHOLD = 64 << 20
 
 
 def _c_function(name: str) -> Any:
