@@ -4,8 +4,8 @@
     python benchmarks/service.py --runs 10000000 --steps 100 --seeds 10 --modes postgres
 
 The engine alone runs the sweep's runs in the service's chunks in this process
-first, with the torch threads and wait policy the service's engine gets
-(workers/threads.py); then, for each mode, a real `betascope serve` in a subprocess gets the
+first, with the torch threads, wait policy and allocator policy the service's engine
+gets (workers/threads.py, api/memory.py); then, for each mode, a real `betascope serve` in a subprocess gets the
 same spec over REST: `embedded` is SQLite with the in-process executor,
 `postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
 Both share this machine's cores, so POST -> done over the engine's time is the
