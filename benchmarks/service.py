@@ -5,9 +5,10 @@
 
 The engine alone runs the sweep's runs in the service's chunks in this process
 first, with the torch threads, wait policy and allocator policy the service's engine
-gets (workers/threads.py, api/memory.py); then, for each mode, a real `betascope serve` in a subprocess gets the
-same spec over REST: `embedded` is SQLite with the in-process executor,
-`postgres` is Postgres + Redis + one `betascope worker --pool solo` process.
+gets (workers/threads.py, api/memory.py); then, for each mode, a real `betascope
+serve` in a subprocess gets the same spec over REST: `embedded` is SQLite with the
+in-process executor, `postgres` is Postgres + Redis + one `betascope worker --pool
+solo` process.
 Both share this machine's cores, so POST -> done over the engine's time is the
 service's overhead. Each mode runs the sweep twice, on a fresh database and then
 again (a criterion differs, so nothing is reused): the second is what a server
