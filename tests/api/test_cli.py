@@ -85,14 +85,16 @@ def test_submit_warns_above_a_day_before_sending(server: tuple[str, dict[str, st
                                                  tmp_path: Path) -> None:
     url, env = server
     doc = spec("huge", steps=10_000_000)
-    # 20,000,000 runs: over the server's cap, so the server refuses it after the warning
+    # 200,000,000 runs: over the server's cap, so the server refuses it after the warning;
+    # 2e15 run-steps are over a day below 2.3e10 run-steps/s (the fused kernel on two
+    # cores warms up at 2-2.5e9: 2e14 run-steps, 22-28 hours, sat on the line)
     doc["grid"].update(beta1={"start": 0.0, "stop": 0.99, "num": 1000},
                        beta2={"log1m": [1.0e-4, 1.0], "num": 1000}, batch_size=[1, 2],
-                       clip=[{"mode": "none"}], seed=list(range(10)))
+                       clip=[{"mode": "none"}], seed=list(range(100)))
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(doc))
     result = _betascope("submit", str(path), "--url", url, env=env)
-    assert "20000000 runs x 10000000 steps = 2e+14 run-steps" in result.stdout, result.stdout
+    assert "200000000 runs x 10000000 steps = 2e+15 run-steps" in result.stdout, result.stdout
     assert "warning: this sweep would take about" in result.stderr
     assert "days at this machine's speed" in result.stderr
     assert result.returncode == 2 and "413" in result.stderr  # and the server's answer
