@@ -6,19 +6,32 @@ in and on how many steps came before in that process. Hashing the counters
 instead gives every run that shares a seed and batch size the same samples
 (common random numbers across the grid make the phase boundary crisp), on CPU
 and CUDA alike, since only 64-bit integer arithmetic is involved.
+
+The hash works on int64 torch tensors and numpy arrays alike. The per-stream
+functions take torch tensors (the eager kernel's problems draw on the device);
+stream_keys and stream_indices, which the fused kernel calls on the host, take
+and return numpy arrays, so that a fused sweep never loads torch.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    from experiments.lazy import torch
 
 _MASK = 0xFFFFFFFF
 _SAMPLING_IDS = {"with_replacement": 1, "reshuffle": 2}
 
 
-def mix32(x: Tensor) -> Tensor:
-    """The 'lowbias32' integer hash (C. Wellons), on int64 tensors holding 32-bit values.
+def mix32(x: Any) -> Any:
+    """The 'lowbias32' integer hash (C. Wellons), on int64 tensors or arrays holding
+    32-bit values.
 
     Products may wrap past 2**63; the mask keeps the low 32 bits, which wrapping
     does not disturb.
@@ -41,7 +54,7 @@ def stream_key(seed: int, batch_size: int, sampling: str) -> int:
     return int(h)
 
 
-def _hash2(key: int, a: Tensor, b: Tensor) -> Tensor:
+def _hash2(key: Any, a: Any, b: Any) -> Any:
     h = mix32(a + (key ^ 0x5BD1E995))
     return mix32(h ^ mix32(b + 0x27D4EB2F))
 
@@ -94,39 +107,43 @@ def normals(*, seed: int, batch_size: int, steps: Tensor, n: int) -> Tensor:
     return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos((2.0 * torch.pi) * u2)
 
 
-def stream_keys(seeds: Tensor, batch_sizes: Tensor, sampling: str) -> Tensor:
+def stream_keys(seeds: np.ndarray, batch_sizes: np.ndarray, sampling: str) -> np.ndarray:
     """stream_key for many streams at once: int64 [G] from seeds and batch sizes [G]."""
-    h = torch.full_like(seeds, 0x9E3779B9)
-    sid = torch.full_like(seeds, _SAMPLING_IDS[sampling])
-    for p in (seeds, batch_sizes, sid):
+    seeds = np.asarray(seeds, dtype=np.int64)
+    h = np.full_like(seeds, 0x9E3779B9)
+    sid = np.full_like(seeds, _SAMPLING_IDS[sampling])
+    for p in (seeds, np.asarray(batch_sizes, dtype=np.int64), sid):
         h = mix32(h ^ mix32(p + 0x632BE5AB))
     return h
 
 
 def stream_indices(
-    *, seeds: Tensor, batch_sizes: Tensor, sampling: str, steps: Tensor, n: int
-) -> tuple[Tensor, Tensor]:
+    *, seeds: np.ndarray, batch_sizes: np.ndarray, sampling: str, steps: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """batch_indices of G streams at once, padded to the largest batch size:
     (indices int64 [K, G, b_max], valid bool [1, G, b_max]); entry (k, g, j) with
     j < batch_sizes[g] is batch_indices(seed=seeds[g], ...)[k, j], the rest is 0.
 
-    The same integer arithmetic as batch_indices, element by element, so the
-    draws are those of the per-stream function exactly (tests/experiments/
-    test_sampling.py holds them equal)."""
+    The same integer arithmetic as batch_indices, element by element, in numpy (a
+    stable sort orders equal hashes as torch's stable sort does), so the draws are
+    those of the per-stream function exactly (tests/experiments/test_sampling.py
+    holds them equal)."""
+    batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
+    steps = np.asarray(steps, dtype=np.int64)
     keys = stream_keys(seeds, batch_sizes, sampling)[None, :, None]  # [1, G, 1]
     b = batch_sizes[None, :, None]
-    j = torch.arange(int(batch_sizes.max()), dtype=torch.int64, device=steps.device)
+    j = np.arange(int(batch_sizes.max()), dtype=np.int64)
     valid = j[None, None, :] < b
-    j = torch.where(valid, j[None, None, :], 0)
+    j = np.where(valid, j[None, None, :], 0)
     if sampling == "with_replacement":
-        return _hash2(keys, steps[:, None, None], j) % n, valid  # type: ignore[arg-type]
+        return _hash2(keys, steps[:, None, None], j) % n, valid
     pos = (steps[:, None, None] - 1) * b + j  # [K, G, b_max]
     epoch = pos // n
-    lo = epoch[:, :, 0].min(dim=0).values  # [G]: each stream's first epoch in the block
-    span = int((epoch.amax(dim=(0, 2)) - lo).max()) + 1
-    epochs = lo[:, None] + torch.arange(span, dtype=torch.int64, device=steps.device)
-    items = torch.arange(n, dtype=torch.int64, device=steps.device)
-    hashed = _hash2(keys[0][:, :, None], epochs[:, :, None], items[None, None, :])  # type: ignore[arg-type]
-    perms = torch.argsort(hashed, dim=2, stable=True)  # [G, span, n]
-    g = torch.arange(len(seeds), device=steps.device)[None, :, None]
+    lo = epoch[:, :, 0].min(axis=0)  # [G]: each stream's first epoch in the block
+    span = int((epoch.max(axis=(0, 2)) - lo).max()) + 1
+    epochs = lo[:, None] + np.arange(span, dtype=np.int64)
+    items = np.arange(n, dtype=np.int64)
+    hashed = _hash2(keys[0][:, :, None], epochs[:, :, None], items[None, None, :])
+    perms = np.argsort(hashed, axis=2, kind="stable")  # [G, span, n]
+    g = np.arange(len(batch_sizes))[None, :, None]
     return perms[g, epoch - lo[None, :, None], pos % n], valid
