@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from experiments import optim
 from experiments.optimizers import ChainEnv, build_optimizer
@@ -26,6 +24,14 @@ from experiments.outcomes import Outcomes, checkpoint_steps, classify, rise_floo
 from experiments.problems import Problem, build_problem
 from experiments.runs import RunTable
 from experiments.spec import AXES, SweepSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:  # torch loads on first use: a fused sweep never needs it
+    from experiments.lazy import torch
+
+    Tensor = Any  # in the type aliases below
 
 BLOCK_STEPS = 8  # steps fused into one compiled call
 STATS_STEPS = 256  # minibatch summaries are drawn this many steps at a time
@@ -53,12 +59,33 @@ class ChunkResult:
     v_final: np.ndarray  # float64 [R, d]
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str) -> str:
+    """The device `device` (auto, cpu, cuda, cuda:N) means here, as torch names it.
+
+    Where the machine has no GPU driver at all, `auto` is the CPU without asking
+    torch: a fused sweep then never loads it (about a second per process)."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not _gpu_driver_present():
+            return "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device: cuda requested but no CUDA device is available")
-    return torch.device(device)
+    return str(torch.device(device))
+
+
+def _gpu_driver_present() -> bool:
+    """False where no CUDA device can be available: Linux without NVIDIA's kernel
+    driver (nor ROCm's, which torch's HIP builds call cuda), and macOS."""
+    import os
+    import sys
+
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/kfd")
+    return True
 
 
 def run_chunk(
@@ -127,23 +154,29 @@ def _run_program(
     should_stop: Callable[[], bool] | None,
 ) -> ChunkResult:
     """The runs of one problem and optimizer (one point of any extra axes)."""
-    dev = resolve_device(device)
-    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-    # the fused kernel reads the problem's constants on the host; it runs on a GPU
-    # where numba can compile for it (experiments/fused_cuda.py), else on the CPU,
-    # where its numbers are the same bit for bit
-    if kernel == "fused" and dev.type == "cuda":
-        from experiments.fused_cuda import available
-
-        fused_gpu = available()
-    else:
-        fused_gpu = False
-    pdev = torch.device("cpu") if kernel == "fused" else dev
-    problem = build_problem(spec.problem, dtype=dtype, device=pdev)
-    if kernel == "compiled":
-        _prepare_compiler(spec, dev)
-    elif kernel not in ("eager", "fused"):
+    if kernel not in ("eager", "compiled", "fused"):
         raise ValueError(f"kernel: must be eager, compiled or fused, got {kernel!r}")
+    name = resolve_device(device)
+    problem: Any
+    if kernel == "fused":
+        # the fused kernel reads the problem's constants on the host (zhang2022's
+        # without torch); it runs on a GPU where numba can compile for it
+        # (experiments/fused_cuda.py), else on the CPU, where its numbers are the
+        # same bit for bit
+        from experiments.fused import host_problem
+
+        fused_gpu = False
+        if name.startswith("cuda"):
+            from experiments.fused_cuda import available
+
+            fused_gpu = available()
+        problem = host_problem(spec)
+    else:
+        dev = torch.device(name)
+        dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+        problem = build_problem(spec.problem, dtype=dtype, device=dev)
+        if kernel == "compiled":
+            _prepare_compiler(spec, dev)
     ckpts = checkpoint_steps(spec.steps)
     n = len(runs)
     parts: list[tuple[np.ndarray, Outcomes]] = []

@@ -21,28 +21,58 @@ floor the convergence threshold.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from experiments import fused_kernels as fk
 from experiments import fused_lstsq, optim
 from experiments.outcomes import Outcomes, classify, rise_floor
-from experiments.problems import Lstsq, Problem, Zhang2022
+from experiments.problems import Lstsq, Problem, Zhang2022, build_problem
 from experiments.runs import RunTable
 from experiments.sampling import stream_indices
+
+if TYPE_CHECKING:
+    import torch
+else:  # zhang2022's sweeps never load torch; lstsq's data are torch tensors
+    from experiments.lazy import torch
 
 STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn at once)
 CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
 
 
-def set_threads(n: int) -> None:
-    """Run the kernel on n threads (the engine follows torch.get_num_threads())."""
+def set_threads(n: int | None = None) -> None:
+    """Run the kernel on n threads; by default as many as torch's CPU kernels use
+    where torch is loaded (workers set that per process), else numba's default,
+    one per core."""
     import numba
 
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    if n is None:
+        n = torch.get_num_threads() if "torch" in sys.modules else most
+    numba.set_num_threads(max(1, min(n, most)))
+
+
+def host_problem(spec: Any) -> Problem:
+    """The sweep's problem as the fused kernel reads it: zhang2022's constants
+    without a tensor (torch is not loaded for it), lstsq's data as CPU tensors in the
+    sweep's dtype."""
+    if spec.problem.kind == "zhang2022":
+        return Zhang2022.on_host(spec.problem)
+    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+    return build_problem(spec.problem, dtype=dtype, device=torch.device("cpu"))
+
+
+def zhang_loss(x: float, n: int, dtype: type[np.floating]) -> float:
+    """Zhang2022.loss at one x, in the dtype, in numpy: the kernel's formula
+    (fused_kernels._zhang_f), which torch's loss matches bit for bit
+    (tests/experiments/test_fused.py)."""
+    xr, one, two, three = dtype(x), dtype(1), dtype(2), dtype(3)
+    if xr >= -one:
+        return float(xr / dtype(n))
+    return float(((xr + two) * (xr + two) - three) / dtype(2 * n))
 
 
 def hyper_rows(
@@ -91,6 +121,24 @@ def stream_groups(seed: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.n
     return np.stack(np.divmod(uniq, width), 1), np.ascontiguousarray(group, dtype=np.int64)
 
 
+def zhang_summaries(
+    problem: Zhang2022, idx: np.ndarray, valid: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """Zhang2022.batch_stats of every stream at once, [K, G] in the dtype of `sizes`
+    (the streams' batch sizes), from stream_indices' (idx, valid)."""
+    w0 = ((idx == 0) & valid).astype(sizes.dtype).sum(axis=2) / sizes
+    return w0 * problem.c0 - (1 - w0) * problem.a
+
+
+def lstsq_weights(n: int, idx: np.ndarray, valid: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Lstsq.batch_stats of every stream at once (each sample's count in the batch
+    over the batch size), [K, G, n] in the dtype of `sizes`."""
+    k, g, _ = idx.shape
+    cell = np.arange(k * g, dtype=np.int64).reshape(k, g, 1) * n + idx
+    counts = np.bincount(cell[np.broadcast_to(valid, idx.shape)], minlength=k * g * n)
+    return counts.reshape(k, g, n).astype(sizes.dtype) / sizes[None, :, None]
+
+
 class FusedSimulation:
     """One clip mode's runs; run() returns what engine._Simulation.run returns."""
 
@@ -105,7 +153,6 @@ class FusedSimulation:
         self.on_gpu = on_gpu
         self.gpu: Any = None  # its arrays on the GPU while run() runs
         self.np_dtype = np.float64 if spec.dtype == "float64" else np.float32
-        self.dtype = torch.float64 if spec.dtype == "float64" else torch.float32
         self.streams, self.group = stream_groups(runs.seed, runs.batch_size)
         opt = spec.optimizer
         self.order: np.ndarray | None = None
@@ -141,8 +188,10 @@ class FusedSimulation:
         self.schedule = optim.Schedule(
             opt.schedule, opt.warmup_steps, opt.final_lr_ratio, spec.steps
         )
-        x0 = problem.x0()
-        self.f0 = float(problem.loss(x0[None, :])[0])
+        if isinstance(problem, Zhang2022):
+            self.f0 = zhang_loss(problem.x0_value, problem.n, self.np_dtype)
+        else:
+            self.f0 = float(problem.loss(problem.x0()[None, :])[0])
         f_star = problem.f_star
         den = self.f0 - f_star if f_star is not None else self.f0
         self.rc = np.array(
@@ -155,28 +204,30 @@ class FusedSimulation:
         )
         self.lstsq_data = self._lstsq_data() if isinstance(problem, Lstsq) else ()
 
-    def _per_step(self, ks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _per_step(self, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """k and the schedule's factor of each step in the dtype (lr_k = lr * factor):
         1 / sqrt(k) for inv_sqrt, warmup_cosine's factor, 1 for constant."""
-        k = ks.to(self.dtype)
-        k_np = k.numpy()
+        k_np = ks.astype(self.np_dtype)
         if self.schedule.kind == "warmup_cosine":
             # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
-            one = torch.ones(1, dtype=self.dtype)
-            fac = optim.learning_rate(one, self.schedule, ks).numpy()
+            one = torch.ones(1, dtype=torch.float64 if k_np.dtype == np.float64 else torch.float32)
+            fac = optim.learning_rate(one, self.schedule, torch.from_numpy(ks)).numpy()
         elif self.schedule.kind == "inv_sqrt":
             fac = 1 / np.sqrt(k_np)
         else:
             fac = np.ones_like(k_np)
         return k_np, np.ascontiguousarray(fac)
 
-    def _indices(self, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        seeds = torch.as_tensor(self.streams[:, 0], dtype=torch.int64)
-        sizes = torch.as_tensor(self.streams[:, 1], dtype=torch.int64)
+    def _indices(self, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sizes = self.streams[:, 1]
         idx, valid = stream_indices(
-            seeds=seeds, batch_sizes=sizes, sampling=self.spec.sampling, steps=ks, n=self.problem.n
-        )  # type: ignore[attr-defined]
-        return idx, valid, sizes.to(self.dtype)
+            seeds=self.streams[:, 0],
+            batch_sizes=sizes,
+            sampling=self.spec.sampling,
+            steps=ks,
+            n=self.problem.n,  # type: ignore[attr-defined]
+        )
+        return idx, valid, sizes.astype(self.np_dtype)
 
     def run(
         self,
@@ -186,14 +237,14 @@ class FusedSimulation:
     ) -> tuple[np.ndarray, Outcomes, dict[str, np.ndarray]]:
         problem, r = self.problem, len(self.runs)
         d = problem.dim
-        x0 = problem.x0().numpy()
         dt = self.np_dtype
         state: dict[str, np.ndarray]
         if isinstance(problem, Zhang2022):
             st = np.zeros((fk.N_STATE, r), dt)
-            st[fk.X], st[fk.B1P], st[fk.B2P], st[fk.GAMMA] = x0[0], 1.0, 1.0, np.inf
+            st[fk.X], st[fk.B1P], st[fk.B2P], st[fk.GAMMA] = problem.x0_value, 1.0, 1.0, np.inf
             state = {"st": st}
         else:
+            x0 = problem.x0().numpy()
             state = {
                 "x": np.repeat(x0[None, :], r, axis=0),
                 "m": np.zeros((r, d), dt),
@@ -205,7 +256,7 @@ class FusedSimulation:
         nclip = np.zeros(r, dtype=dt)  # exact counts below 2**24 steps
         rise = np.empty((2, r), dtype=dt)
         rise[fk.REL_MIN], rise[fk.MAX_RISE] = np.inf, 1.0
-        set_threads(torch.get_num_threads())
+        set_threads()
         # float64 [R, C] in the runs' order, filled by the kernels: every checkpoint
         # is a step they take, so no entry stays unwritten
         curves = np.empty((r, len(ckpts)), dtype=np.float64)
@@ -224,7 +275,7 @@ class FusedSimulation:
         step = 0
         while step < self.spec.steps:
             n_steps = min(STATS_STEPS, self.spec.steps - step)
-            ks = torch.arange(step + 1, step + n_steps + 1, dtype=torch.int64)
+            ks = np.arange(step + 1, step + n_steps + 1, dtype=np.int64)
             slot = np.ascontiguousarray(col_of_step[step + 1 : step + n_steps + 1])
             self._advance(state, ks, nclip, rise, slot, curves)
             step += n_steps
@@ -278,6 +329,8 @@ class FusedSimulation:
         one element returns bit for bit, in numpy (see hyper_rows for why)."""
         from experiments.engine import _gap
 
+        if isinstance(self.problem, Zhang2022):
+            return np.abs(x_final[:, 0] - Zhang2022.X_STAR)
         x_star = self.problem.x_star
         if x_star is None or x_final.shape[1] != 1:
             return _gap(torch.from_numpy(x_final), x_star)
@@ -286,7 +339,7 @@ class FusedSimulation:
     def _advance(
         self,
         state: dict[str, np.ndarray],
-        ks: torch.Tensor,
+        ks: np.ndarray,
         nclip: np.ndarray,
         rise: np.ndarray,
         slot: np.ndarray,
@@ -297,8 +350,7 @@ class FusedSimulation:
         problem = self.problem
         if isinstance(problem, Zhang2022):
             # Zhang2022.batch_stats for every stream at once
-            w0 = ((idx == 0) & valid).to(self.dtype).sum(dim=2) / sizes
-            s = (w0 * problem.c0 - (1 - w0) * problem.a).numpy()
+            s = zhang_summaries(problem, idx, valid, sizes)
             if self.on_gpu:
                 self.gpu.steps(s, kf, sc, slot)
                 return
@@ -320,9 +372,7 @@ class FusedSimulation:
             )
             return
         # Lstsq.batch_stats for every stream at once: sample counts / b
-        counts = torch.zeros(*idx.shape[:2], problem.n, dtype=self.dtype)
-        counts.scatter_add_(2, idx, valid.expand_as(idx).to(self.dtype))
-        w = (counts / sizes[None, :, None]).numpy()
+        w = lstsq_weights(problem.n, idx, valid, sizes)
         cols, vals, nnz = fused_lstsq.compress_weights(w, idx.shape[2])
         if self.on_gpu:
             self.gpu.steps(cols, vals, nnz, kf, sc, slot)

@@ -118,9 +118,7 @@ def run_local(
 ) -> LocalResult:
     """Every chunk of the sweep, in order. kernel `auto` is resolved once for the
     whole sweep (experiments.kernels) before any chunk runs or key is computed."""
-    kernel = resolve_kernel(spec, kernel, str(resolve_device(device)))
-    if kernel == "fused":
-        device = "cpu"
+    kernel = resolve_kernel(spec, kernel, resolve_device(device))
     runs = all_runs(spec)
     total = len(runs) * spec.steps
     parts: list[tuple[np.ndarray, ChunkResult]] = []
@@ -176,8 +174,6 @@ def estimate(
     warm-up, and the compiled kernel is rarely slower.
     """
     timed_kernel = "fused" if resolve_kernel(spec, kernel, device) == "fused" else "eager"
-    if timed_kernel == "fused":
-        device = "cpu"
     n, steps = spec.total_runs(), spec.steps
     m = min(n, chunk_runs)
 

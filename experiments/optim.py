@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:  # torch loads on first use: a fused sweep never needs it
+    from experiments.lazy import torch
+
+    Tensor = Any  # in the type aliases below
 
 
 class Hyper(NamedTuple):

@@ -55,7 +55,8 @@ def process_chunk(
 ) -> str:
     """Run one chunk; returns done, skipped, canceled, released, retry, failed or lost,
     or storing (store_behind: the store thread has the results)."""
-    # torch loads before the claim: importing it can outlast a short lease
+    # torch is loaded at process start (workers/tasks.py, workers/embedded.py), before
+    # any claim: importing it can outlast a short lease
     from experiments.engine import Canceled, run_chunk
 
     db = get_database(settings.database_url)

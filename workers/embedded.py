@@ -198,7 +198,9 @@ def _child_init(slots: int, settings: Settings) -> None:
     engine_threads(slots)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import experiments.engine  # noqa: F401  (torch loads now, not under a lease)
+    import torch  # noqa: F401  (loaded now, not under a lease; the engine loads it on first use)
+
+    import experiments.engine  # noqa: F401
     import workers.results  # noqa: F401  (and what storing needs)
 
     warm_engine(settings)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# torch loads at worker start, not in a chunk's lease (the engine would load it on first
+# use, and a fused zhang2022 chunk never does, but a worker serves every problem)
+import torch  # noqa: F401
 from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
@@ -11,7 +14,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
-import experiments.engine  # noqa: F401  (load torch at worker start, not in a chunk's lease)
+import experiments.engine  # noqa: F401
 from api.settings import get_settings
 from workers.celery_app import TASK_NAME, app
 from workers.chunks import STORE, process_chunk

@@ -5,6 +5,7 @@ beta2 diverges, while large beta2 (with beta1 < sqrt(beta2)) converges.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
@@ -46,6 +47,7 @@ class Zhang2022:
     """
 
     n_stats = 1
+    X_STAR = -2.0
 
     def __init__(self, *, n: int, x0: float, dtype: torch.dtype, device: torch.device):
         self.n = n
@@ -53,10 +55,24 @@ class Zhang2022:
         self.c0 = 1.0 + (n - 1) * self.a
         self.dim = 1
         self.blocks = [(0, 1)]
-        self._x0 = torch.tensor([x0], dtype=dtype, device=device)
-        self.x_star = torch.tensor([-2.0], dtype=dtype, device=device)
+        self.x0_value = x0  # the fused kernel reads the constants on the host
         self.f_star = -3.0 / (2 * n)
         self.dtype, self.device = dtype, device
+
+    @classmethod
+    def on_host(cls, spec: Zhang2022Spec) -> Zhang2022:
+        """The problem's constants only, for the fused kernel: no tensor is made, so
+        torch is never loaded (x0() and x_star make theirs on first use, and need a
+        dtype and device)."""
+        return cls(n=spec.n, x0=spec.x0, dtype=None, device=None)  # type: ignore[arg-type]
+
+    @functools.cached_property
+    def _x0(self) -> Tensor:
+        return torch.tensor([self.x0_value], dtype=self.dtype, device=self.device)
+
+    @functools.cached_property
+    def x_star(self) -> Tensor:
+        return torch.tensor([self.X_STAR], dtype=self.dtype, device=self.device)
 
     def x0(self) -> Tensor:
         return self._x0

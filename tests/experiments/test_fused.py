@@ -343,3 +343,94 @@ def test_running_products_below_the_floor_leave_one_minus_them_at_one(dtype: typ
     np.testing.assert_array_equal(dtype(1) - below, np.ones_like(below))
     assert dtype(1) - floor == dtype(1)  # kept as it is, but 1 - it is 1 as well
     assert dtype(1) - np.nextafter(floor, dtype(1)) < dtype(1)
+
+
+# --- the driver's host-side inputs, in numpy, against the problems' torch code -------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sampling", ["with_replacement", "reshuffle"])
+def test_minibatch_summaries_are_the_problems_own_bit_for_bit(dtype: str, sampling: str) -> None:
+    # the fused driver computes every stream's summary in numpy (a zhang2022 sweep never
+    # loads torch); each must be the problem's torch batch_stats exactly, or fused results
+    # would drift from what their run_keys name
+    from experiments.fused import lstsq_weights, zhang_summaries
+    from experiments.problems import build_problem
+    from experiments.sampling import stream_indices
+
+    tdt = getattr(torch, dtype)
+    seeds, sizes = np.array([0, 7, 3, 0, 11]), np.array([1, 3, 5, 20, 7])
+    steps = np.arange(37, 37 + 300)
+    for kind, extra in (("zhang2022", {"n": 20}), ("lstsq", {"n_samples": 24, "block_dim": 2,
+                                                             "block_scales": [1.0, 5.0]})):
+        problem = build_problem(parse_spec({**_tiny(kind, extra)}).problem, dtype=tdt,
+                                device=torch.device("cpu"))
+        idx, valid = stream_indices(seeds=seeds, batch_sizes=sizes, sampling=sampling,
+                                    steps=steps, n=problem.n)
+        fsizes = sizes.astype(dtype)
+        got = (zhang_summaries(problem, idx, valid, fsizes) if kind == "zhang2022"
+               else lstsq_weights(problem.n, idx, valid, fsizes))
+        assert got.dtype == np.dtype(dtype)
+        for g in range(len(seeds)):
+            want = problem.batch_stats(seed=int(seeds[g]), batch_size=int(sizes[g]),
+                                       sampling=sampling, steps=torch.from_numpy(steps))
+            np.testing.assert_array_equal(got[:, g].reshape(want.shape), want.numpy(),
+                                          err_msg=f"{kind} stream {g}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_zhang_loss_on_the_host_is_the_problems_loss_bit_for_bit(dtype: str) -> None:
+    # f(x0) sets every run's rel, so the host's value must be torch's exactly
+    from experiments.fused import zhang_loss
+    from experiments.problems import build_problem
+
+    for n in (3, 20, 977):
+        problem = build_problem(parse_spec(_tiny("zhang2022", {"n": n})).problem,
+                                dtype=getattr(torch, dtype), device=torch.device("cpu"))
+        for x0 in (-0.5, -1.0, -1.0000001, -3.3, 0.1, 7.123456789, -1e6, 1e-300):
+            want = float(problem.loss(torch.tensor([[x0]], dtype=getattr(torch, dtype)))[0])
+            assert zhang_loss(x0, n, getattr(np, dtype)) == want, (n, x0)
+
+
+def test_a_zhang2022_sweep_on_the_fused_kernel_never_loads_torch() -> None:
+    # torch's import is a second of `betascope run`'s two on a 10^5-run sweep; the
+    # sweep, its runs CSV and its beta2* table must not need it
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    spec = {"name": "t", "problem": {"kind": "zhang2022", "n": 20}, "steps": 300,
+            "optimizer": {"kind": "adam", "lr": 0.01, "schedule": "inv_sqrt"},
+            "grid": {"beta1": [0.0, 0.5, 0.9], "beta2": [0.9, 0.999], "batch_size": [1, 4],
+                     "seed": [0, 1]}}
+    # the command itself, which leaves through os._exit: the modules are listed there
+    code = """
+import os, sys
+from api.cli import main
+leave = os._exit
+def listed(status):
+    sys.stdout.flush()
+    print("loaded:", sorted(m for m in ("torch", "pandas", "plotly") if m in sys.modules))
+    sys.stdout.flush()
+    leave(status)
+os._exit = listed
+sys.argv = ["betascope", "run", sys.argv[1], "--out", sys.argv[2], "--kernel", "fused",
+            "--device", "cpu"]
+main()
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.json"
+        path.write_text(json.dumps(spec))
+        out = subprocess.run([sys.executable, "-c", code, str(path), str(Path(tmp) / "r.csv")],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert (Path(tmp) / "r.csv").read_text().count("\n") == 25
+    assert "β2*" in out.stdout and "loaded: []" in out.stdout, out.stdout + out.stderr
+
+
+def _tiny(kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "t", "problem": {"kind": kind, **extra}, "steps": 2,
+            "optimizer": {"kind": "adam", "lr": 0.01},
+            "grid": {"beta1": [0.9], "beta2": [0.999]}}
