@@ -143,7 +143,7 @@ def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 
 
 def star_table(boundary: dict[str, Any], beta2_grid: list[float]) -> str:
     """beta2* per beta1 and batch size for each (clip, lr), with the scaling slope."""
-    from web.figures import value_labels
+    from web.labels import value_labels
 
     rows = boundary["by_batch"]
     if not rows:

@@ -18,6 +18,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from web.labels import value_labels
+
 OUTCOME_NAMES = ("converged", "not_converged", "diverged")
 OUTCOME_LABELS = ("converged", "not converged", "diverged")
 # Okabe-Ito: told apart under every common colour-vision deficiency
@@ -94,21 +96,6 @@ def axis(name: str, betas: list[float], mode: str) -> dict[str, Any]:
     return {**base, "title": {"text": f"{sym}  (spaced by log(1 − {sym}))"},
             "range": [max(lo, hi), min(lo, hi)],
             "tickvals": [t[0] for t in use], "ticktext": [t[1] for t in use]}
-
-
-def value_labels(values: list[float]) -> dict[float, str]:
-    """Each grid value with as few digits as tell it from its neighbours (0.3, not
-    0.30000000000000004); the rounding stays well inside the grid's spacing."""
-    vals = sorted(set(float(v) for v in values))
-    gaps = [b - a for a, b in zip(vals, vals[1:], strict=False)]
-    tol = 0.01 * min(gaps) if gaps else 0.0
-    for p in range(1, 17):
-        labels = [f"{v:.{p}g}" for v in vals]
-        close = all(abs(float(s) - v) <= max(tol, 1e-12 * abs(v)) for s, v in zip(labels, vals,
-                                                                                     strict=True))
-        if close and len(set(labels)) == len(vals):
-            return dict(zip(vals, labels, strict=True))
-    return {v: repr(v) for v in vals}
 
 
 # --- the phase map ------------------------------------------------------------------------------
