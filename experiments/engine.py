@@ -76,15 +76,22 @@ def resolve_device(device: str) -> str:
 
 
 def _gpu_driver_present() -> bool:
-    """False where no CUDA device can be available: Linux without NVIDIA's kernel
-    driver (nor ROCm's, which torch's HIP builds call cuda), and macOS."""
+    """False where no CUDA device can be available: torch's CUDA needs the driver's
+    library (libcuda.so.1, nvcuda.dll), and its ROCm builds AMD's kernel driver
+    (/dev/kfd); macOS has neither. Loading the library takes a millisecond and
+    finds it wherever torch would (WSL's and Jetson's included)."""
+    import ctypes
     import os
     import sys
 
     if sys.platform == "darwin":
         return False
-    if sys.platform.startswith("linux"):
-        return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/kfd")
+    if os.path.exists("/dev/kfd"):
+        return True
+    try:
+        ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+    except OSError:
+        return False
     return True
 
 

@@ -430,6 +430,19 @@ main()
     assert "β2*" in out.stdout and "loaded: []" in out.stdout, out.stdout + out.stderr
 
 
+def test_device_auto_asks_torch_only_where_a_gpu_can_be() -> None:
+    # without a GPU driver resolve_device answers without torch; where it says there
+    # is none, torch must agree (on a GPU machine both say there is one)
+    from experiments.engine import _gpu_driver_present, resolve_device
+
+    if not _gpu_driver_present():
+        assert not torch.cuda.is_available()
+        assert resolve_device("auto") == "cpu"
+    else:
+        assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+
+
 def _tiny(kind: str, extra: dict[str, Any]) -> dict[str, Any]:
     return {"name": "t", "problem": {"kind": kind, **extra}, "steps": 2,
             "optimizer": {"kind": "adam", "lr": 0.01},
