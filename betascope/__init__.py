@@ -16,9 +16,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from betascope.client import ApiError, Client, SweepError
+if TYPE_CHECKING:
+    from betascope.client import ApiError, Client, SweepError
+    from betascope.local import Result
 
 __all__ = ["ApiError", "Client", "Result", "SweepError", "run"]
 
@@ -31,8 +33,14 @@ def run(spec: Any, **options: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
+    # loaded on first use: a plug-in problem imports betascope.problems, and every
+    # process that validates specs loads the plug-ins; none of them needs httpx
     if name == "Result":
         from betascope.local import Result
 
         return Result
+    if name in ("ApiError", "Client", "SweepError"):
+        from betascope import client
+
+        return getattr(client, name)
     raise AttributeError(name)

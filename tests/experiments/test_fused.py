@@ -394,7 +394,8 @@ def test_zhang_loss_on_the_host_is_the_problems_loss_bit_for_bit(dtype: str) -> 
 
 def test_a_zhang2022_sweep_on_the_fused_kernel_never_loads_torch() -> None:
     # torch's import is a second of `betascope run`'s two on a 10^5-run sweep; the
-    # sweep, its runs CSV and its beta2* table must not need it
+    # sweep, its runs CSV and its beta2* table must not need it, nor pandas, plotly or
+    # httpx (which a plug-in problem's import of betascope.problems used to load)
     import json
     import subprocess
     import sys
@@ -412,7 +413,8 @@ from api.cli import main
 leave = os._exit
 def listed(status):
     sys.stdout.flush()
-    print("loaded:", sorted(m for m in ("torch", "pandas", "plotly") if m in sys.modules))
+    print("loaded:", sorted(m for m in ("torch", "pandas", "plotly", "httpx")
+                            if m in sys.modules))
     sys.stdout.flush()
     leave(status)
 os._exit = listed
