@@ -12,6 +12,7 @@ runs it op by op.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -75,11 +76,12 @@ def resolve_device(device: str) -> str:
     return str(torch.device(device))
 
 
+@functools.cache
 def _gpu_driver_present() -> bool:
     """False where no CUDA device can be available: torch's CUDA needs the driver's
     library (libcuda.so.1, nvcuda.dll), and its ROCm builds AMD's kernel driver
-    (/dev/kfd); macOS has neither. Loading the library takes a millisecond and
-    finds it wherever torch would (WSL's and Jetson's included)."""
+    (/dev/kfd); macOS has neither. Loading the library finds it wherever torch
+    would (WSL's and Jetson's included); asked once per process."""
     import ctypes
     import os
     import sys
