@@ -43,15 +43,13 @@ STATS_STEPS = 512  # steps per kernel call (their minibatch summaries are drawn 
 CLIP_CODES = {"none": 0, "global_norm": 1, "value": 2, "adagc": 3}
 
 
-def set_threads(n: int | None = None) -> None:
-    """Run the kernel on n threads; by default as many as torch's CPU kernels use
-    where torch is loaded (workers set that per process), else numba's default,
-    one per core."""
+def set_threads() -> None:
+    """Run the kernel on as many threads as torch's CPU kernels use where torch is
+    loaded (workers set that per process), else on numba's default, one per core."""
     import numba
 
     most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    if n is None:
-        n = torch.get_num_threads() if "torch" in sys.modules else most
+    n = torch.get_num_threads() if "torch" in sys.modules else most
     numba.set_num_threads(max(1, min(n, most)))
 
 
@@ -66,13 +64,11 @@ def host_problem(spec: Any) -> Problem:
 
 
 def zhang_loss(x: float, n: int, dtype: type[np.floating]) -> float:
-    """Zhang2022.loss at one x, in the dtype, in numpy: the kernel's formula
-    (fused_kernels._zhang_f), which torch's loss matches bit for bit
-    (tests/experiments/test_fused.py)."""
-    xr, one, two, three = dtype(x), dtype(1), dtype(2), dtype(3)
-    if xr >= -one:
-        return float(xr / dtype(n))
-    return float(((xr + two) * (xr + two) - three) / dtype(2 * n))
+    """Zhang2022.loss at one x, in the dtype: the kernel's own formula
+    (fused_kernels._zhang_f, its Python source on numpy scalars), which torch's loss
+    matches bit for bit (tests/experiments/test_fused.py)."""
+    f = fk._zhang_f.py_func  # type: ignore[attr-defined]
+    return float(f(dtype(x), dtype(1), dtype(2), dtype(3), dtype(n), dtype(2 * n)))
 
 
 def hyper_rows(
@@ -210,7 +206,7 @@ class FusedSimulation:
         k_np = ks.astype(self.np_dtype)
         if self.schedule.kind == "warmup_cosine":
             # lr * factor with lr = 1 is the eager step's factor itself, bit for bit
-            one = torch.ones(1, dtype=torch.float64 if k_np.dtype == np.float64 else torch.float32)
+            one = torch.ones(1, dtype=getattr(torch, self.spec.dtype))
             fac = optim.learning_rate(one, self.schedule, torch.from_numpy(ks)).numpy()
         elif self.schedule.kind == "inv_sqrt":
             fac = 1 / np.sqrt(k_np)
