@@ -8,10 +8,11 @@ alone, which is all a worker needs besides the spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from experiments.spec import AXES, SweepSpec
+from experiments.spec import AXES, SweepSpec, kernel_pass
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ def runs_at(spec: SweepSpec, flat_index: np.ndarray | list[int]) -> RunTable:
     total = int(np.prod(sizes, dtype=np.int64))
     if flat.size and (flat.min() < 0 or flat.max() >= total):
         raise IndexError(f"run index out of range [0, {total})")
-    grid = np.stack(np.unravel_index(flat, sizes), axis=1).astype(np.int64)
     values = spec.axis_values()
+    if kernel_pass(flat.size):  # one numba pass (experiments/run_kernels.py)
+        return _runs_at_kernel(flat, sizes, values)
+    grid = np.stack(np.unravel_index(flat, sizes), axis=1).astype(np.int64)
     col = {a: grid[:, i] for i, a in enumerate(AXES)}
     return RunTable(
         index=flat,
@@ -63,6 +66,28 @@ def runs_at(spec: SweepSpec, flat_index: np.ndarray | list[int]) -> RunTable:
         seed=np.asarray(values["seed"], dtype=np.int64)[col["seed"]],
         grid_index=grid.reshape(-1, len(sizes)),
     )
+
+
+def _runs_at_kernel(flat: np.ndarray, sizes: tuple[int, ...], values: dict[str, Any]) -> RunTable:
+    from experiments.run_kernels import grid_runs
+
+    n = flat.size
+    flat = np.ascontiguousarray(flat)
+    grid = np.empty((n, len(sizes)), dtype=np.int64)
+    cols = {a: np.empty(n, dtype=_DTYPES[a]) for a in _DTYPES}
+    tables = tuple(np.asarray(values[a], dtype=_DTYPES[a]) for a in _DTYPES)
+    grid_runs(flat, np.asarray(sizes, dtype=np.int64), tables, grid, tuple(cols.values()))
+    return RunTable(index=flat, clip_index=grid[:, AXES.index("clip")], grid_index=grid, **cols)
+
+
+# the value columns of a RunTable, in the order run_kernels.grid_runs fills them
+_DTYPES = {
+    "beta1": np.float64,
+    "beta2": np.float64,
+    "batch_size": np.int64,
+    "lr": np.float64,
+    "seed": np.int64,
+}
 
 
 def all_runs(spec: SweepSpec) -> RunTable:

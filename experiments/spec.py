@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import unicodedata
 from typing import Annotated, Any, Literal, cast
 
@@ -723,6 +724,17 @@ def axis_hashes(spec: SweepSpec) -> dict[str, np.ndarray]:
     return out
 
 
+KERNEL_RUNS = 4096
+
+
+def kernel_pass(n: int) -> bool:
+    """Whether run_keys and runs_at (experiments.runs) take experiments/run_kernels.py's
+    numba pass (4-6x faster) for n runs: from KERNEL_RUNS runs on, where numba is
+    loaded already (a server, a worker, a fused sweep, the CSV writer). Importing it
+    for this alone would cost a process more than numpy's passes (0.35 s)."""
+    return n >= KERNEL_RUNS and "numba" in sys.modules
+
+
 # each byte's two hex digits as one uint16 whose bytes, in memory, are the digits in order
 _HEX2 = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint16)
 
@@ -737,12 +749,23 @@ def run_keys(spec: SweepSpec, table: Any, *, kernel: str = "eager") -> np.ndarra
     independent sha256 values to agree) and, being a sum of per-axis terms, can be
     inverted by a meet-in-the-middle search (experiments.keys.find_run).
     """
+    prefix = program_digest(spec, kernel)[:16].hex().encode()
+    if kernel_pass(len(table.index)):
+        from experiments.run_kernels import HEX_DIGITS, write_keys
+
+        outer, inner = _lane_tables(spec)
+        flat = np.ascontiguousarray(table.index, dtype=np.int64)
+        text = np.empty((len(flat), 64), dtype=np.uint8)
+        write_keys(
+            flat, len(inner), outer, inner, np.frombuffer(prefix, np.uint8), HEX_DIGITS, text
+        )
+        return text.view("S64").reshape(-1)
     lanes = run_lanes(spec, table)
     n = lanes.shape[0]
     # written as eight 8-byte words a key (copying 32 single bytes a row took 2 ms per
     # 50,000 keys, twice the rest); the digits are looked up straight into place
     out = np.empty((n, 8), dtype=np.uint64)
-    out[:, :4] = np.frombuffer(program_digest(spec, kernel)[:16].hex().encode(), np.uint64)
+    out[:, :4] = np.frombuffer(prefix, np.uint64)
     digits = out[:, 4:].view(np.uint16).reshape(n, 16)
     np.take(_HEX2, lanes.astype(">u8").view(np.uint8).reshape(n, 16), out=digits)
     return out.view("S64").reshape(n)

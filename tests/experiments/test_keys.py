@@ -9,10 +9,18 @@ import json
 import numpy as np
 import pytest
 
+import experiments.run_kernels  # noqa: F401  (numba loaded: large tables take its pass)
 from experiments.keys import find_run, parse_key
 from experiments.reuse import axis_maps, chunk_bounds, grid_digest, map_runs
 from experiments.runs import all_runs, runs_at
-from experiments.spec import _run_prefix, canonical_json, parse_spec, run_keys
+from experiments.spec import (
+    KERNEL_RUNS,
+    _run_prefix,
+    canonical_json,
+    kernel_pass,
+    parse_spec,
+    run_keys,
+)
 
 DOC = {
     "problem": {"kind": "zhang2022", "n": 20},
@@ -52,6 +60,30 @@ def test_vectorized_keys_equal_the_per_run_definition(kernel: str) -> None:
     keys = run_keys(spec, runs, kernel=kernel).astype(str).tolist()
     assert keys == reference_keys(spec, runs, kernel)
     assert len(set(keys)) == len(keys) == spec.total_runs()
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_keys_of_a_large_table_come_from_the_kernel_and_equal_the_definition(
+    extra: bool,
+) -> None:
+    """From KERNEL_RUNS runs on, where numba is loaded, run_keys writes the keys in one
+    numba pass (experiments/run_kernels.py): every key equals the per-run definition, in any
+    order of flat indices (the sums of random 64-bit hashes wrap modulo 2**64), and
+    the numpy path gives the same keys for a few of them."""
+    doc = json.loads(json.dumps(DOC))
+    doc["grid"]["beta1"] = {"start": 0.0, "stop": 0.99, "num": 12 if extra else 36}
+    if extra:  # one more term in the sum, and a split between the two tables elsewhere
+        doc["grid"]["problem.n"] = [10, 20]
+        doc["grid"]["optimizer.eps"] = [1e-8, 1e-6, 1e-3]
+    spec = parse_spec(doc, max_runs=10**6)
+    assert spec.total_runs() >= KERNEL_RUNS and kernel_pass(spec.total_runs())
+    flat = np.random.default_rng(0).permutation(spec.total_runs())
+    runs = runs_at(spec, flat)
+    keys = run_keys(spec, runs, kernel="fused")
+    assert keys.dtype == np.dtype("S64") and keys.shape == flat.shape
+    assert keys.astype(str).tolist() == reference_keys(spec, runs, "fused")
+    few = runs_at(spec, flat[:KERNEL_RUNS - 1])  # below the threshold: numpy
+    assert (run_keys(spec, few, kernel="fused") == keys[:KERNEL_RUNS - 1]).all()
 
 
 def test_a_run_has_the_same_key_in_any_sweep_that_holds_it() -> None:
