@@ -401,18 +401,12 @@ def ahead(fn: Any, items: Iterator[Any], depth: int = AHEAD) -> Iterator[Any]:
 def load_kernels() -> None:
     """Load the CSV writer's numba functions and experiments/run_kernels.py's (from
     numba's on-disk cache; about a second with numba's import) ahead of a first export."""
-    from experiments.run_kernels import HEX_DIGITS, grid_runs, write_keys
+    from experiments import run_kernels
 
     lines = _Lines(1)
     lines.floats(np.zeros(1))
     lines.join()
-    # the argument types runs_at and run_keys pass
-    one, real = np.zeros(1, dtype=np.int64), np.zeros(1)
-    columns = (real, real, one, real, one)
-    grid_runs(one, np.ones(6, dtype=np.int64), columns, np.empty((1, 6), np.int64), columns)
-    lanes = np.zeros((1, 2), dtype=np.uint64)
-    key = np.empty((1, 64), dtype=np.uint8)
-    write_keys(one, 1, lanes, lanes, np.frombuffer(b"0" * 32, np.uint8), HEX_DIGITS, key)
+    run_kernels.load()
 
 
 def float_reprs(x: np.ndarray) -> Any:

@@ -64,3 +64,15 @@ def write_keys(flat, inner_size, outer, inner, prefix, digits, out):  # type: ig
             for d in range(16):
                 out[i, end - d] = digits[v & fifteen]
                 v >>= four
+
+
+def load() -> None:
+    """Load both functions (from numba's cache, or compiled once per machine: about
+    2 s) with the argument types runs_at and run_keys pass, ahead of a first export or
+    chunk."""
+    one, real = np.zeros(1, dtype=np.int64), np.zeros(1)
+    columns = (real, real, one, real, one)
+    grid_runs(one, np.ones(6, dtype=np.int64), columns, np.empty((1, 6), np.int64), columns)
+    lanes = np.zeros((1, 2), dtype=np.uint64)
+    key = np.empty((1, 64), dtype=np.uint8)
+    write_keys(one, 1, lanes, lanes, np.frombuffer(b"0" * 32, np.uint8), HEX_DIGITS, key)

@@ -5,7 +5,8 @@ loading each of the kernel's machine-code specialisations from numba's on-disk
 cache (about 1 s per process on two cores; compiling them, once per machine,
 takes minutes). A worker process or the embedded engine process calls warm()
 when it starts, so a sweep submitted later does not wait for that: every
-(problem, dtype) the fused kernel supports runs one 2-run, 2-step chunk.
+(problem, dtype) the fused kernel supports runs one 2-run, 2-step chunk, and
+runs_at's numba pass (experiments/run_kernels.py) is loaded.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ assert tuple(_PROBLEMS) == FUSED_PROBLEMS
 
 
 def warm(dtypes: tuple[str, ...] = ("float64", "float32")) -> dict[str, float]:
-    """Run the fused kernel once per (problem, dtype); returns the seconds each took
-    (empty where numba is not installed: the fused kernel is then never chosen)."""
+    """Run the fused kernel once per (problem, dtype) and load runs_at's pass; returns
+    the seconds each took (empty where numba is not installed: the fused kernel is
+    then never chosen)."""
     if importlib.util.find_spec("numba") is None:
         return {}
     from experiments.engine import run_chunk
@@ -52,4 +54,9 @@ def warm(dtypes: tuple[str, ...] = ("float64", "float32")) -> dict[str, float]:
             t0 = time.perf_counter()
             run_chunk(spec, runs_at(spec, np.arange(spec.total_runs())), kernel="fused")
             took[f"{kind} {dtype}"] = time.perf_counter() - t0
+    from experiments import run_kernels  # runs_at's pass for the chunks (numba is loaded)
+
+    t0 = time.perf_counter()
+    run_kernels.load()
+    took["runs_at"] = time.perf_counter() - t0
     return took

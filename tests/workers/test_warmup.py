@@ -17,10 +17,12 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def loaded_kernels() -> int:
-    """In the engine process: how many machine-code versions of the fused kernels it holds."""
-    from experiments import fused_kernels, fused_lstsq
+    """In the engine process: how many machine-code versions of the fused kernels and of
+    runs_at's pass (experiments/run_kernels.py) it holds."""
+    from experiments import fused_kernels, fused_lstsq, run_kernels
 
-    return len(fused_kernels.zhang_steps.signatures) + len(fused_lstsq.lstsq_steps.signatures)
+    return (len(fused_kernels.zhang_steps.signatures) + len(fused_lstsq.lstsq_steps.signatures)
+            + len(run_kernels.grid_runs.signatures))
 
 
 @pytest.mark.parametrize("warmup", [True, False])
@@ -35,9 +37,10 @@ def test_the_embedded_engine_process_loads_the_fused_kernel_at_start(
         assert ex._children is not None
         if warmup:  # started by start(), before any chunk
             wait_for(lambda: ex._children._pool is not None, 30, "the engine process")
-        # run in the child after its initializer: 4 kernels (2 problems x 2 dtypes) or none
+        # run in the child after its initializer: 4 kernels (2 problems x 2 dtypes) and
+        # runs_at's pass, or none
         loaded = ex._children._get_pool().submit(loaded_kernels).result(timeout=120)
-        assert loaded == (4 if warmup else 0)
+        assert loaded == (5 if warmup else 0)
     finally:
         ex.shutdown()
 
