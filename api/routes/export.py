@@ -1,4 +1,5 @@
-"""Exports: CSV streamed (one row per run, or per cell), and Parquet with typed columns."""
+"""Exports: CSV streamed (one row per run, or per cell), and Parquet with typed columns;
+the next piece is made while this one is sent (api/streams.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from api.deps import DatabaseDep, SweepDep
 from api.schemas import errors
 from api.services.results import export_csv, export_parquet
 from api.services.sweeps import stored_spec
+from api.streams import made_ahead
 
 router = APIRouter(prefix="/sweeps/{sweep_id}", tags=["export"])
 
@@ -27,7 +29,7 @@ def export(
     tag = etag.sweep_tag(request, sweep)  # finished sweeps only
     if tag is not None and etag.matches(request, tag):
         return etag.not_modified(tag)
-    body = export_csv(db, sweep.id, stored_spec(sweep), level, sweep.kernel)
+    body = made_ahead(export_csv(db, sweep.id, stored_spec(sweep), level, sweep.kernel))
     filename = f"sweep-{sweep.id}-{level}.csv"
     out = StreamingResponse(body, media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -48,7 +50,8 @@ def export_parquet_file(
     tag = etag.sweep_tag(request, sweep)  # finished sweeps only
     if tag is not None and etag.matches(request, tag):
         return etag.not_modified(tag)
-    body = export_parquet(db, sweep.id, stored_spec(sweep), level, sweep.kernel, compression)
+    body = made_ahead(
+        export_parquet(db, sweep.id, stored_spec(sweep), level, sweep.kernel, compression))
     filename = f"sweep-{sweep.id}-{level}.parquet"
     out = StreamingResponse(body, media_type="application/vnd.apache.parquet",
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
