@@ -166,6 +166,15 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
         n = table.column("problem.n").to_pylist()
         assert set(n) == {5, 10, 20} and set(table.column("optimizer.eps").to_pylist()) == {
             1e-8, 1e-3}
+        if level == "runs":  # not null but the columns docs/rest.md gives nulls to
+            assert {f.name for f in table.schema if f.nullable} == {
+                "clip_threshold", "final_gap", "div_step", "max_rise", "spiky"}
+            assert table.column("clip_threshold").null_count > 0  # clip "none"
+            parquet = pq.ParquetFile(io.BytesIO(got.content)).schema
+            levels = {parquet.column(i).path: parquet.column(i).max_definition_level
+                      for i in range(len(parquet))}
+            assert levels["flat_index"] == levels["problem.n"] == 0  # REQUIRED
+            assert levels["div_step"] == 1
     # uncompressed by default; ?compression= picks the codec, the table is the same
     plain = io.BytesIO(client.get(f"{url}/export.parquet").content)
     packed = io.BytesIO(client.get(f"{url}/export.parquet",
