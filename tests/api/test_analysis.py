@@ -175,6 +175,14 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
                       for i in range(len(parquet))}
             assert levels["flat_index"] == levels["problem.n"] == 0  # REQUIRED
             assert levels["div_step"] == 1
+            # the same runs as the CSV, value for value (floats as the CSV's repr)
+            rows = list(csv.DictReader(io.StringIO(runs_csv.decode())))
+            assert table.column("flat_index").to_pylist() == list(range(len(rows)))
+            for name in ("run_key", "beta1", "beta2", "batch_size", "clip_mode", "lr", "seed",
+                         "steps", "outcome", "final_loss", "final_rel", "clip_fraction"):
+                want = [r[name] for r in rows]
+                got = table.column(name).to_pylist()
+                assert [v if isinstance(v, str) else repr(v) for v in got] == want, name
     # uncompressed by default; ?compression= picks the codec, the table is the same
     plain = io.BytesIO(client.get(f"{url}/export.parquet").content)
     packed = io.BytesIO(client.get(f"{url}/export.parquet",
