@@ -410,7 +410,7 @@ def _cell_table(spec: SweepSpec, c: analysis.Cells) -> Any:
 _PARQUET_DICTIONARY = ("beta1", "beta2", "batch_size", "clip_mode", "clip", "lr", "seed",
                        "steps", "outcome")
 # Parquet is written uncompressed by default: writing is then mostly copying (a
-# 10^6-run file is about 90 MB); ?compression=zstd makes it 2.5x smaller, lz4 1.7x.
+# 10^6-run file is about 83 MB); ?compression=zstd makes it 2.5x smaller, lz4 1.7x.
 # Run keys share their first 32 hex digits (the program's): DELTA_BYTE_ARRAY stores
 # each key's prefix length and its last 32 digits, 35 rather than 68 bytes a run
 # (40% of the file), for 1.5 ms per 50,000 runs; readers see the same strings. Flat
