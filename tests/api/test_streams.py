@@ -5,12 +5,19 @@ response, and a client that goes away stops the making and closes the iterator."
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
-from api.streams import DEPTH, made_ahead
+from api.streams import DEPTH, THREAD_NAME, made_ahead
+from tests.api.helpers import spec
+from tests.api.live import LiveServer
+from tests.services import FAST, wait_for
 
 
 class Pieces:
@@ -79,6 +86,9 @@ def test_a_client_gone_stops_the_making_and_closes_the_iterator() -> None:
     async def main() -> None:
         body = made_ahead(iter(pieces))
         assert await anext(body) == b"0"
+        # the thread has made the pieces it may and waits for room to hand them over
+        assert await _wait(pieces.started[DEPTH + 1])
+        await asyncio.sleep(0.2)
         await body.aclose()  # what the response does when the client disconnects
 
     asyncio.run(main())
@@ -97,11 +107,59 @@ def test_a_cancelled_response_also_closes_the_iterator() -> None:
                 await asyncio.sleep(10)  # a client that stopped reading
 
         task = asyncio.create_task(send_all())
-        assert await _wait(pieces.started[0])
-        await asyncio.sleep(0.1)
+        assert await _wait(pieces.started[DEPTH + 1])
+        await asyncio.sleep(0.2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
     assert pieces.closed.wait(5)
+
+
+def _stream_threads(pid: int) -> int:
+    """The process's threads named as made_ahead names its own, by the operating system
+    (threads it starts, the export's readers, inherit the name)."""
+    name = THREAD_NAME[:15]
+    count = 0
+    for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
+        try:
+            count += comm.read_text().strip() == name
+        except OSError:  # the thread ended meanwhile
+            pass
+    return count
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_client_gone_mid_export_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """A real `betascope serve`: a client that reads the start of a 200,000-run CSV
+    export (eight pieces) and hangs up leaves no export thread behind, no error in the
+    server's log, and the server answering."""
+    settings = dict(FAST, database_url=f"sqlite:///{tmp_path}/gone.db", max_runs=200_000,
+                    chunk_runs=50_000)
+    server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
+    try:
+        doc = spec("export gone", steps=20, beta1={"start": 0.0, "stop": 0.99, "num": 250},
+                   beta2={"log1m": [0.001, 1.0], "num": 200})
+        sweep = httpx.post(f"{server.url}/api/v1/sweeps", json=doc, timeout=60).json()
+        url = f"{server.url}/api/v1/sweeps/{sweep['id']}"
+        wait_for(lambda: httpx.get(url, timeout=30).json()["status"] == "done", 240,
+                 "the sweep to finish", interval=0.5)
+        whole = httpx.get(f"{url}/export.csv", timeout=120)
+        assert whole.content.count(b"\n") == 200_001
+        wait_for(lambda: _stream_threads(server.proc.pid) == 0, 30, "the export to end")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(f"GET /api/v1/sweeps/{sweep['id']}/export.csv HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\n\r\n".encode())
+            got = b""
+            while len(got) < 200_000:
+                got += sock.recv(65536)
+            assert got.startswith(b"HTTP/1.1 200")
+            # the export's thread (waiting for room to send) and the readers it started
+            assert _stream_threads(server.proc.pid) >= 1
+        wait_for(lambda: _stream_threads(server.proc.pid) == 0, 30,
+                 "the export's thread to end", interval=0.2)
+        assert httpx.get(url, timeout=30).status_code == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
