@@ -8,7 +8,6 @@ alone, which is all a worker needs besides the spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -52,42 +51,42 @@ def runs_at(spec: SweepSpec, flat_index: np.ndarray | list[int]) -> RunTable:
     if flat.size and (flat.min() < 0 or flat.max() >= total):
         raise IndexError(f"run index out of range [0, {total})")
     values = spec.axis_values()
+    tables = {a: np.asarray(values[a], dtype=dtype) for a, dtype in _VALUES.items()}
     if kernel_pass(flat.size):  # one numba pass (experiments/run_kernels.py)
-        return _runs_at_kernel(flat, sizes, values)
+        return _runs_at_kernel(flat, sizes, tables)
     grid = np.stack(np.unravel_index(flat, sizes), axis=1).astype(np.int64)
-    col = {a: grid[:, i] for i, a in enumerate(AXES)}
     return RunTable(
         index=flat,
-        beta1=np.asarray(values["beta1"], dtype=np.float64)[col["beta1"]],
-        beta2=np.asarray(values["beta2"], dtype=np.float64)[col["beta2"]],
-        batch_size=np.asarray(values["batch_size"], dtype=np.int64)[col["batch_size"]],
-        clip_index=col["clip"],
-        lr=np.asarray(values["lr"], dtype=np.float64)[col["lr"]],
-        seed=np.asarray(values["seed"], dtype=np.int64)[col["seed"]],
-        grid_index=grid.reshape(-1, len(sizes)),
+        clip_index=grid[:, AXES.index("clip")],
+        grid_index=grid,
+        **{a: t[grid[:, AXES.index(a)]] for a, t in tables.items()},
     )
 
 
-def _runs_at_kernel(flat: np.ndarray, sizes: tuple[int, ...], values: dict[str, Any]) -> RunTable:
-    from experiments.run_kernels import grid_runs
-
-    n = flat.size
-    flat = np.ascontiguousarray(flat)
-    grid = np.empty((n, len(sizes)), dtype=np.int64)
-    cols = {a: np.empty(n, dtype=_DTYPES[a]) for a in _DTYPES}
-    tables = tuple(np.asarray(values[a], dtype=_DTYPES[a]) for a in _DTYPES)
-    grid_runs(flat, np.asarray(sizes, dtype=np.int64), tables, grid, tuple(cols.values()))
-    return RunTable(index=flat, clip_index=grid[:, AXES.index("clip")], grid_index=grid, **cols)
-
-
-# the value columns of a RunTable, in the order run_kernels.grid_runs fills them
-_DTYPES = {
+# the RunTable's columns of axis values, by dtype, in the order run_kernels.grid_runs
+# fills them
+_VALUES = {
     "beta1": np.float64,
     "beta2": np.float64,
     "batch_size": np.int64,
     "lr": np.float64,
     "seed": np.int64,
 }
+
+
+def _runs_at_kernel(
+    flat: np.ndarray, sizes: tuple[int, ...], tables: dict[str, np.ndarray]
+) -> RunTable:
+    from experiments.run_kernels import grid_runs
+
+    n = flat.size
+    flat = np.ascontiguousarray(flat)
+    grid = np.empty((n, len(sizes)), dtype=np.int64)
+    cols = {a: np.empty(n, dtype=t.dtype) for a, t in tables.items()}
+    grid_runs(
+        flat, np.asarray(sizes, dtype=np.int64), tuple(tables.values()), grid, tuple(cols.values())
+    )
+    return RunTable(index=flat, clip_index=grid[:, AXES.index("clip")], grid_index=grid, **cols)
 
 
 def all_runs(spec: SweepSpec) -> RunTable:

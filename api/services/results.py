@@ -321,7 +321,7 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
         curves = np.ascontiguousarray(rec[columnar.CURVE], dtype=np.float32)
         width = curves.shape[1]
         cols["curve"] = pa.FixedSizeListArray.from_arrays(pa.array(curves.reshape(-1)), width)
-        return _not_null_but(_NULLABLE, cols, metadata={"curve_steps": ",".join(
+        return _not_null_but_nullable(cols, metadata={"curve_steps": ",".join(
             str(s) for s in checkpoint_steps(spec.steps))})
     clips = spec.axis_values()["clip"]
     modes = sorted({c.mode for c in clips})
@@ -356,7 +356,7 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
     if columnar.FINAL_X in rec:
         x = np.ascontiguousarray(rec[columnar.FINAL_X], dtype=np.float64)
         cols["final_x"] = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
-    return _not_null_but(_NULLABLE, cols)
+    return _not_null_but_nullable(cols)
 
 
 # the runs level's columns that hold nulls (docs/rest.md says when); every other
@@ -365,11 +365,11 @@ def _run_table(spec: SweepSpec, flat: np.ndarray, rec: dict[str, np.ndarray], ke
 _NULLABLE = ("clip_threshold", "final_gap", "div_step", "max_rise", "spiky")
 
 
-def _not_null_but(nullable: tuple[str, ...], cols: dict[str, Any],
-                  metadata: dict[str, str] | None = None) -> Any:
+def _not_null_but_nullable(cols: dict[str, Any], metadata: dict[str, str] | None = None
+                           ) -> Any:
     import pyarrow as pa
 
-    schema = pa.schema([pa.field(name, col.type, nullable=name in nullable)
+    schema = pa.schema([pa.field(name, col.type, nullable=name in _NULLABLE)
                         for name, col in cols.items()], metadata=metadata)
     return pa.Table.from_arrays(list(cols.values()), schema=schema)
 
