@@ -1,5 +1,4 @@
-"""SQLite's log is checkpointed at quiet moments, or once large, by the server's
-checkpointer: not in the commits that write it."""
+"""SQLite's log is checkpointed at quiet moments, not in the commits that write it."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from api.db.checkpoint import AUTOCHECKPOINT_BYTES, WalCheckpointer, unbacked_bytes
+from api.db.checkpoint import AUTOCHECKPOINT_BYTES, WalCheckpointer
 from api.db.session import SQLITE_PAGE_SIZE, Database, sqlite_path
 
 
@@ -31,52 +30,15 @@ def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
     assert size_before < len(payload)  # both blobs are still only in the log
 
     busy = WalCheckpointer(path, quiet=3600.0)  # written just now: not quiet yet
-    assert busy.checkpoint_if_due() is False
+    assert busy.checkpoint_if_quiet() is False
     assert os.path.getsize(path) == size_before
 
     quiet = WalCheckpointer(path, quiet=0.0)
-    assert quiet.checkpoint_if_due() is True
+    assert quiet.checkpoint_if_quiet() is True
     assert os.path.getsize(path) > 2 * len(payload)  # copied into the database file
-    assert quiet.checkpoint_if_due() is False  # nothing new since
+    assert quiet.checkpoint_if_quiet() is False  # nothing new since
     with db.session(read_only=True) as s:
         assert s.execute(text("SELECT sum(length(data)) FROM blob")).scalar() == 2 * len(payload)
-    db.dispose()
-
-
-def test_a_log_written_without_pause_is_checkpointed_once_large(tmp_path: Path) -> None:
-    """Never quiet (a long sweep), the log is copied by the checkpointer once busy_bytes
-    of it are not in the database file, before SQLite's own checkpoint in a commit."""
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path}/b.db"
-    path = str(sqlite_path(url))
-    db = Database(url)
-    with db.session() as s:
-        s.execute(text("CREATE TABLE blob (id INTEGER PRIMARY KEY, data BLOB)"))
-    payload = os.urandom(SQLITE_PAGE_SIZE * 20)
-    frame = SQLITE_PAGE_SIZE + 24
-    checkpointer = WalCheckpointer(path, quiet=3600.0, busy_bytes=60 * frame)
-    written, dues = [], []
-    for i in range(6):
-        with db.session() as s:
-            s.execute(text("INSERT INTO blob (id, data) VALUES (:i, :d)"), {"i": i, "d": payload})
-        written.append(unbacked_bytes(path))
-        dues.append(checkpointer.checkpoint_if_due())
-        assert dues[-1] is (written[-1] >= 60 * frame), (i, written)
-        if dues[-1]:
-            assert unbacked_bytes(path) == 0
-    # each commit adds its pages (the blob's 20 and a few more) to what is not copied
-    # yet; the third passes 60 pages and is copied, and the log starts again
-    assert dues == [False, False, True, False, False, True], written
-    assert 20 * frame <= written[0] < written[1] < written[2] and written[3] < written[2]
-    # the header read is SQLite's own count: a checkpoint reports the same frames
-    with db.session() as s:
-        s.execute(text("INSERT INTO blob (id, data) VALUES (:i, :d)"), {"i": 9, "d": payload})
-    before = unbacked_bytes(path)
-    conn = sqlite3.connect(path, isolation_level=None)
-    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    conn.close()
-    assert before == frames * frame and copied == frames and unbacked_bytes(path) == 0
     db.dispose()
 
 
