@@ -15,6 +15,13 @@ for a moment: after a sweep, between its bursts of chunks, or while nobody
 writes. A passive checkpoint never blocks readers or writers. The log then
 restarts from its beginning, overwriting pages the operating system still
 caches; JOURNAL_SIZE_LIMIT bounds the file kept for that.
+
+Everything here goes through SQLite: the log's size is only stat()ed. A process that
+has the database open must not open and close its files (the `-wal`, the `-shm`
+index) any other way: closing any descriptor of a file drops all of the process's
+POSIX locks on it, SQLite's included. A checkpointer that read the log index's
+header with open() did exactly that, and readers of a 10^7-run sweep then met
+"database disk image is malformed" and "disk I/O error", and an engine process died.
 """
 
 from __future__ import annotations
