@@ -153,7 +153,9 @@ def test_a_client_gone_mid_export_leaves_no_thread_behind(tmp_path: Path) -> Non
                          "Host: 127.0.0.1\r\n\r\n".encode())
             got = b""
             while len(got) < 200_000:
-                got += sock.recv(65536)
+                more = sock.recv(65536)
+                assert more, f"the server closed the export after {len(got)} bytes"
+                got += more
             assert got.startswith(b"HTTP/1.1 200")
             # the export's thread (waiting for room to send) and the readers it started
             assert _stream_threads(server.proc.pid) >= 1
