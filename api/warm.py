@@ -19,7 +19,15 @@ first reads paid for, and what is now done at start:
 - the database connection, and SQLAlchemy's compiling of the statements reads use:
   the sweeps list, a sweep's status and a runs page of the newest sweep are asked
   for through the application itself, as a client would (nothing is asked when
-  there is no sweep but the list).
+  there is no sweep but the list);
+- FastAPI's routing of each route, built on the route's first request (its
+  dependencies and parameters analysed, on the event loop): 14 ms for the first
+  phase map, 25 ms for the first status, in a process started before the sweep
+  existed. Every GET route of a sweep is asked once for a sweep that does not
+  exist (a 404 after routing, dependencies and the sweep's lookup). Without it,
+  with four API processes on two cores, each process built its routes in the
+  first burst of reads of a sweep created after the server started, and the
+  requests in flight waited for it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
+
+from api.deps import MAX_ID
 
 log = logging.getLogger("betascope.api")
 
@@ -82,10 +92,11 @@ def api_endpoints(app: FastAPI) -> list[Any]:
 
 
 async def warm_reads(app: FastAPI) -> list[tuple[str, int]]:
-    """The sweeps list, then the newest sweep's status and first runs page, asked of
-    the application in-process (its middleware, the database and the serializers
-    used once); returns (path, status) of each. Failures are only logged: a
-    database still down at start is the first real request's to report."""
+    """The sweeps list, then the newest sweep's status and first runs page, then every
+    GET route of a sweep for one that does not exist (404), asked
+    of the application in-process (its middleware, routing, the database and the
+    serializers used once); returns (path, status) of each. Failures are only
+    logged: a database still down at start is the first real request's to report."""
     asked: list[tuple[str, int]] = []
     try:
         status, body = await _get(app, "/api/v1/sweeps", b"limit=20")
@@ -95,9 +106,34 @@ async def warm_reads(app: FastAPI) -> list[tuple[str, int]]:
             path = f"/api/v1/sweeps/{int(items[0]['id'])}"
             for read, query in ((path, b""), (f"{path}/runs", b"limit=50")):
                 asked.append((read, (await _get(app, read, query))[0]))
+        # the last id there can be: ids count up from 1, so it names no sweep (one
+        # created meanwhile would be read, and its export streamed)
+        for path in sweep_read_paths(app):
+            read = path.replace("{sweep_id}", str(MAX_ID)).replace("{run_key}", "0" * 16)
+            asked.append((read, (await _get(app, read))[0]))
     except Exception as exc:
         log.info("warming the read paths stopped: %r", exc)
     return asked
+
+
+def sweep_read_paths(app: FastAPI) -> list[str]:
+    """The paths of the app's GET routes of one sweep (/api/v1/sweeps/{sweep_id}...)."""
+    from fastapi import routing
+
+    out: list[str] = []
+    routes: list[tuple[str, Any]] = [("", r) for r in app.routes]
+    while routes:
+        prefix, route = routes.pop(0)
+        if isinstance(route, routing.APIRoute):
+            path = prefix + route.path
+            if "GET" in route.methods and "/sweeps/{sweep_id}" in path and path not in out:
+                out.append(path)
+        included = getattr(route, "original_router", None)  # an included router
+        if included is not None:
+            # a route's path holds its own router's prefix; the context, those above it
+            above = getattr(getattr(route, "include_context", None), "prefix", prefix)
+            routes += [(above, r) for r in included.routes]
+    return out
 
 
 async def _get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
@@ -108,7 +144,15 @@ async def _get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]
              "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80)}
     status, body = 0, bytearray()
 
+    received = False
+
     async def receive() -> dict[str, Any]:
+        # the request, then the client gone: an answer that streams until the client
+        # leaves (or listens for it) ends, rather than wait or spin on requests
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: MutableMapping[str, Any]) -> None:
