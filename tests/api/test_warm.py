@@ -22,8 +22,8 @@ def test_warm_reads_go_through_the_whole_app(make_client: Any) -> None:
     absent = [p.replace("{sweep_id}", str(MAX_ID)).replace("{run_key}", "0" * 16)
               for p in warm.sweep_read_paths(client.app)]
     routed = [(p, 404) for p in absent]
-    assert client.portal.call(warm.warm_reads, client.app) == [("/api/v1/sweeps", 200),
-                                                               *routed]
+    first = client.portal.call(warm.warm_reads, client.app)  # Postgres: other tests' sweeps
+    assert first[0] == ("/api/v1/sweeps", 200) and first[-len(routed):] == routed, first
     sweep = submit(client, spec("warm"))
     wait_status(client, sweep["id"], "done")
     path = f"/api/v1/sweeps/{sweep['id']}"
