@@ -76,19 +76,40 @@ def _endpoint_contexts(app: FastAPI) -> None:
             extract(endpoint)
 
 
-def api_endpoints(app: FastAPI) -> list[Any]:
-    """The functions behind the app's API routes, in the routers it includes too."""
+def api_routes(app: FastAPI) -> list[tuple[str, Any]]:
+    """(full path, route) of the app's API routes, in the routers it includes too."""
     from fastapi import routing
 
-    out, routes = [], list(app.routes)
+    out: list[tuple[str, Any]] = []
+    routes: list[tuple[str, Any]] = [("", r) for r in app.routes]
     while routes:
-        route = routes.pop()
+        prefix, route = routes.pop()
         if isinstance(route, routing.APIRoute):
-            out.append(route.dependant.call or route.endpoint)
+            out.append((prefix + route.path, route))
         included = getattr(route, "original_router", None)  # an included router
         if included is not None:
-            routes += included.routes
+            # a route's path holds its own router's prefix; the context, those above it
+            above = getattr(getattr(route, "include_context", None), "prefix", prefix)
+            routes += [(above, r) for r in included.routes]
     return out
+
+
+def api_endpoints(app: FastAPI) -> list[Any]:
+    """The functions behind the app's API routes."""
+    return [route.dependant.call or route.endpoint for _, route in api_routes(app)]
+
+
+def sweep_read_paths(app: FastAPI) -> list[str]:
+    """The paths of the app's GET routes of one sweep (/api/v1/sweeps/{sweep_id}...)."""
+    return sorted({path for path, route in api_routes(app)
+                   if "GET" in route.methods and "/sweeps/{sweep_id}" in path})
+
+
+def absent_reads(app: FastAPI) -> list[str]:
+    """sweep_read_paths for the last id there can be: ids count up from 1, so it names
+    no sweep (one created meanwhile would be read, and its export streamed)."""
+    return [path.replace("{sweep_id}", str(MAX_ID)).replace("{run_key}", "0" * 16)
+            for path in sweep_read_paths(app)]
 
 
 async def warm_reads(app: FastAPI) -> list[tuple[str, int]]:
@@ -106,34 +127,11 @@ async def warm_reads(app: FastAPI) -> list[tuple[str, int]]:
             path = f"/api/v1/sweeps/{int(items[0]['id'])}"
             for read, query in ((path, b""), (f"{path}/runs", b"limit=50")):
                 asked.append((read, (await _get(app, read, query))[0]))
-        # the last id there can be: ids count up from 1, so it names no sweep (one
-        # created meanwhile would be read, and its export streamed)
-        for path in sweep_read_paths(app):
-            read = path.replace("{sweep_id}", str(MAX_ID)).replace("{run_key}", "0" * 16)
+        for read in absent_reads(app):
             asked.append((read, (await _get(app, read))[0]))
     except Exception as exc:
         log.info("warming the read paths stopped: %r", exc)
     return asked
-
-
-def sweep_read_paths(app: FastAPI) -> list[str]:
-    """The paths of the app's GET routes of one sweep (/api/v1/sweeps/{sweep_id}...)."""
-    from fastapi import routing
-
-    out: list[str] = []
-    routes: list[tuple[str, Any]] = [("", r) for r in app.routes]
-    while routes:
-        prefix, route = routes.pop(0)
-        if isinstance(route, routing.APIRoute):
-            path = prefix + route.path
-            if "GET" in route.methods and "/sweeps/{sweep_id}" in path and path not in out:
-                out.append(path)
-        included = getattr(route, "original_router", None)  # an included router
-        if included is not None:
-            # a route's path holds its own router's prefix; the context, those above it
-            above = getattr(getattr(route, "include_context", None), "prefix", prefix)
-            routes += [(above, r) for r in included.routes]
-    return out
 
 
 async def _get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
