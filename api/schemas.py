@@ -24,7 +24,11 @@ def json_response(model: BaseModel) -> Response:
     """The model as FastAPI would send it for its response_model, serialized by the
     caller: reads do their whole work (session, answer, bytes) in one hand-off to
     the thread pool, not one per dependency and another for the serialization."""
-    return Response(model.model_dump_json().encode(), media_type="application/json")
+    return Response(json_body(model), media_type="application/json")
+
+
+def json_body(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
 
 
 class FieldError(BaseModel):

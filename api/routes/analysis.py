@@ -14,7 +14,7 @@ from api import etag
 from api.db.models import Sweep
 from api.db.session import Database
 from api.deps import DatabaseDep, SweepId, find_sweep
-from api.schemas import Boundary, PhaseMap, errors, json_response
+from api.schemas import Boundary, PhaseMap, errors, json_body, json_response
 from api.services import cells, results
 from api.services.sweeps import stored_spec
 from experiments import analysis
@@ -48,30 +48,42 @@ async def phase_map(
 
 def _phase_map(db: Database, request: Request, sweep_id: int, metric: str,
                chosen: dict[str, Any], x: str | None, y: str | None) -> Response:
-    def answer(session: Session, sweep: Sweep) -> PhaseMap:
-        try:
-            pm = results.phase_map(session, sweep, stored_spec(sweep), metric=metric,
-                                   chosen=chosen, x=x, y=y)
-        except KeyError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                detail=str(exc.args[0])) from None
+    def answer(session: Session, sweep: Sweep) -> bytes:
+        body = map_body(session, sweep, metric, chosen, x, y)
         cells.follow(db.url, sweep)  # the next poll's map: merged meanwhile
-        return PhaseMap.model_validate(pm)
+        return body
 
     return _results_read(db, request, sweep_id, answer)
 
 
+def map_body(session: Session, sweep: Sweep, metric: str, chosen: dict[str, Any],
+             x: str | None = None, y: str | None = None) -> bytes:
+    """The phase map's answer as bytes (kept by api.services.results); 422 naming a bad
+    map axis or slice value."""
+    try:
+        return results.phase_map_body(session, sweep, stored_spec(sweep), _render,
+                                      metric=metric, chosen=chosen, x=x, y=y)
+    except KeyError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=str(exc.args[0])) from None
+
+
+def _render(pm: dict[str, Any]) -> bytes:
+    return json_body(PhaseMap.model_validate(pm))
+
+
 def _results_read(db: Database, request: Request, sweep_id: int,
-                  answer: Callable[[Session, Sweep], BaseModel]) -> Response:
+                  answer: Callable[[Session, Sweep], BaseModel | bytes]) -> Response:
     """A read of the sweep's results, tagged by what they say: 304 when the client has
-    them, else answer(session, sweep) as JSON."""
+    them, else answer(session, sweep) as JSON (or its JSON bytes)."""
     with db.session(read_only=True) as session:
         sweep = find_sweep(session, sweep_id)
         tag = results.results_tag(request, session, sweep)
         if etag.matches(request, tag):
             return etag.not_modified(tag)
         model = answer(session, sweep)
-    response = json_response(model)
+    response = json_response(model) if isinstance(model, BaseModel) else Response(
+        model, media_type="application/json")
     etag.tag_headers(response, tag)
     return response
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,13 +30,13 @@ from experiments.reuse import cell_index
 from experiments.runs import clip_columns, runs_at
 from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
-MAPS_CACHE_CELLS = 2_000_000  # cells of the phase maps kept as answered, newest first
+MAPS_CACHE_BYTES = 48 << 20  # phase maps kept as answered (JSON), newest first
 EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
 CSV_ROWS = 25_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = tuple(name for name, _ in columnar.RESULT_FIELDS)
 _maps_lock = threading.Lock()
-_maps_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_maps_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _stars: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # beta2* of a slice, by its cells
 
 
@@ -63,40 +63,61 @@ def phase_map(
     x: str | None = None, y: str | None = None,
 ) -> dict[str, Any]:
     """One slice's heatmap over (x, y) (beta1, beta2 by default); KeyError names a bad
-    metric, map axis, or an axis value not on the grid. Each slice's map is kept (a
-    few hundred per process) while its cells are."""
-    mx, my = analysis.map_axes(spec, x, y)
-    sl = analysis.slice_index(spec, mx, my, **chosen)
-    key, c, n = cells.sweep_cells(session, sweep, spec)
-    map_key = (key, metric, mx, my, tuple(sorted(sl.items())))
+    metric, map axis, or an axis value not on the grid."""
+    return _slice_map(session, sweep, spec, metric, chosen, x, y)[1]()
+
+
+def phase_map_body(
+    session: Session, sweep: Sweep, spec: SweepSpec, render: Callable[[dict[str, Any]], bytes],
+    *, metric: str, chosen: dict[str, Any], x: str | None = None, y: str | None = None,
+) -> bytes:
+    """render(phase_map(...)): the map as its answer's bytes, kept (a few hundred per
+    process, MAPS_CACHE_BYTES at most) while its cells are, whatever URL asks for it
+    (its slice named in full or left to defaults, its parameters in any order):
+    serializing a 500 x 500 map takes longer than making it from the cells."""
+    map_key, make = _slice_map(session, sweep, spec, metric, chosen, x, y)
     with _maps_lock:
         if map_key in _maps_cache:
             _maps_cache.move_to_end(map_key)
             return _maps_cache[map_key]
-    pm = analysis.phase_map(spec, c, metric, sl, mx, my)
-    # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means nothing.
-    # It is the slice's, whatever the metric: found once for all five maps of a slice
-    pm["beta2_star"] = None
-    if (mx, my) == analysis.MAP_DEFAULT:
-        star_key = (key, "beta2_star", tuple(sorted(sl.items())))
-        with _maps_lock:
-            star = _stars.get(star_key)
-        if star is None:
-            star = analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl)
-            with _maps_lock:
-                _stars[star_key] = star
-                while len(_stars) > 256:
-                    _stars.popitem(last=False)
-        pm["beta2_star"] = star
-    pm["n_results"] = n
+    body = render(make())
     with _maps_lock:
-        _maps_cache[map_key] = pm
-        # bounded by cells: as Python lists a 500 x 500 map takes about 10 MB
+        _maps_cache[map_key] = body
         while len(_maps_cache) > 1 and (len(_maps_cache) > 256 or sum(
-                len(m["z"]) * len(m["x"]["values"]) for m in _maps_cache.values())
-                > MAPS_CACHE_CELLS):
+                len(b) for b in _maps_cache.values()) > MAPS_CACHE_BYTES):
             _maps_cache.popitem(last=False)
-    return pm
+    return body
+
+
+def _slice_map(
+    session: Session, sweep: Sweep, spec: SweepSpec, metric: str, chosen: dict[str, Any],
+    x: str | None, y: str | None,
+) -> tuple[tuple[Any, ...], Callable[[], dict[str, Any]]]:
+    """(what names the map while the sweep's cells stay as they are, what makes it)."""
+    mx, my = analysis.map_axes(spec, x, y)
+    sl = analysis.slice_index(spec, mx, my, **chosen)
+    key, c, n = cells.sweep_cells(session, sweep, spec)
+
+    def make() -> dict[str, Any]:
+        pm = analysis.phase_map(spec, c, metric, sl, mx, my)
+        # beta2* is a boundary in the (beta1, beta2) plane: on other maps it means
+        # nothing. It is the slice's, whatever the metric: found once for its maps
+        pm["beta2_star"] = None
+        if (mx, my) == analysis.MAP_DEFAULT:
+            star_key = (key, "beta2_star", tuple(sorted(sl.items())))
+            with _maps_lock:
+                star = _stars.get(star_key)
+            if star is None:
+                star = analysis.beta2_star(spec, analysis.cells_at(spec, c, sl), sl)
+                with _maps_lock:
+                    _stars[star_key] = star
+                    while len(_stars) > 256:
+                        _stars.popitem(last=False)
+            pm["beta2_star"] = star
+        pm["n_results"] = n
+        return pm
+
+    return (key, metric, mx, my, tuple(sorted(sl.items()))), make
 
 
 def boundary(session: Session, sweep: Sweep, spec: SweepSpec) -> dict[str, Any]:

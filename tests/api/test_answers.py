@@ -57,7 +57,7 @@ class Made:
 
         self.n = 0
         self.lock = threading.Lock()
-        for name in ("phase_map", "boundary"):
+        for name in ("phase_map_body", "boundary"):
             real = getattr(results, name)
 
             def counted(*args: Any, _real: Any = real, **kw: Any) -> Any:

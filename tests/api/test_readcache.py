@@ -30,7 +30,7 @@ class Calls:
         from api.services import sweeps as service
 
         self.n = 0
-        for module, name in ((service, "sweep_stats"), (results, "phase_map"),
+        for module, name in ((service, "sweep_stats"), (results, "phase_map_body"),
                              (results, "boundary"), (results, "list_runs")):
             monkeypatch.setattr(module, name, self.counted(getattr(module, name)))
 
