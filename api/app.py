@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from api import warm
+from api import prepare, warm
 from api.db.checkpoint import WalCheckpointer
 from api.db.session import get_database, sqlite_path
 from api.guards import CrossSite, Hygiene, TrustedHosts, redact_access_log
@@ -67,12 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threading.Thread(target=warm.preload_readers, args=(app,), name="betascope-preload",
                          daemon=True).start()
         warming = asyncio.create_task(warm.warm_reads(app))  # loopback is always served
+        # sweeps that finish from now on
+        preparing = prepare.watch(app, app.state.db) if settings.prepare_finished else None
         log.info("betascope ready (%s)", "embedded executor" if settings.embedded
                  else f"broker, queue {settings.queue}")
         try:
             yield
         finally:
             warming.cancel()
+            if preparing is not None:
+                preparing.cancel()
             reconciler.stop()
             dispatcher.shutdown()
             if checkpointer is not None:

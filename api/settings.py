@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     engine_warmup: bool = Field(
         True, description="engine processes (workers, the embedded engine process) load the "
                           "fused kernel when they start, so the first sweep does not wait ~1 s")
+    prepare_finished: bool = Field(
+        True, description="each API process prepares a sweep's reads (status, runs page, "
+                          "maps) when it finishes, before a client asks (api/prepare.py)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest accepted request body")
     max_concurrent_creates: int = Field(
         4, ge=1, le=1000,

@@ -120,21 +120,21 @@ async def warm_reads(app: FastAPI) -> list[tuple[str, int]]:
     logged: a database still down at start is the first real request's to report."""
     asked: list[tuple[str, int]] = []
     try:
-        status, body = await _get(app, "/api/v1/sweeps", b"limit=20")
+        status, body = await get(app, "/api/v1/sweeps", b"limit=20")
         asked.append(("/api/v1/sweeps", status))
         items = json.loads(body).get("items", []) if status == 200 else []
         if items:
             path = f"/api/v1/sweeps/{int(items[0]['id'])}"
             for read, query in ((path, b""), (f"{path}/runs", b"limit=50")):
-                asked.append((read, (await _get(app, read, query))[0]))
+                asked.append((read, (await get(app, read, query))[0]))
         for read in absent_reads(app):
-            asked.append((read, (await _get(app, read))[0]))
+            asked.append((read, (await get(app, read))[0]))
     except Exception as exc:
         log.info("warming the read paths stopped: %r", exc)
     return asked
 
 
-async def _get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
+async def get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
     """One GET through the whole application, as from a loopback client (no socket)."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from api.db.models import Chunk, Sweep
 
 ERROR_CHARS = 4000
+FINISHED_CHANNEL = "betascope_finished"  # NOTIFY'd when a sweep is done (Postgres)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,8 @@ def refresh_sweep_status_without_commit(
         values: dict[str, Any] = {"status": new}
         if new in ("done", "failed"):
             values["finished_at"] = now
+        if new == "done":
+            notify_finished_without_commit(session)
         if new == "running":
             values["started_at"] = func.coalesce(Sweep.started_at, now)
         session.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
@@ -258,3 +261,10 @@ def mark_unsent_without_commit(session: Session, chunk_ids: list[int]) -> None:
     """Enqueueing failed (broker down): let the reconciler send these soon."""
     if chunk_ids:
         session.execute(update(Chunk).where(Chunk.id.in_(chunk_ids)).values(enqueued_at=None))
+
+
+def notify_finished_without_commit(session: Session) -> None:
+    """Postgres: tell the API processes (api.prepare) at commit that a sweep finished,
+    so that they prepare its reads before a client asks."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {FINISHED_CHANNEL}"))

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from api.db.base import utcnow
-from api.db.chunks import refresh_sweep_status_without_commit
+from api.db.chunks import notify_finished_without_commit, refresh_sweep_status_without_commit
 from api.db.models import Chunk, Sweep
 from api.db.store import spec_of
 from api.settings import Settings
@@ -68,6 +68,7 @@ def create_sweep(
         sweep.source_id, sweep.cached_runs = identical.id, total
         sweep.status, sweep.started_at, sweep.finished_at = "done", now, now
         session.add(sweep)
+        notify_finished_without_commit(session)
         session.flush()
         return sweep, []
     source = _containing(session, program, spec)

@@ -50,6 +50,13 @@ def wait_status(client: Any, sweep_id: int, *statuses: str, timeout: float = 120
     return wait_for(ready, timeout, f"sweep {sweep_id} to be {statuses}", interval=0.1)
 
 
+def wait_prepared(client: Any, sweep_id: int, timeout: float = 30) -> None:
+    """Until the app's process has prepared the finished sweep's reads (api/prepare.py):
+    what a test counts afterwards is its own reads' work, not that."""
+    wait_for(lambda: sweep_id in client.app.state.finished_sweeps.ready, timeout,
+             f"sweep {sweep_id}'s reads prepared")
+
+
 def all_runs(client: Any, sweep_id: int, limit: int = 1000, **filters: Any) -> list[dict]:
     items: list[dict[str, Any]] = []
     cursor = None

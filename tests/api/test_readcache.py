@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from api.db.models import Sweep
 from api.db.session import get_database
-from tests.api.helpers import spec, submit, wait_status
+from tests.api.helpers import spec, submit, wait_prepared, wait_status
 from tests.conftest import need
 from tests.services import pg_schema_url, postgres_ok
 
@@ -102,6 +102,7 @@ def test_running_sweeps_are_answered_from_kept_bytes_for_half_a_second_at_most(
 
     done = submit(client, spec("kept list", steps=20))
     wait_status(client, done["id"], "done")
+    wait_prepared(client, done["id"])
     before = client.get("/api/v1/sweeps").json()["items"]
     assert before[0]["id"] == done["id"]
     slow = submit(client, spec("kept running", steps=3000,

@@ -50,7 +50,7 @@ def test_a_streamed_answer_ends_when_asked_in_process(client: Any) -> None:
     wait_status(client, sweep["id"], "done")
     path = f"/api/v1/sweeps/{sweep['id']}/export.csv"
     out: list[Any] = []
-    reader = threading.Thread(target=lambda: out.append(asyncio.run(warm._get(client.app, path))),
+    reader = threading.Thread(target=lambda: out.append(asyncio.run(warm.get(client.app, path))),
                               daemon=True)
     reader.start()
     reader.join(60)
