@@ -92,13 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = get_database(settings.database_url)
     app.state.dispatcher = dispatcher
-    # the last added runs first: Host, then cross-site refusal, then the body's limits,
-    # then finished sweeps' reads answered from kept bytes (api.readcache)
+    # the last added runs first: requests counted, Host, then cross-site refusal, then
+    # the body's limits, then finished sweeps' reads answered from kept bytes (api.readcache)
     app.add_middleware(ReadCache, database_url=settings.database_url)
     app.add_middleware(Hygiene, max_bytes=settings.max_body_bytes,
                        body_timeout=settings.body_timeout_seconds)
     app.add_middleware(CrossSite)
     app.add_middleware(TrustedHosts, hosts=settings.served_hosts())
+    app.add_middleware(prepare.InFlight)  # for prepare.quiet()
     for error in DATABASE_DOWN:
         app.add_exception_handler(error, _database_down)
     app.add_exception_handler(RequestValidationError, _invalid_request)

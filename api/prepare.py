@@ -16,13 +16,14 @@ every POLL_SECONDS besides (a notice missed while that connection was down);
 on SQLite, one process and a local file, it looks every SQLITE_POLL_SECONDS.
 
 What it prepares: first, through the application itself as warm.warm_reads
-does, what a polling client reads first: the sweep's status, first runs page,
-boundary and outcome map and the sweeps list (kept as bytes by the read cache;
+does, what a polling client reads first: the sweep's outcome map, status,
+first runs page and boundary, and the sweeps list (kept as bytes by the read cache;
 the map and boundary shared with other processes by api.answers); then the
 sweep's maps over (beta1, beta2), every metric of every slice while they fit in
 MAP_CELLS (kept as bytes by api.services.results whatever the URL that asks for
-them). A sweep is prepared once per process, in the order sweeps finished; a
-retried sweep finishes again and is prepared again. Failures are only logged: a
+them), each map after the requests this process is answering, if any, are
+answered. A sweep is prepared once per process for each time it finishes (a retried sweep
+finishes again), the latest finished first. Failures are only logged: a
 read makes what is missing.
 """
 
@@ -32,12 +33,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, make_url, select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import warm
 from api.db.chunks import FINISHED_CHANNEL
@@ -55,23 +58,28 @@ SQLITE_POLL_SECONDS = 0.25  # SQLite: a look at the local file (about 0.2 ms)
 # cells of maps prepared per sweep, one map at least: a 10^5-run sweep's 28 maps (4
 # slices x 7 metrics of 158 x 158), four of a 500 x 500 grid, one of 1000 x 1000
 MAP_CELLS = 1_000_000
-BATCH = 8  # sweeps prepared per look, oldest finished first
-# what the sweep page and clients ask first: the sweep's reads, then the sweeps list
-# (its answers are kept by the list's rows, which the sweep's finish changed)
-READS = (("{sweep}", b""), ("{sweep}/runs", b"limit=50"), ("{sweep}/runs", b""),
-         ("{sweep}/boundary", b""), ("{sweep}/phase-map", b"metric=outcome"),
-         ("", b""), ("", b"limit=20"))
+LOOK_ROWS = 32  # sweeps a look reads, newest finished first
+SKEW_SECONDS = 60.0  # a look goes back this far from the newest finish seen
+PAUSE_SECONDS = 1.0  # a map waits at most this long for requests in flight to end
+_in_flight = 0  # HTTP requests this process is answering (InFlight)
+# what the sweep page and clients ask first: its map (the cells assembled first: a
+# client's map read meanwhile waits for them), status and runs pages, the sweeps list
+# (kept by the list's rows, which the sweep's finish changed), then its boundary
+READS = (("{sweep}/phase-map", b"metric=outcome"), ("{sweep}", b""),
+         ("{sweep}/runs", b"limit=50"), ("{sweep}/runs", b""), ("", b""),
+         ("", b"limit=20"), ("{sweep}/boundary", b""))
 
 
 def finished_since(db: Database, since: datetime | None) -> list[tuple[int, datetime]]:
-    """(id, finished_at) of done sweeps that finished at or after `since` (all of them
-    for None), oldest first, at most BATCH."""
+    """(id, finished_at) of done sweeps that finished at or after SKEW_SECONDS before
+    `since` (any time, for None), newest first, at most LOOK_ROWS."""
     with db.session(read_only=True) as session:
         query = select(Sweep.id, Sweep.finished_at).where(
             Sweep.status == "done", Sweep.hidden.is_(False), Sweep.finished_at.is_not(None))
         if since is not None:
-            query = query.where(Sweep.finished_at >= since)
-        rows = session.execute(query.order_by(Sweep.finished_at, Sweep.id).limit(BATCH))
+            query = query.where(Sweep.finished_at >= since - timedelta(seconds=SKEW_SECONDS))
+        rows = session.execute(
+            query.order_by(Sweep.finished_at.desc(), Sweep.id.desc()).limit(LOOK_ROWS))
         return [(int(i), at) for i, at in rows]
 
 
@@ -95,10 +103,37 @@ def prepare_results(db: Database, sweep_id: int) -> int:
         maps = itertools.product(itertools.product(*slices.values()), analysis.METRICS)
         made = 0
         for point, metric in itertools.islice(maps, budget):
+            quiet()
             chosen = dict(zip(slices, point, strict=True))
             map_body(session, sweep, metric, chosen)
             made += 1
         return made
+
+
+def quiet() -> None:
+    """Wait while this process answers requests (at most PAUSE_SECONDS): they make
+    what they read themselves, and the maps made here would take their cores."""
+    deadline = time.monotonic() + PAUSE_SECONDS
+    while _in_flight > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class InFlight:
+    """Pure ASGI: counts the HTTP requests this process is answering (for quiet())."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        global _in_flight
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        _in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _in_flight -= 1
 
 
 class FinishedSweeps:
@@ -107,7 +142,7 @@ class FinishedSweeps:
     def __init__(self, app: FastAPI, db: Database):
         self.app, self.db = app, db
         self.prepared: dict[int, datetime] = {}  # sweep id -> the finish it was prepared for
-        self.ready: list[int] = []  # sweeps whose preparing ended, the latest BATCH
+        self.ready: list[int] = []  # sweeps whose preparing ended, the latest LOOK_ROWS
         url = make_url(db.url)
         self.postgres = url.get_backend_name() == "postgresql"
         self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -156,7 +191,9 @@ class FinishedSweeps:
                 listening.cancel()
 
     async def look(self, since: datetime | None) -> datetime | None:
-        """Prepare what finished since `since`; returns where the next look starts."""
+        """Prepare what finished since the last look, newest first; returns the newest
+        finish seen, where the next look starts (SKEW_SECONDS before it: finish times
+        come from the clocks of the processes that stored the sweeps' last chunks)."""
         try:
             found = await run_in_threadpool(finished_since, self.db, since)
         except Exception as exc:  # database down: the next look tries again
@@ -164,12 +201,12 @@ class FinishedSweeps:
             return since
         for sweep_id, at in found:
             since = at if since is None else max(since, at)
-            if self.prepared.get(sweep_id) == at:
-                continue
-            self.prepared[sweep_id] = at
-            await self.prepare(sweep_id)
-        if len(self.prepared) > 4 * BATCH:  # only ties at `since` can come back
-            self.prepared = {i: a for i, a in self.prepared.items() if a == since}
+            if self.prepared.get(sweep_id) != at:
+                self.prepared[sweep_id] = at
+                await self.prepare(sweep_id)
+        if since is not None:  # what the next look can still return
+            oldest = since - timedelta(seconds=SKEW_SECONDS)
+            self.prepared = {i: a for i, a in self.prepared.items() if a >= oldest}
         return since
 
     async def prepare(self, sweep_id: int) -> None:
@@ -181,7 +218,7 @@ class FinishedSweeps:
             log.info("sweep %s finished: %d maps and reads %s prepared", sweep_id, maps, codes)
         except Exception as exc:
             log.warning("preparing sweep %s's reads failed: %r", sweep_id, exc)
-        self.ready = [*self.ready[-BATCH + 1:], sweep_id]
+        self.ready = [*self.ready[-LOOK_ROWS + 1:], sweep_id]
 
 
 def watch(app: FastAPI, db: Database) -> asyncio.Task[Any]:
