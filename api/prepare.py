@@ -90,24 +90,28 @@ def last_finished(db: Database) -> datetime | None:
 
 def prepare_results(db: Database, sweep_id: int) -> int:
     """The sweep's cells and its (beta1, beta2) maps, made and kept by this process;
-    returns how many maps."""
-    with db.session(read_only=True) as session:
-        sweep = session.get(Sweep, sweep_id)
-        if sweep is None or sweep.hidden or sweep.status != "done":
-            return 0
-        spec = stored_spec(sweep)
-        cells.sweep_cells(session, sweep, spec)
-        values = spec.axis_values()
-        budget = max(1, MAP_CELLS // (len(values["beta1"]) * len(values["beta2"])))
-        slices = analysis.available(spec)
-        maps = itertools.product(itertools.product(*slices.values()), analysis.METRICS)
-        made = 0
-        for point, metric in itertools.islice(maps, budget):
-            quiet()
-            chosen = dict(zip(slices, point, strict=True))
-            map_body(session, sweep, metric, chosen)
+    returns how many maps. Each map in a transaction of its own: one held across the
+    pauses would hold SQLite's log (and Postgres's vacuum) at its snapshot."""
+    made, maps = 0, None
+    while True:
+        with db.session(read_only=True) as session:
+            sweep = session.get(Sweep, sweep_id)
+            if sweep is None or sweep.hidden or sweep.status != "done":
+                return made  # deleted or retried meanwhile
+            if maps is None:
+                spec = stored_spec(sweep)
+                cells.sweep_cells(session, sweep, spec)
+                values = spec.axis_values()
+                budget = max(1, MAP_CELLS // (len(values["beta1"]) * len(values["beta2"])))
+                slices = analysis.available(spec)
+                maps = itertools.islice(itertools.product(
+                    itertools.product(*slices.values()), analysis.METRICS), budget)
+            point, metric = next(maps, (None, None))
+            if point is None:
+                return made
+            map_body(session, sweep, metric, dict(zip(slices, point, strict=True)))
             made += 1
-        return made
+        quiet()
 
 
 def quiet() -> None:
@@ -119,14 +123,15 @@ def quiet() -> None:
 
 
 class InFlight:
-    """Pure ASGI: counts the HTTP requests this process is answering (for quiet())."""
+    """Pure ASGI: counts the HTTP requests this process is answering for clients (not
+    the warm-ups' own, warm.get), for quiet()."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         global _in_flight
-        if scope["type"] != "http":
+        if scope["type"] != "http" or warm.IN_PROCESS in scope.get("extensions", {}):
             await self.app(scope, receive, send)
             return
         _in_flight += 1

@@ -42,6 +42,7 @@ from fastapi import FastAPI
 from api.deps import MAX_ID
 
 log = logging.getLogger("betascope.api")
+IN_PROCESS = "betascope.in_process"  # the scope extension that marks get()'s requests
 
 
 def preload_readers(app: FastAPI) -> None:
@@ -139,7 +140,8 @@ async def get(app: FastAPI, path: str, query: bytes = b"") -> tuple[int, bytes]:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": query, "root_path": "", "headers": [(b"host", b"127.0.0.1")],
-             "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80)}
+             "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80),
+             "extensions": {IN_PROCESS: {}}}
     status, body = 0, bytearray()
 
     received = False

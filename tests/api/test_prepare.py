@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from api import prepare
+from api import prepare, warm
 from api.db.chunks import notify_finished_without_commit
 from api.db.models import Sweep
 from api.db.session import get_database
 from api.services import results
 from experiments.analysis import METRICS
 from tests.api.conftest import Backend
-from tests.api.helpers import spec, submit, wait_status
+from tests.api.helpers import spec, submit, wait_prepared, wait_status
 from tests.services import wait_for
 
 
@@ -124,10 +124,14 @@ def test_maps_are_prepared_after_the_requests_in_flight(client: Any,
 
     sweep = submit(client, spec("counted"))
     wait_status(client, sweep["id"], "done")
+    wait_prepared(client, sweep["id"])  # its own reads are not counted; its maps wait
     monkeypatch.setattr(results, "list_runs", counting)
     assert client.get(f"/api/v1/sweeps/{sweep['id']}/runs", params={"limit": 7}).status_code \
         == 200
     assert seen and seen[0] >= 1 and prepare._in_flight == 0
+    path = f"/api/v1/sweeps/{sweep['id']}/runs"  # the warm-ups' own reads are not counted
+    assert client.portal.call(warm.get, client.app, path, b"limit=8")[0] == 200
+    assert seen[-1] == 0
     monkeypatch.setattr(prepare, "PAUSE_SECONDS", 0.3)
     t0 = time.monotonic()
     prepare.quiet()
