@@ -35,8 +35,11 @@ TRANSIENT_RETRIES = 8
 class EmbeddedExecutor:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._pool = ThreadPoolExecutor(settings.embedded_workers,
-                                        thread_name_prefix="betascope-chunk")
+        # with engine processes, two waiting threads per process: the next chunk is
+        # queued to the process while one runs, so it starts as soon as that one is
+        # handed to the store, not after a round trip through this process
+        waiters = settings.embedded_workers * (2 if settings.embedded_process else 1)
+        self._pool = ThreadPoolExecutor(waiters, thread_name_prefix="betascope-chunk")
         self._stopping = threading.Event()
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
