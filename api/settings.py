@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a request body not received in full in this time gets 408"
     )
     max_connections: int = Field(
-        200, ge=1, description="open connections `betascope serve` holds; more get 503"
+        200, ge=1, description="open connections each API process of `betascope serve` "
+                          "holds; more get 503"
     )
     queue: str = Field("betascope", min_length=1, description="Celery queue name")
     lease_seconds: float = Field(120.0, gt=0, description="a claimed chunk's lease")
