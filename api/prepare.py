@@ -39,13 +39,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, make_url, select
+from sqlalchemy import make_url, select
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import warm
 from api.db.chunks import FINISHED_CHANNEL
 from api.db.models import Sweep
-from api.db.session import Database
+from api.db.session import Database, libpq_conninfo
 from api.routes.analysis import map_body
 from api.services import cells
 from api.services.sweeps import stored_spec
@@ -83,35 +84,36 @@ def finished_since(db: Database, since: datetime | None) -> list[tuple[int, date
         return [(int(i), at) for i, at in rows]
 
 
-def last_finished(db: Database) -> datetime | None:
-    with db.session(read_only=True) as session:
-        return session.scalar(select(func.max(Sweep.finished_at)))
-
-
 def prepare_results(db: Database, sweep_id: int) -> int:
     """The sweep's cells and its (beta1, beta2) maps, made and kept by this process;
     returns how many maps. Each map in a transaction of its own: one held across the
     pauses would hold SQLite's log (and Postgres's vacuum) at its snapshot."""
-    made, maps = 0, None
-    while True:
-        with db.session(read_only=True) as session:
-            sweep = session.get(Sweep, sweep_id)
-            if sweep is None or sweep.hidden or sweep.status != "done":
-                return made  # deleted or retried meanwhile
-            if maps is None:
-                spec = stored_spec(sweep)
-                cells.sweep_cells(session, sweep, spec)
-                values = spec.axis_values()
-                budget = max(1, MAP_CELLS // (len(values["beta1"]) * len(values["beta2"])))
-                slices = analysis.available(spec)
-                maps = itertools.islice(itertools.product(
-                    itertools.product(*slices.values()), analysis.METRICS), budget)
-            point, metric = next(maps, (None, None))
-            if point is None:
-                return made
-            map_body(session, sweep, metric, dict(zip(slices, point, strict=True)))
-            made += 1
+    with db.session(read_only=True) as session:
+        sweep = _done(session, sweep_id)
+        if sweep is None:
+            return 0
+        spec = stored_spec(sweep)
+        cells.sweep_cells(session, sweep, spec)
+    values = spec.axis_values()
+    budget = max(1, MAP_CELLS // (len(values["beta1"]) * len(values["beta2"])))
+    slices = analysis.available(spec)
+    maps = itertools.product(itertools.product(*slices.values()), analysis.METRICS)
+    made = 0
+    for point, metric in itertools.islice(maps, budget):
         quiet()
+        with db.session(read_only=True) as session:
+            sweep = _done(session, sweep_id)
+            if sweep is None:
+                break
+            map_body(session, sweep, metric, dict(zip(slices, point, strict=True)))
+        made += 1
+    return made
+
+
+def _done(session: Session, sweep_id: int) -> Sweep | None:
+    """The sweep, while it is done and not deleted (not retried or deleted meanwhile)."""
+    sweep = session.get(Sweep, sweep_id)
+    return sweep if sweep is not None and not sweep.hidden and sweep.status == "done" else None
 
 
 def quiet() -> None:
@@ -148,9 +150,8 @@ class FinishedSweeps:
         self.app, self.db = app, db
         self.prepared: dict[int, datetime] = {}  # sweep id -> the finish it was prepared for
         self.ready: list[int] = []  # sweeps whose preparing ended, the latest LOOK_ROWS
-        url = make_url(db.url)
-        self.postgres = url.get_backend_name() == "postgresql"
-        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.postgres = make_url(db.url).get_backend_name() == "postgresql"
+        self.conninfo = libpq_conninfo(db.url)
         self.poll = POLL_SECONDS if self.postgres else SQLITE_POLL_SECONDS
         self.notice = asyncio.Event()
 
@@ -176,14 +177,14 @@ class FinishedSweeps:
         started (warm.warm_reads reads that sweep's status and runs page)."""
         while True:
             try:
-                since = await run_in_threadpool(last_finished, self.db)
+                found = await run_in_threadpool(finished_since, self.db, None)
                 break
             except Exception as exc:  # database down at start: wait for it
                 log.info("looking for finished sweeps: %r", exc)
                 await asyncio.sleep(self.poll)
-        if since is not None:
-            self.prepared = {i: at for i, at in await run_in_threadpool(
-                finished_since, self.db, since)}
+        since = found[0][1] if found else None  # newest first
+        self.prepared = {i: at for i, at in found
+                         if since is not None and at >= since - timedelta(seconds=SKEW_SECONDS)}
         listening = asyncio.create_task(self.listen()) if self.postgres else None
         try:
             while True:

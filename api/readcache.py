@@ -42,6 +42,7 @@ from sqlalchemy import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import answers, etag
+from api.db.session import libpq_conninfo
 from api.etag import FINISHED
 
 log = logging.getLogger("betascope.api")
@@ -292,7 +293,7 @@ class Rows:
         url = make_url(database_url)
         self.sqlite = url.get_backend_name() == "sqlite"
         self.path = url.database if self.sqlite else None
-        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conninfo = libpq_conninfo(database_url)
         self.off = self.sqlite and self.path in (None, "", ":memory:")
         self._sqlite: sqlite3.Connection | None = None
         self._pg: Any = None

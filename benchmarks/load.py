@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.api import loadgen  # noqa: E402
 from tests.api.live import LiveServer  # noqa: E402
-from tests.services import pg_schema_url  # noqa: E402
+from tests.services import finished_at, pg_schema_url  # noqa: E402
 
 
 def sweep_doc(name: str, side: int, batches: list[int], seeds: int, steps: int) -> dict[str, Any]:
@@ -64,14 +64,6 @@ def finish(http: httpx.Client, sweep_id: int, timeout: float) -> dict[str, Any]:
             return dict(got)
         time.sleep(0.5)
     raise TimeoutError(f"sweep {sweep_id} not done in {timeout:.0f} s")
-
-
-def finished_at(sweep: dict[str, Any]) -> float:
-    """The sweep's finish time (UTC, set by the server on this machine's clock)."""
-    from datetime import UTC, datetime
-
-    at = datetime.fromisoformat(sweep["finished_at"])
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
 
 
 def done_runs(http: httpx.Client, sweep_id: int) -> float:

@@ -45,7 +45,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import PG_URL, with_search_path  # noqa: E402
+from tests.services import PG_URL, finished_at, with_search_path  # noqa: E402
 
 
 def sweep_doc(runs: int, steps: int, batches: list[int], seeds: int) -> dict[str, Any]:
@@ -229,8 +229,6 @@ def _timed_sweep(client: httpx.Client, url: str, doc: dict[str, Any]
     client-side figure would need costs the shared cores more than the service
     does (each status read of a running sweep is a query), so status is polled
     every 0.1 s, as a page or `betascope submit --wait` would, and not timed."""
-    from datetime import UTC, datetime
-
     sent = time.time()
     t0 = time.perf_counter()
     created = client.post(f"{url}/sweeps", json=doc)
@@ -238,10 +236,7 @@ def _timed_sweep(client: httpx.Client, url: str, doc: dict[str, Any]
     post = time.perf_counter() - t0
     sweep = _finish(client, url, created.json()["id"])
     assert sweep["status"] == "done", sweep
-    finished = datetime.fromisoformat(sweep["finished_at"])
-    if finished.tzinfo is None:  # the service's timestamps are UTC
-        finished = finished.replace(tzinfo=UTC)
-    done = finished.timestamp() - sent
+    done = finished_at(sweep) - sent
     return post, done, sweep
 
 

@@ -168,6 +168,15 @@ class CeleryWorker:
         self.log.close()
 
 
+def finished_at(sweep: dict[str, Any]) -> float:
+    """A sweep's finished_at (as the API sends it: UTC, maybe without its zone) as a
+    Unix time, for benchmarks timing the service on this machine's clock."""
+    from datetime import UTC, datetime
+
+    at = datetime.fromisoformat(sweep["finished_at"])
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+
+
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll until predicate() is truthy; return its value or fail naming `what`."""
     deadline = time.monotonic() + timeout

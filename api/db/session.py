@@ -114,6 +114,11 @@ def new_page_size(cursor: Any) -> None:
     cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
 
 
+def libpq_conninfo(url: str) -> str:
+    """The database URL as psycopg's own connections take it (no SQLAlchemy driver)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def sqlite_path(url: str) -> str | None:
     """The database file of an SQLite URL; None for Postgres and in-memory databases."""
     parsed = make_url(url)
