@@ -32,7 +32,7 @@ from experiments.spec import AXES, SweepSpec, clip_label, run_keys
 
 MAPS_CACHE_BYTES = 48 << 20  # phase maps kept as answered (JSON), newest first
 EXPORT_ROWS = 50_000  # runs read per export piece / Parquet row group
-CSV_ROWS = 25_000  # runs formatted as CSV at a time
+CSV_ROWS = 10_000  # runs formatted as CSV at a time
 SCAN_ROWS = 1 << 18  # flat indices examined per step when paging through runs
 RUN_COLUMNS = tuple(name for name, _ in columnar.RESULT_FIELDS)
 _maps_lock = threading.Lock()
