@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,21 @@ def reads(url: str, sweep_id: int, doc: dict[str, Any], n: int, in_flight: int,
     return loadgen.run_in_thread(go)
 
 
+def prepared_after(log: Path, sweep_id: int, finished: float) -> str:
+    """When each API process had prepared the sweep's reads (api/prepare.py logs it),
+    in seconds after the sweep finished: a first pass that begins before the last of
+    them shares the cores with their preparing."""
+    marker = f"sweep {sweep_id} finished: "
+    after = []
+    for line in log.read_text(errors="replace").splitlines():
+        if marker in line and line.endswith(" prepared"):
+            # the server's log: local time, milliseconds after a comma
+            at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            after.append(f"{at - finished:.2f}")
+    return (f"the API processes had prepared it {', '.join(sorted(after))} s after it "
+            "finished" if after else "no API process had prepared it when the passes ended")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=["embedded", "postgres"], default="embedded")
@@ -171,6 +187,7 @@ def main() -> None:
                                    conditional, pids)
             report += [f"\n-- {label}: {len(res) / wall:.0f} requests/s, API CPU "
                        f"{cpu:.2f} ms/request", loadgen.table(res)]
+        report.append(prepared_after(tmp / "serve.log", sid, finished_at(done)))
         if args.idle_only:
             return
         busy_id = http.post("/api/v1/sweeps", json=busy).json()["id"]
