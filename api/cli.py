@@ -122,18 +122,34 @@ def _leave() -> None:
         os._exit(0)
 
 
+# an estimate still measuring after this long says why (a fresh install compiles the
+# fused kernel first: 27 s on the 2-core development machine, silent before this)
+SLOW_ESTIMATE_S = 2.0
+
+
 def _announce(spec: Any, *, where: str, device: str = "auto", chunk_runs: int = 50_000,
-              kernel: str = "auto") -> None:
-    """Run-steps, the measured estimate, and a warning when it is above a day."""
+              kernel: str = "auto", skip: str = "") -> None:
+    """Run-steps, the measured estimate, and a warning when it is above a day; `skip`
+    names the option that skips the estimate, if there is one."""
+    import threading
+
     from betascope.progress import DAY_S, fmt_duration
     from experiments.local import estimate
 
     run_steps = spec.total_runs() * spec.steps
     typer.echo(f"{spec.total_runs()} runs x {spec.steps} steps = {run_steps:.3g} run-steps")
+    slow = threading.Timer(SLOW_ESTIMATE_S, lambda: typer.echo(
+        "measuring this machine's speed on a sample of the sweep; the first time, this "
+        "also compiles the engine's kernel for this machine (about half a minute, once)"
+        + (f"; {skip} skips the estimate" if skip else ""), err=True))
+    slow.daemon = True
+    slow.start()
     try:
         est = estimate(spec, device=device, chunk_runs=chunk_runs, kernel=kernel)
     except ValueError as exc:
         _fail(str(exc))
+    finally:
+        slow.cancel()
     typer.echo(f"estimated duration {where}: {fmt_duration(est.seconds)} "
                f"(warm-up measured {est.rate:.3g} run-steps/s)")
     if est.seconds > DAY_S:
@@ -448,7 +464,7 @@ def _announce_remote(doc: Any) -> None:
         parsed = parse_spec(doc, max_runs=10**15)
     except (SpecError, ValueError, TypeError):
         return
-    _announce(parsed, where="at this machine's speed")
+    _announce(parsed, where="at this machine's speed", skip="--no-estimate")
 
 
 def _follow(client: Any, sweep: dict[str, Any]) -> dict[str, Any]:

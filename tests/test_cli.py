@@ -191,6 +191,35 @@ def test_run_prints_what_it_wrote_and_the_outcomes(small_run: dict[str, Path]) -
     assert re.search(r"^ +β1 +batch 1 +batch 4 +slope$", table, re.M), table
 
 
+def test_an_estimate_that_takes_a_while_says_why(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh install compiles the fused kernel in its first estimate (27 s on two
+    cores): past SLOW_ESTIMATE_S the command says what it is doing; a quick one does not."""
+    import time as clock
+
+    import yaml
+
+    import api.cli
+    import experiments.local
+    from experiments.spec import parse_spec
+
+    # measured once beforehand: the timed estimate below takes exactly `pause`
+    measured = experiments.local.estimate(parse_spec(yaml.safe_load(SMALL_SPEC)), device="cpu")
+    monkeypatch.setattr(api.cli, "SLOW_ESTIMATE_S", 0.2)
+    small = tmp_path / "small.yaml"
+    small.write_text(SMALL_SPEC)
+    for pause, says in ((1.0, True), (0.0, False)):
+        def slow(*args: Any, pause: float = pause, **kwargs: Any) -> Any:
+            clock.sleep(pause)
+            return measured
+
+        monkeypatch.setattr(experiments.local, "estimate", slow)
+        result = _invoke("run", str(small), "--dry-run", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        assert ("measuring this machine's speed" in result.stderr) is says, result.stderr
+        assert "estimated duration here: " in result.stdout
+
+
 def test_dry_run_warns_above_a_day(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     # a hundred times the issue's 2 x 10^13 run-steps: 200,000,000 runs of 10^7 steps, over
