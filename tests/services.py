@@ -99,7 +99,18 @@ def pg_schema_url(name: str = "main") -> str:
         return _schemas[name]
 
 
+# the connections that hold a lock on anything in a schema, other than the asking one
+_HOLDERS = ("SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND l.pid <> pg_backend_pid()")
+
+
 def _drop_schema(schema: str) -> None:
+    """Drop a session's schema at exit. A connection still inside a transaction on it
+    is ended first: a request's session whose clean-up was cut off when its in-process
+    app shut down (the TestClient's portal stops before a yield dependency's teardown,
+    which runs after the response, gets to run) once held the drop, and with it the
+    whole test run, until it was killed by hand. Nothing else uses a session's schema."""
     import psycopg
 
     from api.db.session import forget_databases
@@ -107,7 +118,14 @@ def _drop_schema(schema: str) -> None:
     forget_databases()
     try:
         with psycopg.connect(_libpq(PG_URL), autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute("SET lock_timeout = '3s'")
+            for _ in range(3):
+                try:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                    return
+                except psycopg.errors.LockNotAvailable:
+                    for (pid,) in conn.execute(_HOLDERS, (schema,)).fetchall():
+                        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
     except Exception:
         pass
 
