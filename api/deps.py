@@ -43,7 +43,11 @@ def get_session(request: Request, db: DatabaseDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# ended when the handler returns, before the response is sent (scope "function"):
+# FastAPI's default ends it after the response is sent, so an export kept the read
+# transaction that found its sweep open for the whole download (on SQLite no
+# checkpoint could finish meanwhile) and every answer held its connection while sent
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Ids are a 32-bit integer column on Postgres; a larger one would be a database error.

@@ -5,7 +5,9 @@ response, and a client that goes away stops the making and closes the iterator."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -131,10 +133,20 @@ def _stream_threads(pid: int) -> int:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def _checkpoint(path: Path) -> int:
+    """Write to the database, then checkpoint its whole log: 1 (busy) while a reader
+    holds a transaction open, else 0."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=10)) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        db.execute("INSERT INTO probe VALUES (1)")
+        return int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+
+
 def test_a_client_gone_mid_export_leaves_no_thread_behind(tmp_path: Path) -> None:
     """A real `betascope serve`: a client that reads the start of a 200,000-run CSV
-    export (eight pieces) and hangs up leaves no export thread behind, no error in the
-    server's log, and the server answering."""
+    export (eight pieces) holds no read transaction open while it does not read, and
+    when it hangs up leaves no export thread behind, no error in the server's log, and
+    the server answering."""
     settings = dict(FAST, database_url=f"sqlite:///{tmp_path}/gone.db", max_runs=200_000,
                     chunk_runs=50_000)
     server = LiveServer(settings, tmp_path / "serve.log").wait_ready()
@@ -159,6 +171,11 @@ def test_a_client_gone_mid_export_leaves_no_thread_behind(tmp_path: Path) -> Non
             assert got.startswith(b"HTTP/1.1 200")
             # the export's thread (waiting for room to send) and the readers it started
             assert _stream_threads(server.proc.pid) >= 1
+            # and no read transaction stays open while the export waits on the client:
+            # a write and a whole checkpoint of SQLite's log go through (the session that
+            # found the sweep ends when the handler returns, not after the response)
+            wait_for(lambda: _checkpoint(tmp_path / "gone.db") == 0, 15,
+                     "a checkpoint while the export waits on the client", interval=0.5)
         wait_for(lambda: _stream_threads(server.proc.pid) == 0, 30,
                  "the export's thread to end", interval=0.2)
         assert httpx.get(url, timeout=30).status_code == 200
