@@ -171,12 +171,12 @@ def main() -> None:
         t0 = time.perf_counter()
         sid = http.post("/api/v1/sweeps", json=doc).json()["id"]
         done = finish(http, sid, 1800)
-        total = done["total_runs"]
+        total, finished = done["total_runs"], finished_at(done)
         report.append(f"finished sweep: {total} runs, computed in {time.perf_counter() - t0:.1f} s")
         pids = api_pids(server.proc.pid)
         # how long the API processes had to prepare the sweep's reads (api/prepare.py)
         # before the first pass: the client polls every 0.5 s, so 0 to 0.5 s
-        report.append(f"the first pass begins {time.time() - finished_at(done):.2f} s after "
+        report.append(f"the first pass begins {time.time() - finished:.2f} s after "
                       "the sweep finished")
         # the first pass includes each API process's first read of every answer
         # (the sweep's cells assembled, each map and page made); the second is what
@@ -187,7 +187,7 @@ def main() -> None:
                                    conditional, pids)
             report += [f"\n-- {label}: {len(res) / wall:.0f} requests/s, API CPU "
                        f"{cpu:.2f} ms/request", loadgen.table(res)]
-        report.append(prepared_after(tmp / "serve.log", sid, finished_at(done)))
+        report.append(prepared_after(tmp / "serve.log", sid, finished))
         if args.idle_only:
             return
         busy_id = http.post("/api/v1/sweeps", json=busy).json()["id"]

@@ -107,10 +107,9 @@ _HOLDERS = ("SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.
 
 def _drop_schema(schema: str) -> None:
     """Drop a session's schema at exit. A connection still inside a transaction on it
-    is ended first: a request's session whose clean-up was cut off when its in-process
-    app shut down (the TestClient's portal stops before a yield dependency's teardown,
-    which runs after the response, gets to run) once held the drop, and with it the
-    whole test run, until it was killed by hand. Nothing else uses a session's schema."""
+    is ended first: a request's session left open when its in-process app shut down
+    once held the drop, and with it the whole test run, until it was killed by hand.
+    Nothing else uses a session's schema."""
     import psycopg
 
     from api.db.session import forget_databases

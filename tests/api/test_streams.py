@@ -132,7 +132,6 @@ def _stream_threads(pid: int) -> int:
     return count
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def _checkpoint(path: Path) -> int:
     """Write to the database, then checkpoint its whole log: 1 (busy) while a reader
     holds a transaction open, else 0."""
@@ -142,6 +141,7 @@ def _checkpoint(path: Path) -> int:
         return int(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_a_client_gone_mid_export_leaves_no_thread_behind(tmp_path: Path) -> None:
     """A real `betascope serve`: a client that reads the start of a 200,000-run CSV
     export (eight pieces) holds no read transaction open while it does not read, and
