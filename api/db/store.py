@@ -107,12 +107,17 @@ def cell_records(session: Session, chunk_ids: list[int]) -> Iterator[tuple[int, 
 
 
 def reads_source_cells(session: Session, sweep: Stored) -> Stored | None:
-    """The source sweep whose cells are this sweep's: an identical resubmission has
-    no chunks of its own and reads every result from its source."""
-    if sweep.source_id is None:
-        return None
-    n = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.sweep_id == sweep.id))
-    return Stored.load(session, sweep.source_id) if n == 0 else None
+    """The sweep whose cells are this sweep's: an identical resubmission has no chunks
+    of its own and reads every result from its source, which may itself be one (a
+    resubmission of a resubmission, as databases before that was avoided hold)."""
+    source = None
+    while sweep.source_id is not None and not _has_chunks(session, sweep.id):
+        source = sweep = Stored.load(session, sweep.source_id)
+    return source
+
+
+def _has_chunks(session: Session, sweep_id: int) -> bool:
+    return session.scalar(select(Chunk.id).where(Chunk.sweep_id == sweep_id).limit(1)) is not None
 
 
 def gather(

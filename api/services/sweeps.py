@@ -65,7 +65,10 @@ def create_sweep(
     same = _done_sweeps(session, program).where(Sweep.grid_key == grid).limit(1)
     identical = session.execute(same).first()
     if identical is not None:
-        sweep.source_id, sweep.cached_runs = identical.id, total
+        # the sweep that holds the results: a resubmission's own source, not the
+        # resubmission, which has no chunks (its readers follow one step only)
+        held = identical.source_id if identical.n_chunks == 0 else None
+        sweep.source_id, sweep.cached_runs = held or identical.id, total
         sweep.status, sweep.started_at, sweep.finished_at = "done", now, now
         session.add(sweep)
         notify_finished_without_commit(session)
@@ -91,7 +94,8 @@ def create_sweep(
 
 
 def _done_sweeps(session: Session, program: str) -> Any:
-    return (select(Sweep.id, Sweep.created_at, Sweep.spec, Sweep.total_runs)
+    return (select(Sweep.id, Sweep.created_at, Sweep.spec, Sweep.total_runs, Sweep.source_id,
+                   Sweep.n_chunks)
             .where(Sweep.program_key == program, Sweep.status == "done")
             .order_by(Sweep.id.desc()))
 

@@ -97,6 +97,19 @@ def test_same_spec_again_is_served_from_the_cache(client: Any) -> None:
     assert again["n_chunks"] == 0 and again["chunks"] == {} and again["progress"] == 1.0
     after = {r["run_key"]: r["computed_at"] for r in all_runs(client, again["id"])}
     assert after == before  # not one run computed again
+    # a third time finds the second, a resubmission with no chunks of its own: it reads
+    # the first's results too (its maps and cells were once empty: n_results 0)
+    third = submit(client, {**doc, "name": "cache third"})
+    assert third["status"] == "done" and third["cached_runs"] == third["total_runs"]
+    sweeps = [f"/api/v1/sweeps/{s['id']}" for s in (first, again, third)]
+    maps = [client.get(f"{s}/phase-map").json() for s in sweeps]
+    assert maps[0]["n_results"] == first["total_runs"]
+    assert all((m["z"], m["n_results"]) == (maps[0]["z"], maps[0]["n_results"]) for m in maps)
+    for level in ("runs", "cells"):
+        texts = [client.get(f"{s}/export.csv", params={"level": level}).text for s in sweeps]
+        assert texts[1] == texts[2] == texts[0] and texts[0].count("\n") > 1, level
+    boundaries = [client.get(f"{s}/boundary").json() for s in sweeps]
+    assert boundaries[1] == boundaries[2] == boundaries[0]
 
 
 def test_cancel_stops_a_running_sweep(client: Any) -> None:
