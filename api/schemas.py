@@ -156,13 +156,15 @@ class RunPage(_Out):
 
 class Axis(_Out):
     name: str
-    values: list[float | str]  # clip values are labels (none, mode:threshold)
+    # integer axes (batch_size, an integer extra axis) as integers; clip values are labels
+    # (none, mode:threshold)
+    values: list[int | float | str]
 
 
 class PhaseMap(_Out):
     x: Axis
     y: Axis
-    z: list[list[Real | None]]
+    z: list[list[int | Real | None]]  # class indices (metric outcome, regime) as integers
     metric: str
     outcomes: list[str] | None
     slice: dict[str, Any]

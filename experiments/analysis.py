@@ -351,7 +351,7 @@ def phase_map(
     return {
         "x": {"name": x, "values": _labels(spec, x)},
         "y": {"name": y, "values": _labels(spec, y)},
-        "z": _nullable(z),
+        "z": _nullable(z, classes=metric in CLASSES),
         "metric": metric,
         "outcomes": list(CLASSES[metric]) if metric in CLASSES else None,
         "slice": {a: avail[a][sl.get(a, 0)] for a in avail},
@@ -359,10 +359,12 @@ def phase_map(
     }
 
 
-def _nullable(z: np.ndarray) -> list[list[float | None]]:
-    """Rows of z with non-finite entries as None (JSON null), without a call per cell."""
-    out = z.astype(object)
-    out[~np.isfinite(z)] = None
+def _nullable(z: np.ndarray, classes: bool = False) -> list[list[float | int | None]]:
+    """Rows of z with non-finite entries as None (JSON null), without a call per cell;
+    class indices (`classes`) as integers, as clients index the class names with them."""
+    finite = np.isfinite(z)
+    out = (np.where(finite, z, 0).astype(np.int64) if classes else z).astype(object)
+    out[~finite] = None
     return out.tolist()  # type: ignore[no-any-return]
 
 

@@ -135,6 +135,13 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
             want = json.loads(json.dumps(local.phase_map(metric, **chosen)))
             for key in ("x", "y", "z", "slice", "available", "beta2_star"):
                 assert body[key] == want[key], (params, metric, key)
+    # integers stay integers (== alone would take 5.0 for 5): an integer axis's values,
+    # and the class indices of an outcome map, which clients index class names with
+    n_map = get_map(x="problem.n", y="beta2")
+    assert [type(v) for v in n_map["x"]["values"]] == [int] * 3, n_map["x"]
+    assert {type(v) for row in n_map["z"] for v in row} <= {int, type(None)}, n_map["z"]
+    assert {type(v) for row in get_map(metric="diverged_frac")["z"] for v in row} <= {
+        float, type(None)}
     lr_map = get_map(x="lr", y="beta2")
     assert lr_map["x"] == {"name": "lr", "values": [0.1, 0.03]} and lr_map["beta2_star"] is None
     assert set(lr_map["slice"]) == {"beta1", "batch_size", "clip", "problem.n", "optimizer.eps"}
