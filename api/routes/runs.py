@@ -45,6 +45,7 @@ async def list_runs(
     """Runs with results, in grid order, filtered by axis values and outcome."""
     given = {"beta1": beta1, "beta2": beta2, "batch_size": batch_size, "clip": clip, "lr": lr,
              "seed": seed}
+    given.update({k: v for k, v in request.query_params.items() if "." in k})  # problem.n=20
     # one hand-off for the whole read (api.schemas.json_response)
     return await run_in_threadpool(_runs_page, db, request, sweep_id, given, outcome,
                                    cursor, limit)

@@ -128,8 +128,13 @@ def boundary(session: Session, sweep: Sweep, spec: SweepSpec) -> dict[str, Any]:
 
 
 def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
-    """Axis values to grid indices; KeyError names a value not on the grid."""
+    """Axis values to grid indices; KeyError names a value not on the grid, and an axis
+    (an extra axis's path) the sweep does not have."""
     values = spec.axis_values()
+    unknown = [a for a, v in given.items() if v is not None and a not in values]
+    if unknown:
+        raise KeyError(f"{unknown[0]}: not an axis of this sweep (its axes: "
+                       f"{', '.join(values)})")
     out: dict[str, int] = {}
     for axis in ("batch_size", "clip", "lr"):
         if given.get(axis) is not None:
@@ -145,7 +150,11 @@ def axis_filters(spec: SweepSpec, given: dict[str, Any]) -> dict[str, int]:
             raise KeyError(f"{axis}: {given[axis]!r} is not a number") from None
         hits = [i for i, v in enumerate(values[axis]) if cast(v) == want]
         if not hits:
-            raise KeyError(f"{axis}: {given[axis]!r} is not on the grid")
+            shown = [str(cast(v)) for v in values[axis]]
+            if len(shown) > 12:
+                shown = [*shown[:6], "...", *shown[-6:]]
+            raise KeyError(f"{axis}: {given[axis]!r} is not on the grid (have {shown}; "
+                           "give a value as the phase map and runs list it)")
         out[axis] = hits[0]
     return out
 

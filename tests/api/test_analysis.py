@@ -156,6 +156,16 @@ def test_extra_axes_and_maps_over_any_two_axes(make_client: Any) -> None:
         bad = client.get(f"{url}/phase-map", params=params)
         assert bad.status_code == 422 and says in bad.json()["detail"], (params, bad.text)
 
+    # runs pages filter by an extra axis too (it was once ignored: every run came back)
+    page = client.get(f"{url}/runs", params={"problem.n": 20, "optimizer.eps": 1e-3,
+                                             "limit": 1000}).json()["items"]
+    assert len(page) == local.total // 6
+    assert {(r["extra"]["problem.n"], r["extra"]["optimizer.eps"]) for r in page} == {(20, 1e-3)}
+    for params, says in (({"problem.n": 7}, "problem.n: '7' is not on the grid (have ['5.0'"),
+                         ({"optimizer.beta9": 1}, "optimizer.beta9: not an axis")):
+        bad = client.get(f"{url}/runs", params=params)
+        assert bad.status_code == 422 and says in bad.json()["detail"], (params, bad.text)
+
     boundary = client.get(f"{url}/boundary").json()
     want_b = json.loads(json.dumps(local.boundary()))
     assert boundary["slices"] == want_b["slices"] and boundary["by_batch"] == want_b["by_batch"]
