@@ -641,22 +641,13 @@ def load_spec_text(text: str, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
     import yaml
 
+    from experiments.spec_text import load_document, yaml_problem
+
     try:
-        data = yaml.safe_load(text)
+        data = load_document(text)
     except yaml.YAMLError as exc:
         raise SpecError([("", f"not valid YAML or JSON: {yaml_problem(exc)}")]) from None
     return parse_spec(data, max_runs=max_runs)
-
-
-def yaml_problem(exc: Exception) -> str:
-    """PyYAML's complaint on one line, led by where it found it: "line 3, column 5:
-    mapping values are not allowed here" (its str() spans several lines of context
-    and a caret, which a CLI error or a 400 cannot show)."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
-        return problem
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 # --- run keys -------------------------------------------------------------------------------

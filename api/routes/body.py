@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -10,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
 from experiments.spec import RunCapError, SpecError, SweepSpec, parse_spec
+from experiments.spec_text import load_json
 
 # Exactly these, never a missing type: a page on another site can POST a body without
 # one (or as text/plain) with no preflight, so accepting it would let that page submit.
@@ -91,7 +91,7 @@ def parse_body(raw: bytes, *, yaml: bool) -> Any:
         doc = _parse_yaml(text)
     else:
         try:
-            doc = json.loads(text)
+            doc = load_json(text)
         except RecursionError:
             raise _bad(TOO_DEEP) from None
         except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
@@ -108,9 +108,9 @@ def parse_body(raw: bytes, *, yaml: bool) -> Any:
 def _parse_yaml(text: str) -> Any:
     import yaml
 
-    from experiments.spec import yaml_problem
+    from experiments.spec_text import SpecLoader, yaml_problem
 
-    class Loader(yaml.SafeLoader):
+    class Loader(SpecLoader):
         """SafeLoader that stops composing past MAX_DEPTH (fails fast, before the
         scanner's cost, which grows with the square of the depth, adds up) or past
         MAX_ALIASES, and says where a value it cannot build is."""

@@ -109,6 +109,11 @@ BODIES = [
     Body("YAML 5,000-digit integer", b"steps: 1" + b"0" * 5000 + b"\n", YAML, 400,
          "not valid YAML"),
     Body("YAML with 1,000 aliases", _many_aliases(1000), YAML, 400, "aliases"),
+    # a repeated key was once merged silently, the last one winning
+    Body("JSON key twice", b'{"steps": 10, "name": "x", "steps": 30}', JSON, 400,
+         "the key 'steps' appears twice"),
+    Body("YAML key twice", b"steps: 10\ngrid:\n  beta1: [0.5]\n  beta1: [0.9]\n", YAML, 400,
+         "line 4, column 3: the key 'beta1' appears twice in one mapping (first on line 3)"),
     Body("a 20,000-value axis", _long_axis(20_000), JSON, 422, "at most 10000"),
     Body("JSON array", b"[1, 2, 3]", JSON, 422, "mapping"),
     Body("JSON string", b'"a spec"', JSON, 422, "mapping"),
