@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,15 +21,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _one_source(spec_path: Path | None, preset_name: str | None) -> None:
+    """A SPEC file or --preset NAME: exactly one."""
+    if spec_path is None and preset_name is None:
+        _fail("give a SPEC file or --preset NAME")
+    if spec_path is not None and preset_name is not None:
+        _fail(f"give a SPEC file or --preset NAME, not both ({spec_path} and --preset "
+              f"{preset_name})")
+
+
 def _load_spec(spec_path: Path | None, preset_name: str | None, max_runs: int) -> Any:
     from experiments.presets import preset
     from experiments.spec import SpecError, load_spec_text, parse_spec
 
+    _one_source(spec_path, preset_name)
     try:
         if preset_name is not None:
             return parse_spec(preset(preset_name), max_runs=max_runs)
-        if spec_path is None:
-            _fail("give a SPEC file or --preset NAME")
         assert spec_path is not None
         try:
             text = spec_path.read_text(encoding="utf-8")
@@ -63,6 +73,7 @@ def run(
     from experiments.local import run_local
 
     the_spec = _load_spec(spec, preset, max_runs)
+    _check_outputs(spec, {"--out": out, "--cells": cells, "--html": html})
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail("--device: must be auto, cpu or cuda")
     if kernel not in ("auto", "eager", "compiled", "fused"):
@@ -86,19 +97,21 @@ def run(
                                progress=bar.update)
         except ValueError as exc:
             _fail(str(exc))
-    with out.open("wb") as fh:
-        for piece in result.run_csv():
-            fh.write(piece)
+    with _writing("--out", out):
+        with out.open("wb") as fh:
+            for piece in result.run_csv():
+                fh.write(piece)
     typer.echo(f"wrote {out} ({result.total} runs)")
     if cells is not None:
-        with cells.open("wb") as fh:
+        with _writing("--cells", cells), cells.open("wb") as fh:
             for piece in result.cell_csv():
                 fh.write(piece)
         typer.echo(f"wrote {cells} (one row per cell)")
     if html is not None:
         from web.standalone import sweep_page
 
-        html.write_text(sweep_page(result), encoding="utf-8")
+        with _writing("--html", html):
+            html.write_text(sweep_page(result), encoding="utf-8")
         typer.echo(f"wrote {html} ({html.stat().st_size / 1e6:.1f} MB, works offline: "
                    "open it in a browser)")
     counts = result.outcome_counts()
@@ -106,6 +119,46 @@ def run(
                + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
     typer.echo(star_table(result.boundary(), the_spec.axis_values()["beta2"]))
     _leave()
+
+
+def _check_outputs(spec_path: Path | None, outputs: dict[str, Path | None],
+                   csv_only: bool = True) -> None:
+    """Before any work: every file the run will write can be written, and no two of
+    them (nor the spec itself) are the same file; a sweep of hours must not be lost to
+    a typo in a path found only when its results are written."""
+    import os
+
+    seen: dict[Path, str] = {}
+    if spec_path is not None:
+        seen[spec_path.expanduser().resolve()] = "the SPEC file"
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if csv_only and path.suffix.lower() in (".parquet", ".pq"):
+            _fail(f"{option}: betascope run writes CSV; name the file .csv (Parquet: "
+                  "betascope.run(...).runs.to_parquet(...) from Python, or a server's "
+                  "export.parquet)")
+        where = path.expanduser().resolve()
+        if where in seen:
+            _fail(f"{option}: {path} is also {seen[where]}; give each output a file of its own")
+        seen[where] = option
+        if where.is_dir():
+            _fail(f"{option}: {path} is a directory; name a file in it")
+        parent = where.parent
+        if not parent.is_dir():
+            _fail(f"{option}: the directory {parent} does not exist")
+        writable = where if where.exists() else parent
+        if not os.access(writable, os.W_OK):
+            _fail(f"{option}: {writable} is not writable")
+
+
+@contextlib.contextmanager
+def _writing(option: str, path: Path) -> Iterator[None]:
+    """A failed write of an output (disk full, removed meanwhile) is one error line."""
+    try:
+        yield
+    except OSError as exc:
+        _fail(f"{option}: cannot write {path}: {exc.strerror or exc}")
 
 
 _LEAVE_AT_ONCE = False  # set by main(): the `betascope` command, not an app called in-process
@@ -203,9 +256,10 @@ def presets(
             _fail(f"unknown preset {show!r}; choose from {sorted(PRESETS)}")
         typer.echo(json.dumps(PRESETS[show], indent=2))
         return
+    width = max(map(len, PRESETS))
     for name, doc in PRESETS.items():
         spec = parse_spec(doc)
-        typer.echo(f"{name:24s} {spec.total_runs():>8d} runs  {doc['name']}")
+        typer.echo(f"{name:{width}s} {spec.total_runs():>8d} runs  {doc['name']}")
 
 
 @app.command()
@@ -421,6 +475,9 @@ def submit(
     import httpx
     import yaml
 
+    from experiments.spec_text import load_document, yaml_problem
+
+    _one_source(spec, preset)
     if preset is not None:
         from experiments.presets import preset as get_preset
 
@@ -428,13 +485,14 @@ def submit(
             doc = get_preset(preset)
         except KeyError as exc:
             _fail(str(exc.args[0]))
-    elif spec is not None:
-        try:
-            doc = yaml.safe_load(spec.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            _fail(f"cannot read {spec}: {exc}")
     else:
-        _fail("give a SPEC file or --preset NAME")
+        assert spec is not None
+        try:
+            doc = load_document(spec.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read {spec}: {exc}")
+        except yaml.YAMLError as exc:
+            _fail(f"invalid spec: {spec} is not valid YAML or JSON: {yaml_problem(exc)}")
     if estimate:
         _announce_remote(doc)
     try:
@@ -456,13 +514,16 @@ def submit(
 
 
 def _announce_remote(doc: Any) -> None:
-    """_announce for a spec the server will run; a spec that does not parse here is left
-    for the server to reject with its own message."""
+    """_announce for a spec the server will run. A spec this machine finds invalid is
+    still sent (the server's plug-ins and limits decide), but what is wrong with it
+    here is said first: a server out of reach would otherwise hide it."""
     from experiments.spec import SpecError, parse_spec
 
     try:
         parsed = parse_spec(doc, max_runs=10**15)
-    except (SpecError, ValueError, TypeError):
+    except (SpecError, ValueError, TypeError) as exc:
+        typer.echo(f"note: the spec is not valid here: {exc}; sending it to the server, "
+                   "whose problems and limits decide", err=True)
         return
     _announce(parsed, where="at this machine's speed", skip="--no-estimate")
 
@@ -498,24 +559,30 @@ def _follow(client: Any, sweep: dict[str, Any]) -> dict[str, Any]:
 @app.command("export")
 def export_(
     sweep_id: Annotated[int, typer.Argument(help="sweep id")],
-    out: Annotated[Path, typer.Option(help="CSV file to write")],
-    level: Annotated[str, typer.Option(help="runs | cells")] = "runs",
+    out: Annotated[Path, typer.Option(help="file to write: CSV, or Parquet when it ends "
+                                           "in .parquet")],
+    level: Annotated[str, typer.Option(help="runs | cells (Parquet also: curves)")] = "runs",
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Download a sweep's results as CSV (one row per run, or per cell)."""
+    """Download a sweep's results (one row per run, or per cell) as CSV, or as Parquet
+    (typed columns) when --out ends in .parquet."""
     import httpx
 
-    if level not in ("runs", "cells"):
-        _fail("--level: must be runs or cells")
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    levels = ("runs", "cells", "curves") if parquet else ("runs", "cells")
+    if level not in levels:
+        _fail(f"--level: must be {', '.join(levels[:-1])} or {levels[-1]}")
+    _check_outputs(None, {"--out": out}, csv_only=False)
+    route = "export.parquet" if parquet else "export.csv"
     try:
         with _client(url, token) as client, client.stream(
-            "GET", f"/api/v1/sweeps/{sweep_id}/export.csv", params={"level": level}
+            "GET", f"/api/v1/sweeps/{sweep_id}/{route}", params={"level": level}
         ) as resp:
             if resp.status_code != 200:
                 resp.read()
                 _fail(_api_error(resp))
-            with out.open("wb") as fh:
+            with _writing("--out", out), out.open("wb") as fh:
                 for block in resp.iter_bytes():
                     fh.write(block)
     except httpx.HTTPError as exc:

@@ -301,6 +301,38 @@ BAD_INVOCATIONS = [
         ("--device", "tpu"),
         "--device",
     ),
+    (
+        "key-twice",  # was merged silently: the second steps won
+        "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\nsteps: 9\n",
+        (),
+        "line 4, column 1: the key 'steps' appears twice in one mapping (first on line 2)",
+    ),
+    (
+        "spec-and-preset",  # the preset ran and the file was ignored
+        "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
+        ("--preset", "zhang2022-batch"),
+        "give a SPEC file or --preset NAME, not both",
+    ),
+    # outputs are checked before the sweep runs: a bad path once lost the whole sweep
+    # to a traceback after it had computed
+    (
+        "cells-in-a-missing-directory",
+        "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
+        ("--cells", "/nonexistent-betascope/cells.csv"),
+        "--cells: the directory /nonexistent-betascope does not exist",
+    ),
+    (
+        "html-is-a-directory",
+        "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
+        ("--html", "/"),
+        "--html: / is a directory",
+    ),
+    (
+        "cells-as-parquet",
+        "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n",
+        ("--cells", "cells.parquet"),
+        "--cells: betascope run writes CSV",
+    ),
 ]
 
 
@@ -323,6 +355,41 @@ def test_invalid_input_is_one_readable_error(
     assert lines[0].startswith("error: ") and names in lines[0], lines
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_outputs_may_not_overwrite_the_spec_or_each_other(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    text = "problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [0.5]}\n"
+    spec.write_text(text)
+    for args, says in (
+        (("--out", str(spec)), "--out: "),
+        (("--out", str(tmp_path / "a.csv"), "--cells", str(tmp_path / "a.csv")), "--cells: "),
+        (("--out", str(tmp_path / "a.csv"), "--html", str(tmp_path / "x" / ".." / "a.csv")),
+         "--html: "),
+    ):
+        result = _invoke("run", str(spec), *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: " + says), result.stderr
+        assert "give each output a file of its own" in result.stderr
+    assert spec.read_text() == text and not (tmp_path / "a.csv").exists()
+
+
+def test_submit_says_what_is_wrong_with_a_spec_before_a_server_out_of_reach(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("problem: {kind: zhang2022}\nsteps: 5\ngrid: {beta1: [0.0], beta2: [1.0]}\n")
+    result = _invoke("submit", str(spec), "--url", "http://127.0.0.1:9")  # nothing listens
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("note: the spec is not valid here: grid.beta2: every beta "
+                               "must lie in [0, 1); got 1.0"), lines
+    assert lines[-1].startswith("error: cannot reach http://127.0.0.1:9"), lines
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("problem: {kind: zhang2022\nsteps: 5\n")
+    result = _invoke("submit", str(broken), "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 2 and result.stderr.splitlines() == [
+        f"error: invalid spec: {broken} is not valid YAML or JSON: line 2, column 6: "
+        "expected ',' or '}', but got ':'"], result.stderr
 
 
 def test_missing_spec_file_and_unknown_preset(tmp_path: Path) -> None:

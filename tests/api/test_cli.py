@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from api.db.migrate import head
@@ -76,6 +77,12 @@ def test_submit_wait_and_export(server: tuple[str, dict[str, str]], tmp_path: Pa
     assert _betascope("export", "1", "--out", str(cells), "--level", "cells", "--url", url,
                       env=env).returncode == 0
     assert len(list(csv.reader(cells.open()))) == 17
+    # a .parquet file gets Parquet (it once got CSV text under that name)
+    for level, n in (("runs", 32), ("cells", 16)):
+        table = tmp_path / f"{level}.parquet"
+        assert _betascope("export", "1", "--out", str(table), "--level", level, "--url", url,
+                          env=env).returncode == 0
+        assert pq.read_table(table).num_rows == n
 
     again = _betascope("submit", str(path), "--url", url, env=env)
     assert again.returncode == 0 and "32 cached, done" in again.stdout
