@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import Discriminator, Tag
+from pydantic import BeforeValidator, Discriminator, Tag
 
 from experiments.problems import (  # noqa: F401  (each import registers a kind)
     lstsq,
@@ -78,6 +78,19 @@ def _kind(v: Any) -> str:
     return str(getattr(v, "kind", ""))
 
 
+def _not_failed(errors: dict[str, str]) -> Any:
+    """A spec naming a plug-in kind that failed to load gets that plug-in's error,
+    not just the list of the kinds that did load."""
+
+    def check(v: Any) -> Any:
+        kind = _kind(v)
+        if kind in errors and kind not in REGISTRY:
+            raise ValueError(f"kind: plug-in {kind} failed to load: {errors[kind]}")
+        return v
+
+    return check
+
+
 def _derive() -> dict[str, Any]:
     with _lock:
         if not _derived:
@@ -91,6 +104,7 @@ def _derive() -> dict[str, Any]:
                     custom_error_type="problem_kind",
                     custom_error_message=f"kind: must be one of {', '.join(kinds)}",
                 ),
+                BeforeValidator(_not_failed(errors)),
             ]
             _derived.update(PLUGIN_ERRORS=errors, KINDS=kinds, ProblemSpec=union)
     return _derived

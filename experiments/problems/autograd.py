@@ -13,7 +13,7 @@ outcome is judged, is loss(params, uniform weights 1/n). Minibatches are drawn b
 experiments.sampling.batch_indices from (seed, batch size, sampling, step), as for
 every built-in problem, so runs sharing a seed and batch size see the same samples.
 
-`vectorize(problem)` is the engine's view (experiments.problems.base.Problem): x
+`Vectorized(problem)` is the engine's view (experiments.problems.base.Problem): x
 [R, d] holds every run's parameters flattened, one column range per tensor (each
 tensor is one parameter tensor for clipping, AdaGC and Adam-mini), and
 grad = vmap over runs of torch.func.grad of the loss. The loss must therefore be
@@ -22,8 +22,9 @@ a pure function of its arguments (no in-place updates of params, no .item()).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -45,10 +46,19 @@ class AutogradProblem:
     def __init__(self, *, params: Mapping[str, Tensor], n_samples: int):
         if not params:
             raise ValueError("params: at least one tensor")
-        if n_samples < 1:
-            raise ValueError("n_samples: must be at least 1")
+        for name, t in params.items():
+            if not isinstance(t, torch.Tensor):
+                raise ValueError(
+                    f"params[{name!r}]: must be a torch.Tensor, got {type(t).__name__}"
+                )
+        try:
+            n = operator.index(n_samples)
+        except TypeError:
+            n = 0
+        if isinstance(n_samples, bool) or n < 1:
+            raise ValueError(f"n_samples: must be an integer of at least 1, got {n_samples!r}")
         self.params0 = {name: t.detach() for name, t in params.items()}
-        self.n_samples = n_samples
+        self.n_samples = n
 
     def loss(self, params: dict[str, Tensor], batch: Tensor) -> Tensor:
         """One run's loss on the minibatch whose per-sample weights are `batch`."""
@@ -75,7 +85,7 @@ class Vectorized:
         self.n_stats = problem.n_samples
         self._x0 = self.flatten(problem.params0)
         self.x_star = None if problem.x_star is None else self.flatten(problem.x_star)
-        self.f_star = problem.f_star
+        self.f_star = None if problem.f_star is None else float(problem.f_star)
         self._uniform = torch.full(
             (problem.n_samples,), 1.0 / problem.n_samples, dtype=self.dtype, device=self.device
         )
@@ -85,7 +95,8 @@ class Vectorized:
         self._grad_runs = vmap(grad(self._flat_loss), in_dims=(0, 0))
 
     def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
-        return torch.cat([params[n].reshape(-1) for n in self.names]).to(self.dtype)
+        flat = [torch.as_tensor(params[n]).reshape(-1) for n in self.names]
+        return torch.cat([t.to(dtype=self.dtype, device=self.device) for t in flat])
 
     def unflatten(self, x: Tensor) -> dict[str, Tensor]:
         """One run's flat parameters [d] as the problem's named tensors (views)."""
@@ -117,8 +128,3 @@ class Vectorized:
 
     def project(self, x: Tensor) -> Tensor:
         return x
-
-
-def vectorize(problem: Any) -> Any:
-    """The engine's Problem for what a plug-in's build() returned."""
-    return Vectorized(problem) if isinstance(problem, AutogradProblem) else problem

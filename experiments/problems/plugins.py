@@ -8,7 +8,9 @@ A plug-in distribution declares, in its pyproject.toml,
 where MySpec subclasses experiments.problems.base.ProblemBase (re-exported as
 betascope.problems.ProblemBase) with `kind: Literal["mykind"]` and a method
 `build(self, *, dtype, device)` returning a Problem, or a betascope.problems.
-AutogradProblem (which derives one from `loss(params, batch)`). Only the spec module
+AutogradProblem (which derives one from `loss(params, batch)`). What build()
+returns is checked once (experiments.problems.plugin_checks) and every failure of
+the plug-in's code there is one PluginError naming the kind. Only the spec module
 is imported here, so the API, which validates specs but never runs them, stays
 free of the plug-in's (and torch's) heavy imports until a chunk runs. No code
 travels in a spec: a spec can only name a kind installed on the machine.
@@ -24,13 +26,26 @@ from experiments.problems.base import REGISTRY, ProblemBase, kind_of, register
 GROUP = "betascope.problems"
 
 
-def _builder(model: type[ProblemBase]) -> Any:
+class PluginError(ValueError):
+    """A plug-in problem that cannot run, named: `problem K (plug-in module): why`.
+
+    A ValueError, as every error of a spec that cannot run, so `betascope run` and
+    the service report its message rather than a traceback."""
+
+
+def _builder(model: type[ProblemBase], kind: str) -> Any:
+    label = f"problem {kind} (plug-in {model.__module__})"
+
     def build(spec: Any, *, dtype: Any, device: Any) -> Any:
-        from experiments.problems.autograd import vectorize
+        from experiments.problems.plugin_checks import checked
 
-        return vectorize(spec.build(dtype=dtype, device=device))
+        try:
+            built = spec.build(dtype=dtype, device=device)
+        except Exception as exc:  # noqa: BLE001  (any failure of foreign code, named)
+            raise PluginError(f"{label}: build() raised {type(exc).__name__}: {exc}") from exc
+        return checked(built, spec, label=label, dtype=dtype, device=device)
 
-    build.__doc__ = f"{model.__name__}.build"
+    build.__doc__ = f"{model.__name__}.build, its result checked (plugin_checks)"
     return build
 
 
@@ -53,7 +68,7 @@ def load_plugins() -> dict[str, str]:
                 raise TypeError(f"{model.__name__} has no build(self, *, dtype, device)")
             if kind in REGISTRY:
                 raise ValueError(f"kind {kind!r} is already registered by {REGISTRY[kind].origin}")
-            register(model, origin=origin)(_builder(model))
+            register(model, origin=origin)(_builder(model, kind))
         except Exception as exc:  # noqa: BLE001  (any failure of foreign code)
             skipped[ep.name] = f"{origin}: {type(exc).__name__}: {exc}"
     return skipped
