@@ -159,28 +159,34 @@ class Client:
         return dict(self._request("GET", f"/sweeps/{self._id(sweep_id)}/boundary").json())
 
     def phase_map(self, metric: str = "outcome", *, sweep_id: int | None = None,
+                  x: str | None = None, y: str | None = None,
                   batch_size: int | None = None, clip: str | None = None,
                   lr: float | None = None, scale: str | dict[str, str] | None = None,
-                  show_sqrt: bool = True, show_star: bool = True) -> Any:
-        """One slice's phase map as a Plotly figure, drawn as the sweep page draws it."""
+                  show_sqrt: bool = True, show_star: bool = True, **axes: Any) -> Any:
+        """One slice's phase map as a Plotly figure, drawn as the sweep page draws it: over
+        x, y (beta1, beta2 by default), every other axis a slice as GET /phase-map takes
+        it (beta1=... when not mapped, an extra axis by path: **{"problem.n": 50})."""
         from web.figures import phase_map_figure
 
+        unknown = [a for a in axes if "." not in a and a not in ("beta1", "beta2")]
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not an axis (slices: batch_size, clip, lr, "
+                             "beta1, beta2, or an extra axis by path such as problem.n)")
         sid = self._id(sweep_id)
-        params = {k: v for k, v in {"batch_size": batch_size, "clip": clip, "lr": lr}.items()
-                  if v is not None}
+        chosen = {"x": x, "y": y, "batch_size": batch_size, "clip": clip, "lr": lr, **axes}
+        params = {k: v for k, v in chosen.items() if v is not None}
         pm = self._request("GET", f"/sweeps/{sid}/phase-map",
                            params={"metric": metric, **params}).json()
         extra = {m: self._request("GET", f"/sweeps/{sid}/phase-map",
                                   params={"metric": m, **params}).json()
                  for m in ("diverged_frac", "converged_frac") if m != metric}
         star = None
-        if show_star:
+        if show_star and (pm["x"]["name"], pm["y"]["name"]) == ("beta1", "beta2"):
             star = pm.get("beta2_star")
-            if star is None:
+            if star is None:  # a server that does not send it: its slice's boundary
                 sl = pm["slice"]
                 star = next((s["beta2_star"] for s in self.boundary(sid)["slices"]
-                             if s["batch_size"] == sl["batch_size"] and s["clip"] == sl["clip"]
-                             and float(s["lr"]) == float(sl["lr"])), None)
+                             if all(s.get(k) == v for k, v in sl.items())), None)
         return phase_map_figure(pm, star=star, scale=scale, show_sqrt=show_sqrt, extra=extra)
 
     def export(self, path: str | Path, sweep_id: int | None = None, *,

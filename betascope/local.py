@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from betascope.frames import frame
+from betascope.options import check_options
 from betascope.progress import progress_bar
 from betascope.specs import spec_document
 
@@ -25,20 +26,23 @@ def run(
     `spec` is a preset name ("zhang2022-batch"), a spec dict, a YAML or JSON file, or
     YAML/JSON text. Shows a progress bar (in a notebook cell or the terminal) with the
     time left measured after a warm-up; `progress=False` runs silently. Raises
-    ValueError for an invalid spec, naming each offending field.
+    ValueError for an invalid spec, naming each offending field, and for a bad option
+    (device: auto, cpu, cuda or cuda:N; kernel: auto, eager, compiled or fused;
+    chunk_runs and max_runs: integers of at least 1), naming it, before any work.
     """
     from experiments.local import run_local
     from experiments.presets import PRESETS
     from experiments.spec import SpecError, parse_spec
 
+    check_options(device=device, kernel=kernel, chunk_runs=chunk_runs, max_runs=max_runs)
     doc = spec_document(spec, lambda: PRESETS)
     try:
-        parsed = parse_spec(doc, max_runs=max_runs)
+        parsed = parse_spec(doc, max_runs=int(max_runs))
     except SpecError as exc:
         raise ValueError(f"invalid spec: {exc}") from None
     total = parsed.total_runs() * parsed.steps
     with progress_bar(parsed.name[:40], total, show=progress) as bar:
-        local = run_local(parsed, device=device, kernel=kernel, chunk_runs=chunk_runs,
+        local = run_local(parsed, device=device, kernel=kernel, chunk_runs=int(chunk_runs),
                           progress=bar.update)
     return Result(local)
 
@@ -77,44 +81,59 @@ class Result:
         self,
         metric: str = "outcome",
         *,
+        x: str | None = None,
+        y: str | None = None,
         batch_size: int | None = None,
         clip: str | None = None,
         lr: float | None = None,
         scale: str | dict[str, str] | None = None,
         show_sqrt: bool = True,
         show_star: bool = True,
+        **axes: Any,
     ) -> Any:
         """One slice's phase map as a Plotly figure, drawn as the sweep page draws it.
 
-        metric: one of experiments.analysis.METRICS (outcome, regime, diverged_frac, ...); the slice
-        axes default to their first grid value (clip as "none" or "mode:threshold");
-        scale: "linear", "log1m" or per axis {"x": .., "y": ..}; None picks log(1 - beta)
-        for log-spaced axes, as the page does.
+        metric: one of experiments.analysis.METRICS (outcome, regime, diverged_frac, ...);
+        x, y: the two mapped axes (beta1 and beta2 by default; any two grid axes with more
+        than one value, e.g. x="lr"); every other axis is a slice, given by keyword
+        (clip as "none" or "mode:threshold", beta1=... when it is not mapped, an extra
+        axis by its path: **{"problem.n": 50}) and otherwise at its first grid value,
+        as GET /phase-map takes them. scale: "linear", "log1m" (betas), "log" (other
+        numbers) or per axis {"x": .., "y": ..}; None picks as the page does. ValueError
+        names a bad axis, slice value, metric or scale.
         """
         from web.figures import phase_map_figure
 
+        chosen = {"batch_size": batch_size, "clip": clip, "lr": lr, **axes}
         try:
-            pm = self._local.phase_map(metric, batch_size=batch_size, clip=clip, lr=lr)
-            extra = {m: self._local.phase_map(m, batch_size=batch_size, clip=clip, lr=lr)
+            pm = self._local.phase_map(metric, x, y, **chosen)
+            extra = {m: self._local.phase_map(m, x, y, **chosen)
                      for m in ("diverged_frac", "converged_frac") if m != metric}
         except KeyError as exc:
             raise ValueError(str(exc.args[0])) from None
         star = pm["beta2_star"] if show_star else None
         return phase_map_figure(pm, star=star, scale=scale, show_sqrt=show_sqrt, extra=extra)
 
-    def scaling(self, *, clip: str | None = None, lr: float | None = None) -> Any:
-        """beta2* against batch size for one (clip, lr), one line per beta1 (Plotly)."""
-        from experiments.analysis import available
+    def scaling(self, *, clip: str | None = None, lr: float | None = None, **axes: Any) -> Any:
+        """beta2* against batch size for one (clip, lr) and one point of the extra axes
+        (by path, **{"problem.n": 50}; each omitted axis at its first grid value, as
+        GET /phase-map takes them), one line per beta1 (Plotly)."""
+        from experiments.analysis import available, slice_index
         from web.figures import scaling_figure
 
         avail = available(self.spec)
-        want_clip = clip if clip is not None else avail["clip"][0]
-        want_lr = float(lr) if lr is not None else avail["lr"][0]
+        allowed = [a for a in avail if a != "batch_size"]
+        unknown = [a for a in axes if a not in allowed]
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a slice axis of the scaling plot "
+                             f"(have {allowed})")
+        try:
+            sl = slice_index(self.spec, clip=clip, lr=lr, **axes)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        want = {a: avail[a][sl[a]] for a in allowed}
         rows = [r for r in self.boundary()["by_batch"]
-                if r["clip"] == want_clip and r["lr"] == want_lr]
-        if not rows:
-            raise ValueError(f"no slice clip={want_clip!r}, lr={want_lr!r} "
-                             f"(have clip {avail['clip']}, lr {avail['lr']})")
+                if all(r[a] == v for a, v in want.items())]
         return scaling_figure(rows)
 
     def to_html(self, path: str | Path) -> Path:

@@ -20,7 +20,7 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
     if hasattr(spec, "model_dump"):  # a parsed SweepSpec
         return dict(spec.model_dump(mode="json"))
     if isinstance(spec, Path):
-        return _load(spec.read_text(encoding="utf-8"), str(spec))
+        return _load(_read(spec.expanduser()), str(spec))
     if not isinstance(spec, str):
         raise ValueError(f"a spec is a dict, a preset name, a file or YAML text, not {type(spec)}")
     text = spec.strip()
@@ -30,10 +30,10 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
             return dict(known[text])
         path = Path(text).expanduser()
         if path.is_file():
-            return _load(path.read_text(encoding="utf-8"), str(path))
+            return _load(_read(path), str(path))
         raise ValueError(f"{text!r} is neither a preset ({', '.join(sorted(known))}) nor a file")
     if "\n" not in text and Path(text).expanduser().is_file():
-        return _load(Path(text).expanduser().read_text(encoding="utf-8"), text)
+        return _load(_read(Path(text).expanduser()), text)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -41,6 +41,18 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
     if not isinstance(doc, dict):
         raise ValueError("the spec must be a mapping (a YAML or JSON object)")
     return doc
+
+
+def _read(path: Path) -> str:
+    """A spec file's text; ValueError (not OSError) for a path that is not a readable file."""
+    if path.is_dir():
+        raise ValueError(f"spec: {str(path)!r} is a directory, not a YAML or JSON spec file")
+    if not path.is_file():
+        raise ValueError(f"spec: no such file {str(path)!r}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"spec: cannot read {str(path)!r}: {exc}") from None
 
 
 def _load(text: str, where: str) -> dict[str, Any]:

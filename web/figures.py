@@ -14,6 +14,7 @@ experiments.analysis and the REST API return (phase-map and boundary shapes).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
@@ -33,7 +34,10 @@ EMPTY = "#d6d8db"  # cells without results show the plot background
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
 CONFIG = {"displaylogo": False, "responsive": True,
           "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-SYMBOLS = {"beta1": "β1", "beta2": "β2"}
+# map axes are any two axes of the grid (beta1 x beta2 by default, or lr, batch_size,
+# clip, problem.n, ...), each shown by its symbol (maps.js's SYMBOL)
+SYMBOLS = {"beta1": "β1", "beta2": "β2", "lr": "lr", "batch_size": "batch size",
+           "clip": "clipping"}
 METRICS: dict[str, dict[str, Any]] = {
     "outcome": {"label": "majority outcome"},
     "regime": {"label": "regime"},
@@ -51,15 +55,60 @@ _BARE = go.layout.Template()
 # --- axes --------------------------------------------------------------------------------------
 
 
-def default_scale(betas: list[float]) -> str:
-    """log(1 - beta) suits an axis whose 1 - beta spans more than 1.5 decades (as maps.js)."""
-    q = [1 - b for b in betas if 1 - b > 0]
-    return "log1m" if len(q) > 2 and max(q) / min(q) > 30 else "linear"
+def symbol(name: str) -> str:
+    return SYMBOLS.get(name, name)
+
+
+def _numeric(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def default_scale(values: list[Any], name: str | None = None) -> str:
+    """The spacing an axis's values call for (maps.js's defaultScale). Betas (and a
+    nameless axis): log(1 - beta) when 1 - beta spans more than 1.5 decades. Other
+    numbers: log when they are positive and spaced more evenly in log than in linear
+    terms, or two values over 1.5 decades apart. Labels (clip settings): categories."""
+    if not _numeric(values):
+        return "category"
+    if name is None or name in ("beta1", "beta2"):
+        q = [1 - b for b in values if 1 - b > 0]
+        return "log1m" if len(q) > 2 and max(q) / min(q) > 30 else "linear"
+    v = sorted(float(x) for x in values)
+    if len(v) < 2 or v[0] <= 0:
+        return "linear"
+    if len(v) == 2:
+        return "log" if v[1] / v[0] > 30 else "linear"
+
+    def spread(xs: list[float]) -> float:
+        d = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+        mean = sum(d) / len(d)
+        return math.sqrt(sum((e - mean) ** 2 for e in d) / len(d)) / mean if mean else math.inf
+
+    return "log" if spread([math.log(x) for x in v]) < spread(v) else "linear"
+
+
+def scales(name: str, values: list[Any]) -> tuple[str, ...]:
+    """The spacings an axis can be drawn in (maps.js's scales)."""
+    if not _numeric(values):
+        return ("category",)
+    if name in ("beta1", "beta2"):
+        return ("linear", "log1m")
+    return ("linear", "log") if all(v > 0 for v in values) else ("linear",)
 
 
 def coord(mode: str, b: float) -> float:
-    """Plotted coordinate of a beta: itself, or log10(1 - beta) on a reversed axis."""
-    return math.log10(1 - b) if mode == "log1m" else b
+    """Plotted coordinate of a number: itself, log10(1 - beta) on a reversed axis, or
+    log10 of it (a "log" axis)."""
+    if mode == "log1m":
+        return math.log10(1 - b)
+    return math.log10(b) if mode == "log" else b
+
+
+def _coords(values: list[Any], mode: str) -> list[float]:
+    """Plotted coordinates of an axis's values; categories at their positions."""
+    if mode == "category":
+        return [float(k) for k in range(len(values))]
+    return [coord(mode, float(v)) for v in values]
 
 
 def _edges(c: list[float]) -> tuple[float, float]:
@@ -70,12 +119,21 @@ def _edges(c: list[float]) -> tuple[float, float]:
     return c[0] - (c[1] - c[0]) / 2, c[-1] + (c[-1] - c[-2]) / 2
 
 
-def axis(name: str, betas: list[float], mode: str) -> dict[str, Any]:
-    """Axis layout for sorted grid betas, with maps.js's range and ticks."""
-    lo, hi = _edges([coord(mode, b) for b in betas])
-    sym = SYMBOLS.get(name, name)
+def axis(name: str, betas: list[Any], mode: str) -> dict[str, Any]:
+    """Axis layout for an axis's sorted grid values (categories in grid order), with
+    maps.js's range and ticks."""
+    sym = symbol(name)
     base: dict[str, Any] = {"zeroline": False, "showgrid": False, "ticks": "outside",
                             "automargin": True, "linecolor": "#9ca3af", "mirror": True}
+    if mode == "category":
+        return {**base, "title": {"text": sym}, "range": [-0.5, len(betas) - 0.5],
+                "tickvals": _coords(betas, mode), "ticktext": [str(v) for v in betas]}
+    lo, hi = _edges(_coords(betas, mode))
+    if mode == "log":  # ticks at the grid's own values, thinned to at most 9
+        labels = _labels(betas)
+        use = betas[::math.ceil(len(betas) / 9)]
+        return {**base, "title": {"text": f"{sym}  (log spaced)"}, "range": [lo, hi],
+                "tickvals": _coords(use, mode), "ticktext": [labels[float(v)] for v in use]}
     if mode != "log1m":
         return {**base, "title": {"text": sym}, "range": [lo, hi]}
     # ticks where 1 - beta is 1, 5 or 2 times a power of ten (0.9, 0.95, 0.98, 0.99, ...),
@@ -101,11 +159,34 @@ def axis(name: str, betas: list[float], mode: str) -> dict[str, Any]:
 # --- the phase map ------------------------------------------------------------------------------
 
 
-def _scales(pm: dict[str, Any], scale: str | dict[str, str] | None) -> dict[str, str]:
-    if isinstance(scale, str):
-        return {"x": scale, "y": scale}
-    auto = {"x": default_scale(pm["x"]["values"]), "y": default_scale(pm["y"]["values"])}
-    return {**auto, **(scale or {})}
+def _scales(pm: dict[str, Any], scale: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Each map axis's spacing: `scale` for both axes, per axis ({"x": .., "y": ..}, an
+    axis left out or None as the page picks it), or None. ValueError naming `scale` and
+    what the axis allows for anything else (a typo must not draw a linear map)."""
+    if scale is None:
+        scale = {}
+    elif isinstance(scale, str):
+        scale = {"x": scale, "y": scale}
+    elif not isinstance(scale, Mapping):
+        raise ValueError("scale: must be 'linear', 'log1m' (beta axes), 'log', "
+                         f"{{'x': ..., 'y': ...}} or None; got {scale!r}")
+    bad = [k for k in scale if k not in ("x", "y")]
+    if bad:
+        raise ValueError(f"scale: a dict's keys are 'x' and 'y' (each 'linear', 'log1m', "
+                         f"'log' or 'category', as its axis allows); got {bad[0]!r}")
+    out = {}
+    for k in ("x", "y"):
+        name, values = pm[k].get("name", "beta1" if k == "x" else "beta2"), pm[k]["values"]
+        want = scale.get(k)
+        allowed = scales(name, values)
+        if want is None:
+            out[k] = default_scale(values, name)
+        elif isinstance(want, str) and want in allowed:
+            out[k] = want
+        else:
+            raise ValueError(f"scale: {want!r} does not suit {name} on {k}; must be one of "
+                             f"{', '.join(map(repr, allowed))} (or None: the page's choice)")
+    return out
 
 
 def _colour(metric: str, v: float | None) -> float | None:
@@ -141,29 +222,35 @@ def phase_map_figure(
 ) -> go.Figure:
     """One slice as the sweep page draws it.
 
-    `pm` is a phase-map response (x, y, z rows over y, metric); `star` is beta2*(beta1)
-    in the order of pm's x values; `scale` is "linear", "log1m", {"x": .., "y": ..} or
-    None (each axis as the page picks it from its spacing); `extra` maps other metrics
-    to phase maps of the same slice, for the hover.
+    `pm` is a phase-map response (x, y, z rows over y, metric) over any two axes;
+    `star` is beta2*(beta1) in the order of pm's x values; `scale` is one spacing for
+    both axes, {"x": .., "y": ..} or None (each axis as the page picks it from its
+    values): "linear" or "log1m" for a beta axis, "linear" or "log" for other positive
+    numbers, "category" for labels; anything else raises ValueError naming `scale`.
+    `extra` maps other metrics to phase maps of the same slice, for the hover. The
+    curve beta1 = sqrt(beta2) and `star` are drawn on the (beta1, beta2) plane only.
     """
     metric = pm["metric"]
     modes = _scales(pm, scale)
+    names = (pm["x"].get("name", "beta1"), pm["y"].get("name", "beta2"))
+    if names != ("beta1", "beta2"):  # the theory overlays mean something there only
+        show_sqrt, star = False, None
     # sorted axes: plotly puts each cell edge halfway to its neighbour only on a sorted axis
-    xo = sorted(range(len(pm["x"]["values"])), key=lambda i: pm["x"]["values"][i])
-    yo = sorted(range(len(pm["y"]["values"])), key=lambda i: pm["y"]["values"][i])
-    b1 = [float(pm["x"]["values"][i]) for i in xo]
-    b2 = [float(pm["y"]["values"][i]) for i in yo]
+    xo, yo = _order(pm["x"]["values"], modes["x"]), _order(pm["y"]["values"], modes["y"])
+    b1 = [_value(pm["x"]["values"][i]) for i in xo]
+    b2 = [_value(pm["y"]["values"][i]) for i in yo]
     maps = {**(extra or {}), metric: pm}
     z = {m: [[p["z"][i][j] for j in xo] for i in yo] for m, p in maps.items()}
     stars = [star[j] for j in xo] if star is not None else None
-    l1, l2 = value_labels(b1), value_labels(b2)
-    xs, ys = [coord(modes["x"], v) for v in b1], [coord(modes["y"], v) for v in b2]
+    l1, l2 = _labels(b1), _labels(b2)
+    xs, ys = _coords(b1, modes["x"]), _coords(b2, modes["y"])
     dense = len(b1) > 40 or len(b2) > 40
     heat: dict[str, Any] = {
         "x": xs, "y": ys, "z": [[_colour(metric, v) for v in row] for row in z[metric]],
         "zsmooth": False, "xgap": 0 if dense else 1, "ygap": 0 if dense else 1,
         "hoverongaps": False,
-        "text": _hover(b1, b2, l1, l2, z, stars, (maps.get("regime") or {}).get("outcomes")),
+        "text": _hover(names, b1, b2, l1, l2, z, stars,
+                       (maps.get("regime") or {}).get("outcomes")),
         "hovertemplate": "%{text}<extra></extra>", "name": "cells",
     }
     classes = pm.get("outcomes") or (list(OUTCOME_NAMES) if metric == "outcome" else None)
@@ -190,13 +277,34 @@ def phase_map_figure(
         template=_BARE, font=FONT, margin={"l": 64, "r": 20, "t": 40 if title else 16, "b": 60},
         title={"text": title, "font": {"size": 14}, "x": 0.02, "xanchor": "left"} if title
         else None,
-        xaxis=axis("beta1", b1, modes["x"]), yaxis=axis("beta2", b2, modes["y"]),
+        xaxis=axis(names[0], b1, modes["x"]), yaxis=axis(names[1], b2, modes["y"]),
         plot_bgcolor=EMPTY, paper_bgcolor="#ffffff", showlegend=True,
         legend={"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top"}, hovermode="closest",
         hoverlabel={"bgcolor": "#111827", "font": {"color": "#fff", "size": 12}},
         width=560, height=520,
     )
     return fig
+
+
+def _order(values: list[Any], mode: str) -> list[int]:
+    """Indices of an axis's values in plotted order: by value, categories as listed."""
+    if mode == "category":
+        return list(range(len(values)))
+    return sorted(range(len(values)), key=lambda i: float(values[i]))
+
+
+def _value(v: Any) -> Any:
+    return float(v) if _numeric([v]) else v
+
+
+def _labels(values: list[Any]) -> dict[Any, str]:
+    """Hover and tick text of an axis's values: whole numbers (batch size, problem.n)
+    as themselves, other numbers by value_labels, labels (clip) as given."""
+    if not _numeric(values):
+        return {v: str(v) for v in values}
+    if all(float(v).is_integer() and abs(v) < 1e15 for v in values):
+        return {float(v): str(int(v)) for v in values}
+    return value_labels(values)
 
 
 def _class_scale(classes: list[str]) -> dict[str, Any]:
@@ -209,14 +317,15 @@ def _class_scale(classes: list[str]) -> dict[str, Any]:
                          "len": 0.6, "y": 0.5, "outlinewidth": 0}}
 
 
-def _hover(b1: list[float], b2: list[float], l1: dict[float, str], l2: dict[float, str],
-           z: dict[str, list[list[Any]]], stars: list[float | None] | None,
+def _hover(names: tuple[str, str], b1: list[Any], b2: list[Any], l1: dict[Any, str],
+           l2: dict[Any, str], z: dict[str, list[list[Any]]], stars: list[float | None] | None,
            regimes: list[str] | None = None) -> list[list[str]]:
+    sx, sy = symbol(names[0]), symbol(names[1])
     rows = []
     for i, y in enumerate(b2):
         row = []
         for j, x in enumerate(b1):
-            lines = [f"β1 = {l1[x]}", f"β2 = {l2[y]}"]
+            lines = [f"{sx} = {l1[x]}", f"{sy} = {l2[y]}"]
             get = {m: v[i][j] for m, v in z.items()}
             if "outcome" in get:
                 o = get["outcome"]

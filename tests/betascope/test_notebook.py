@@ -4,6 +4,7 @@ the boundary in the REST shape, and the sweep page's phase map as a Plotly figur
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,41 @@ def test_bad_specs_say_what_is_wrong() -> None:
         betascope.run(bad)
     with pytest.raises(ValueError, match="YAML"):
         betascope.run("name: x\ngrid: [unclosed\n")
+
+
+# what `betascope run` refuses as --device, --kernel, --chunk-runs (and --max-runs)
+BAD_OPTIONS = [
+    ("device", "gpu"), ("device", "cuda:x"), ("device", None),
+    ("kernel", "numba"), ("kernel", None),
+    ("chunk_runs", 0), ("chunk_runs", -1), ("chunk_runs", 1.5), ("chunk_runs", True),
+    ("chunk_runs", "10"),
+    ("max_runs", None), ("max_runs", 0), ("max_runs", 2.0e6), ("max_runs", False),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), BAD_OPTIONS)
+def test_a_bad_option_is_one_error_naming_it(option: str, value: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments import local
+
+    def no_work(*_: Any, **__: Any) -> None:
+        raise AssertionError("ran before checking its options")
+
+    monkeypatch.setattr(local, "run_local", no_work)
+    with pytest.raises(ValueError, match=rf"^{option}: must be .*; got {re.escape(repr(value))}"):
+        betascope.run(SMALL_SPEC, progress=False, **{option: value})
+
+
+def test_a_path_is_read_as_a_file_name_is(tmp_path: Path) -> None:
+    for spec in (tmp_path / "missing.yaml", str(tmp_path / "missing.yaml"), tmp_path,
+                 str(tmp_path)):
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path))):
+            betascope.run(spec, progress=False)
+    with pytest.raises(ValueError, match="directory"):
+        betascope.run(tmp_path, progress=False)
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe name: [")
+    with pytest.raises(ValueError, match="bad.yaml"):
+        betascope.run(tmp_path / "bad.yaml", progress=False)
 
 
 def test_the_html_page_from_a_notebook(result: Any, tmp_path: Path) -> None:
