@@ -13,7 +13,6 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
     `presets` gives the preset documents by name (asked only when a name may be one).
     Raises ValueError saying what was expected.
     """
-    import yaml
 
     if isinstance(spec, Mapping):
         return dict(spec)
@@ -34,13 +33,7 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
         raise ValueError(f"{text!r} is neither a preset ({', '.join(sorted(known))}) nor a file")
     if "\n" not in text and Path(text).expanduser().is_file():
         return _load(_read(Path(text).expanduser()), text)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"the spec is not valid YAML or JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError("the spec must be a mapping (a YAML or JSON object)")
-    return doc
+    return _load(text, "the spec")
 
 
 def _read(path: Path) -> str:
@@ -56,12 +49,17 @@ def _read(path: Path) -> str:
 
 
 def _load(text: str, where: str) -> dict[str, Any]:
+    """The document, read as every reader of a spec reads one (a key given twice is an
+    error, 1e5 a number; experiments.spec_text, which loads YAML only, not the engine),
+    its mistake on one line."""
     import yaml
 
+    from experiments.spec_text import load_document, yaml_problem
+
     try:
-        doc = yaml.safe_load(text)
+        doc = load_document(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{where} is not valid YAML or JSON: {exc}") from None
+        raise ValueError(f"{where} is not valid YAML or JSON: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{where}: the spec must be a mapping (a YAML or JSON object)")
     return doc

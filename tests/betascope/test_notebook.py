@@ -140,3 +140,15 @@ def test_a_path_is_read_as_a_file_name_is(tmp_path: Path) -> None:
 def test_the_html_page_from_a_notebook(result: Any, tmp_path: Path) -> None:
     page = result.to_html(tmp_path / "map.html").read_text(encoding="utf-8")
     assert "<h3>batch size 4</h3>" in page and "plotly-gz" in page
+
+
+def test_yaml_text_is_read_as_every_reader_of_a_spec_reads_it() -> None:
+    """One line naming the position (it was PyYAML's message of several lines), and a
+    key given twice refused (it was merged, the last one winning)."""
+    with pytest.raises(ValueError) as caught:
+        betascope.run("problem: {kind: zhang2022\nsteps: 20", progress=False)
+    assert str(caught.value) == ("the spec is not valid YAML or JSON: line 2, column 6: "
+                                 "expected ',' or '}', but got ':'")
+    with pytest.raises(ValueError, match="line 3, column 1: the key 'steps' appears twice"):
+        betascope.run("problem: {kind: zhang2022}\nsteps: 5\nsteps: 6\n"
+                      "grid: {beta1: [0.0], beta2: [0.5]}", progress=False)
