@@ -17,7 +17,9 @@ def spec_document(spec: Any, presets: Callable[[], Mapping[str, Any]]) -> dict[s
     if isinstance(spec, Mapping):
         return dict(spec)
     if hasattr(spec, "model_dump"):  # a parsed SweepSpec
-        return dict(spec.model_dump(mode="json"))
+        from experiments.spec import document
+
+        return document(spec)
     if isinstance(spec, Path):
         return _load(_read(spec.expanduser()), str(spec))
     if not isinstance(spec, str):

@@ -637,6 +637,29 @@ class RunCapError(SpecError):
         super().__init__([("grid", f"{total} runs exceed the cap of {cap} runs")])
 
 
+def document(spec: SweepSpec) -> dict[str, Any]:
+    """The spec as a JSON document that parses back to the same spec: its dump without
+    the fields its extra axes sweep (the model holds those at their defaults, and a
+    document naming one beside its axis at a value off the axis is refused)."""
+    return without_swept(spec.model_dump(mode="json"))
+
+
+def without_swept(doc: Any) -> Any:
+    """A spec document without the problem and optimizer fields its grid's extra axes
+    sweep; a stored dump that holds them (problem.n: 20 beside grid problem.n [5, 50])
+    parses again."""
+    grid = doc.get("grid") if isinstance(doc, dict) else None
+    if not isinstance(grid, dict):
+        return doc
+    out = dict(doc)
+    for path in grid:
+        section, _, name = str(path).partition(".")
+        fields = out.get(section)
+        if name and isinstance(fields, dict) and name in fields:
+            out[section] = {k: v for k, v in fields.items() if k != name}
+    return out
+
+
 def load_spec_text(text: str, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     """Parse YAML or JSON text (JSON is YAML) into a validated spec."""
     import yaml

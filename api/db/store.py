@@ -23,7 +23,7 @@ from api.db import columnar
 from api.db.models import Chunk, Sweep
 from experiments.analysis import CellStats
 from experiments.reuse import axis_maps, map_runs
-from experiments.spec import SweepSpec, parse_spec
+from experiments.spec import SweepSpec, parse_spec, without_swept
 
 _specs: OrderedDict[tuple[Any, ...], SweepSpec] = OrderedDict()
 _lock = threading.Lock()
@@ -36,7 +36,9 @@ def spec_of(sweep_id: int, created_at: Any, document: dict[str, Any]) -> SweepSp
         if key in _specs:
             _specs.move_to_end(key)
             return _specs[key]
-    spec = parse_spec(document, max_runs=sys.maxsize)
+    # stored dumps once held the swept fields at their defaults: a sweep of problem.n
+    # [5, 50] stored problem.n: 20, and did not parse again (every chunk failed)
+    spec = parse_spec(without_swept(document), max_runs=sys.maxsize)
     with _lock:
         _specs[key] = spec
         while len(_specs) > 256:

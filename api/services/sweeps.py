@@ -28,7 +28,7 @@ from api.db.store import spec_of
 from api.settings import Settings
 from experiments.kernels import resolve_kernel
 from experiments.reuse import axis_maps, chunk_bounds, grid_digest
-from experiments.spec import SweepSpec, program_digest
+from experiments.spec import SweepSpec, document, program_digest
 from experiments.version import engine_version
 
 SOURCE_CANDIDATES = 50  # newest done sweeps of the same program checked for containment
@@ -57,7 +57,7 @@ def create_sweep(
     grid = grid_digest(spec, kernel)
     total = spec.total_runs()
     sweep = Sweep(
-        name=spec.name, spec=spec.model_dump(mode="json"), kernel=kernel,
+        name=spec.name, spec=document(spec), kernel=kernel,
         engine_version=engine_version(kernel), status="queued", total_runs=total,
         cached_runs=0, n_chunks=0, created_at=now, program_key=program, grid_key=grid,
         hidden=False,

@@ -340,3 +340,30 @@ def test_exports_hold_the_final_iterate_of_small_problems(client: Any) -> None:
     key = table.column("run_key").to_pylist()[0]
     one = client.get(f"/api/v1/sweeps/{sweep['id']}/runs/{key}").json()
     assert one["final_x"] == [pytest.approx(x[one["beta2"]], abs=0)]
+
+
+def test_an_extra_axis_without_its_fields_default_runs(client: Any) -> None:
+    """problem.n's default is 20; a grid of n [5, 50] was stored with problem.n: 20
+    beside it, which the workers could not parse again: every chunk failed."""
+    doc = spec("n without its default", steps=20, beta1=[0.0], seed=[0])
+    del doc["problem"]["n"]
+    doc["grid"]["problem.n"] = [5, 50]
+    done = wait_status(client, submit(client, doc)["id"], "done", "failed", timeout=120)
+    assert done["status"] == "done" and done["done_runs"] == done["total_runs"], done
+    assert "n" not in done["spec"]["problem"] and done["spec"]["grid"]["problem.n"] == [5, 50]
+    page = client.get(f"/api/v1/sweeps/{done['id']}/runs", params={"problem.n": 50}).json()
+    assert page["items"] and {r["extra"]["problem.n"] for r in page["items"]} == {50}
+
+
+def test_a_stored_spec_with_a_swept_field_beside_its_axis_still_parses() -> None:
+    """Rows stored before (the whole dump) are read as they are."""
+    from api.db.store import spec_of
+    from experiments.spec import document, parse_spec
+
+    doc = spec("stored", steps=20)
+    del doc["problem"]["n"]
+    doc["grid"]["problem.n"] = [5, 50]
+    parsed = parse_spec(doc)
+    old_row = parsed.model_dump(mode="json")
+    assert old_row["problem"]["n"] == 20 and "n" not in document(parsed)["problem"]
+    assert spec_of(-1, None, old_row) == parsed == parse_spec(document(parsed))
