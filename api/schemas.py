@@ -59,16 +59,20 @@ _MEANING = {
     422: "A field or parameter is invalid; the message names it",
     429: "Too many sweep creations at once, or the queue is full "
          "(BETASCOPE_MAX_CONCURRENT_CREATES, BETASCOPE_MAX_QUEUED_RUN_STEPS); see Retry-After",
+    503: "The database is unreachable or too busy; see Retry-After",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for these error status codes, all with a Problem body."""
+    """`responses=` entries for these error status codes, all with a Problem body, and
+    503 (every route that declares errors reads or writes the database)."""
     out: dict[int | str, dict[str, Any]] = {
-        code: {"model": Problem, "description": _MEANING[code]} for code in codes}
-    if 429 in out:
-        out[429]["headers"] = {"Retry-After": {
-            "description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
+        code: {"model": Problem, "description": _MEANING[code]} for code in (*codes, 503)}
+    for code in (429, 503):
+        if code in out:
+            out[code]["headers"] = {"Retry-After": {
+                "description": "seconds to wait before trying again",
+                "schema": {"type": "integer"}}}
     return out
 
 

@@ -256,6 +256,13 @@ def test_openapi_documents_every_endpoint(client: Any) -> None:
     assert len(ops) >= 12
     assert all(op.get("description") or op.get("summary") for op in ops)
     assert client.get("/docs").status_code == 200
+    # every route under /sweeps reads or writes the database: its 503 (an outage, with
+    # Retry-After) is declared, as docs/rest.md says
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if "/sweeps" in path:
+                assert "503" in op["responses"], (method, path)
+                assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
 
 
 def test_progress_fields_while_running(client: Any) -> None:
