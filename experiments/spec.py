@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -31,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from experiments.numbers import SpecModel
 from experiments.optimizers import KINDS as OPTIMIZER_KINDS
 from experiments.optimizers import OptimizerSpec, default_optimizer, unused_axis_errors
 from experiments.problems import KINDS as PROBLEM_KINDS
@@ -46,7 +46,7 @@ from experiments.version import engine_version
 DEFAULT_MAX_RUNS = 10_000_000
 
 
-class _Strict(BaseModel):
+class _Strict(SpecModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -509,7 +509,29 @@ def _cross_errors(
                 errors.append(
                     (f"grid.{axis}", f"{rounded!r} rounds to 1.0 in float32; use dtype float64")
                 )
+        # two values one float32 number: two columns of the map, one computation
+        for axis, values in (("beta1", b1), ("beta2", b2), ("lr", grid.lr or [])):
+            same = _same_in_float32(values)
+            if same is not None:
+                errors.append(
+                    (
+                        f"grid.{axis}",
+                        f"{same[0]!r} and {same[1]!r} are one number in float32; "
+                        "use dtype float64 or values further apart",
+                    )
+                )
     return errors
+
+
+def _same_in_float32(values: Any) -> tuple[float, float] | None:
+    """Two of the values (distinct) that float32 rounds to one number, if any."""
+    seen: dict[float, float] = {}
+    for v in values:
+        key = float(np.float32(v))
+        if key in seen and seen[key] != v:
+            return seen[key], v
+        seen.setdefault(key, v)
+    return None
 
 
 def _optimizer_errors(optimizer: Any, grid: Any, steps: Any) -> list[tuple[str, str]]:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from experiments.numbers import SpecModel
 
 BETA_AXES = ("beta1", "beta2")
 
@@ -27,7 +29,7 @@ class ChainEnv:
     dtype: str = "float64"
 
 
-class OptimizerBase(BaseModel):
+class OptimizerBase(SpecModel):
     """Fields every kind has: the learning rate and its schedule."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from experiments.numbers import SpecModel
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
@@ -57,7 +59,7 @@ class Problem(Protocol):
     def project(self, x: Tensor) -> Tensor: ...
 
 
-class ProblemBase(BaseModel):
+class ProblemBase(SpecModel):
     """A problem's spec: unknown keys are errors, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

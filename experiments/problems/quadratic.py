@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from experiments.numbers import SpecModel
 from experiments.problems.base import ProblemBase, register
 from experiments.problems.lstsq import _row_by_row
 
@@ -29,7 +30,7 @@ MAX_DIM = 4096  # coordinates in all blocks together
 MAX_BLOCK_DIM = 1024  # a block's Hessian is dense: dim**2 numbers per block
 
 
-class QuadraticBlock(BaseModel):
+class QuadraticBlock(SpecModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dim: int = Field(ge=1, le=MAX_BLOCK_DIM)

@@ -140,6 +140,29 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
         "grid.beta2",
         "float32",
     ),
+    # distinct in float64, one number in float32: two map columns, one computation
+    (
+        "beta2-twice-in-float32",
+        (("dtype", "float32"), ("grid.beta2", [0.99, 0.9900000001])),
+        "grid.beta2",
+        "0.99 and 0.9900000001 are one number in float32",
+    ),
+    (
+        "lr-twice-in-float32",
+        (("dtype", "float32"), ("grid.lr", [0.1, 0.10000000001])),
+        "grid.lr",
+        "one number in float32",
+    ),
+    # lax pydantic read true as 1 (one step) and false as 0.0
+    ("steps-true", (("steps", True),), "steps", "true or false where a number goes"),
+    ("beta-false", (("grid.beta1", [False, 0.5]),), "grid.beta1", "true or false"),
+    ("batch-true", (("grid.batch_size", [True]),), "grid.batch_size", "true or false"),
+    ("seed-false", (("grid.seed", [False]),), "grid.seed", "true or false"),
+    ("problem-n-true", (("problem.n", True),), "problem.n", "true or false"),
+    ("lr-true", (("optimizer.lr", True),), "optimizer.lr", "true or false"),
+    ("threshold-true", (("grid.clip.1.threshold", True),), "grid.clip[1].threshold", "true or"),
+    ("linspace-false", (("grid.beta1", {"start": False, "stop": 0.5, "num": 2}),),
+     "grid.beta1.start", "true or false"),
     ("unknown-top-key", (("stpes", 10),), "stpes", "not permitted"),
     ("unknown-problem-key", (("problem.nn", 10),), "problem.nn", "not permitted"),
     ("unknown-optimizer-key", (("optimizer.betas", [0.9]),), "optimizer.betas", "not permitted"),
@@ -335,6 +358,11 @@ def test_log1m_axis_is_ascending_with_one_minus_beta_log_spaced() -> None:
 def test_linspace_axis_matches_numpy() -> None:
     spec = parse_spec(_with(("grid.beta1", {"start": 0.0, "stop": 0.99, "num": 25})))
     assert spec.axis_values()["beta1"] == np.linspace(0.0, 0.99, 25).tolist()
+
+
+def test_a_bool_is_kept_where_a_field_takes_one() -> None:
+    spec = parse_spec(_with(("optimizer.amsgrad", True)))
+    assert spec.optimizer.amsgrad is True
 
 
 def test_beta_close_to_one_is_fine_in_float64_and_representable_float32() -> None:
