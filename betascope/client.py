@@ -3,7 +3,9 @@ nothing of the service's own code is imported)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,9 @@ class Client:
 
     def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None, *,
                  timeout: float = 60.0) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url: a betascope server's address, http:// or https://; "
+                             f"got {url!r}")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=timeout)
@@ -77,10 +82,21 @@ class Client:
     # --- requests -------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        resp = self.http.request(method, path, **kw)
+        with self._reaching():
+            resp = self.http.request(method, path, **kw)
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, _message(resp))
         return resp
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A server out of reach (refused, a wrong name, a timeout) is one
+        ConnectionError naming it, not httpx's own exception."""
+        try:
+            yield
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"cannot reach betascope at {self.url}: "
+                                  f"{exc or type(exc).__name__}") from None
 
     def _id(self, sweep_id: int | None) -> int:
         sid = sweep_id if sweep_id is not None else self.sweep_id
@@ -191,17 +207,18 @@ class Client:
 
     def export(self, path: str | Path, sweep_id: int | None = None, *,
                level: str = "runs") -> Path:
-        """Save the runs (or cells) table: CSV as the server streams it, or Parquet when
-        the file name ends in .parquet. Returns the path written."""
-        if level not in ("runs", "cells"):
-            raise ValueError("level: must be runs or cells")
+        """Save the runs (or cells) table as the server streams it: CSV, or Parquet with
+        its typed columns when the file name ends in .parquet (level "curves" too).
+        Returns the path written."""
         out = Path(path)
+        parquet = out.suffix.lower() == ".parquet"
+        levels = ("runs", "cells", "curves") if parquet else ("runs", "cells")
+        if level not in levels:
+            raise ValueError(f"level: must be {', '.join(levels[:-1])} or {levels[-1]}")
         sid = self._id(sweep_id)
-        if out.suffix == ".parquet":
-            self._csv(sid, level).to_parquet(out, index=False)
-            return out
-        with self.http.stream("GET", f"/sweeps/{sid}/export.csv",
-                              params={"level": level}) as resp:
+        route = "export.parquet" if parquet else "export.csv"
+        with self._reaching(), self.http.stream("GET", f"/sweeps/{sid}/{route}",
+                                                params={"level": level}) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 raise ApiError(resp.status_code, _message(resp))

@@ -9,8 +9,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -68,6 +70,22 @@ def test_phase_map_and_export(finished: betascope.Client, tmp_path: Path) -> Non
     assert csv_path.read_text().splitlines()[0] == ",".join(DESIGN_RUN_COLUMNS)
     cells_pq = finished.export(tmp_path / "cells.parquet", level="cells")
     assert len(pd.read_parquet(cells_pq)) == SMALL_RUNS // 2
+    # the server's Parquet, typed columns and all (it was the CSV read by pandas, whose
+    # guesses made batch_size and n_runs whatever the CSV's text suggested)
+    runs_pq = finished.export(tmp_path / "runs.parquet")
+    assert runs_pq.read_bytes() == httpx.get(
+        f"{finished.url}/api/v1/sweeps/{finished.sweep_id}/export.parquet").content
+    assert str(pq.read_schema(runs_pq).field("clip_mode").type).startswith("dictionary")
+
+
+def test_a_server_out_of_reach_is_one_connection_error() -> None:
+    with pytest.raises(ValueError, match="url: a betascope server's address"):
+        betascope.Client("127.0.0.1:8000")
+    c = betascope.Client("http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(ConnectionError, match="cannot reach betascope at http://127.0.0.1:9"):
+        c.submit({"problem": {"kind": "zhang2022"}})
+    with pytest.raises(ConnectionError, match="cannot reach betascope"):
+        c.export("runs.csv", sweep_id=1)
 
 
 def test_errors_name_the_field_and_the_token(server: LiveServer) -> None:
