@@ -151,6 +151,9 @@ class Result:
         if level not in ("runs", "cells"):
             raise ValueError("level: must be runs or cells")
         out = Path(path)
+        if out.suffix.lower() in (".parquet", ".pq"):
+            raise ValueError(f"path: to_csv writes CSV; name the file .csv (Parquet: "
+                             f"r.{level}.to_parquet({str(out)!r}))")
         header, rows = ((self._local.run_columns, self._local.run_rows()) if level == "runs"
                         else (self._local.cell_columns, self._local.cell_rows()))
         with out.open("w", newline="", encoding="utf-8") as fh:

@@ -152,3 +152,10 @@ def test_yaml_text_is_read_as_every_reader_of_a_spec_reads_it() -> None:
     with pytest.raises(ValueError, match="line 3, column 1: the key 'steps' appears twice"):
         betascope.run("problem: {kind: zhang2022}\nsteps: 5\nsteps: 6\n"
                       "grid: {beta1: [0.0], beta2: [0.5]}", progress=False)
+
+
+def test_to_csv_refuses_a_parquet_name(tmp_path: Path) -> None:
+    r = betascope.run(SMALL_SPEC, progress=False)
+    with pytest.raises(ValueError, match=r"path: to_csv writes CSV.*r\.cells\.to_parquet"):
+        r.to_csv(tmp_path / "cells.parquet", level="cells")
+    assert not (tmp_path / "cells.parquet").exists()
