@@ -139,7 +139,7 @@ class NotebookBar:
 
     def update(self, done: float, total: float, status: str = "") -> None:
         self.meter.update(done, total)
-        self.status = status
+        self.status = shown_status(status)
         now = self.clock()
         if now - self._shown >= self.every_s or done >= total:
             self._shown = now
@@ -153,6 +153,12 @@ class NotebookBar:
 
     def __exit__(self, *exc: object) -> None:
         self._draw()
+
+
+def shown_status(status: str) -> str:
+    """A sweep's status beside the bar; not "done", which the time column says already
+    ("100.0% done done")."""
+    return "" if status == "done" else status
 
 
 class TerminalBar:
@@ -184,7 +190,7 @@ class TerminalBar:
 
     def update(self, done: float, total: float, status: str = "") -> None:
         self.meter.update(done, total)
-        self.bar.update(self._task, completed=done, total=total, status=status)
+        self.bar.update(self._task, completed=done, total=total, status=shown_status(status))
 
     def refresh(self) -> None:
         self.bar.refresh()

@@ -129,4 +129,17 @@ def test_a_notebook_cell_gets_one_html_bar_updated_in_place() -> None:
     assert "<progress value='0.0000'" in shown[0] and "estimating… left" in shown[0]
     middle = next(s for s in shown if 45 <= float(re.search(r"([\d.]+) %", s).group(1)) <= 55)
     assert re.search(r"0:00:1[2-6] left", middle), middle  # about 14 s left at half way
-    assert "100.0 % · done" in shown[-1]
+    assert "100.0 % · done" in shown[-1] and "done · done" not in shown[-1], shown[-1]
+    assert "· running" in middle
+
+
+def test_a_finished_sweep_is_said_done_once() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
+    with TerminalBar("sweep 1", 10, clock=FakeClock(), console=console) as bar:
+        bar.update(5, 10, "running")
+        bar.refresh()
+        assert "running" in out.getvalue()
+        bar.update(10, 10, "done")
+    last = out.getvalue().rsplit("sweep 1", 1)[-1]
+    assert "100.0% done" in last and "done done" not in last, last
