@@ -25,6 +25,10 @@ class Dispatcher(Protocol):
         have lost its queued messages); None when unknown or unreachable."""
         ...
 
+    def engine_note(self) -> str | None:
+        """What a sweep submitted now waits for (the engine loading), if anything."""
+        ...
+
     def start(self) -> None: ...
 
     def shutdown(self) -> None: ...
@@ -63,6 +67,9 @@ class CeleryDispatcher:
         except Exception as exc:
             return f"broker unreachable: {exc}"
         return None
+
+    def engine_note(self) -> str | None:
+        return None  # the workers' engines are theirs: each logs its own warm-up
 
     def broker_id(self) -> str | None:
         """Redis's run_id, new at every server start; None for other brokers (RabbitMQ

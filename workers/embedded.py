@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -30,6 +31,9 @@ from workers.warmup import settle_heap, warm_engine
 
 log = logging.getLogger("betascope.embedded")
 TRANSIENT_RETRIES = 8
+SLOW_WARMUP_S = 5.0  # a warm-up still loading after this long is said to be (log, /readyz)
+WARMING = ("loading its kernels; after a fresh install it compiles them for this machine, "
+           "once (a minute or two on 2 cores), and sweeps wait queued meanwhile")
 
 
 class EmbeddedExecutor:
@@ -104,6 +108,13 @@ class EmbeddedExecutor:
     def check(self) -> str | None:
         return "executor stopped" if self._stopping.is_set() else None
 
+    def engine_note(self) -> str | None:
+        """What a sweep submitted now waits for, if anything: the engine process
+        loading (the first start after an install compiles its kernels)."""
+        if self._children is not None and self._children.warming:
+            return WARMING
+        return None
+
     def broker_id(self) -> str | None:
         return None
 
@@ -134,6 +145,7 @@ class _Children:
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self.warming = False
 
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -146,7 +158,15 @@ class _Children:
             return self._pool
 
     def warm(self) -> None:
-        """Spawn the engine processes (their initializer loads the kernels)."""
+        """Spawn the engine processes (their initializer loads the kernels). One that
+        takes a while says so in the log, and in /readyz meanwhile (engine_note): on a
+        fresh install it compiles the kernels, and a sweep waits queued for it."""
+        self.warming = True
+        start = time.monotonic()
+        slow = threading.Timer(SLOW_WARMUP_S, lambda: log.info(
+            "the engine process is still loading its kernels: %s", WARMING))
+        slow.daemon = True
+        slow.start()
         try:
             pool = self._get_pool()
             for f in [pool.submit(os.getpid) for _ in range(self.settings.embedded_workers)]:
@@ -154,6 +174,12 @@ class _Children:
         except Exception:  # shut down meanwhile, or the child died: chunks start it again
             log.warning("the engine process did not start ahead of the first chunk",
                         exc_info=True)
+        finally:
+            slow.cancel()
+            self.warming = False
+        took = time.monotonic() - start
+        if took >= SLOW_WARMUP_S:
+            log.info("the engine process is ready after %.0f s", took)
 
     def run(self, chunk_id: int, token: str) -> list[tuple[int, float]]:
         """process_chunk in a child; returns the (chunk, countdown) re-enqueues it asked for.

@@ -31,7 +31,8 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(db: DatabaseDep, dispatcher: DispatcherDep, settings: SettingsDep
            ) -> Health | JSONResponse:
-    """Readiness: the database answers and the broker (or in-process executor) is up."""
+    """Readiness: the database answers and the broker (or in-process executor) is up;
+    `checks.engine` says when the in-process engine is still loading its kernels."""
     checks = {}
     try:
         with db.session(read_only=True) as session:
@@ -41,7 +42,12 @@ def readyz(db: DatabaseDep, dispatcher: DispatcherDep, settings: SettingsDep
         checks["database"] = f"unreachable: {type(exc).__name__}"
     problem = dispatcher.check()
     checks["executor" if settings.embedded else "broker"] = problem or "ok"
-    if all(v == "ok" for v in checks.values()):
+    ready = all(v == "ok" for v in checks.values())
+    # reads are served meanwhile, and sweeps queue: it is said, not a 503
+    note = dispatcher.engine_note()
+    if note is not None:
+        checks["engine"] = note
+    if ready:
         return Health(status="ok", checks=checks)
     body = Health(status="unavailable", checks=checks).model_dump()
     return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
