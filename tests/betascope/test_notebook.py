@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import pytest
-import torch
 import yaml
 
 import betascope
@@ -22,11 +20,8 @@ from tests.test_cli import DESIGN_RUN_COLUMNS, SMALL_RUNS, SMALL_SPEC
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread: None) -> None:
+    """The engine runs here on one torch thread (conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,9 @@ one point of the extra axes, and a scale that is not one of the page's is an err
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
 
 import betascope
 from experiments import analysis
@@ -34,11 +32,8 @@ N = {"problem.n": 50}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread: None) -> None:
+    """The engine runs here on one torch thread (conftest.one_thread)."""
 
 
 @pytest.fixture(scope="module")
