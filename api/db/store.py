@@ -156,8 +156,15 @@ def _gather_sorted(
         .order_by(Chunk.lo)
     ).all()
     consecutive = int(flat[-1] - flat[0]) + 1 == len(flat)  # distinct and sorted
+    # the runs a source may answer: those of the sweep's done chunks (its other chunks'
+    # runs have no result here, as its counts and maps say), or every one for a
+    # resubmission, which has no chunks
+    sourced = np.zeros(len(flat), dtype=bool)
+    if sweep.source_id is not None and not chunks:
+        sourced[:] = not _has_chunks(session, sweep.id)
     for chunk_id, lo, hi in chunks:
         a, b = np.searchsorted(flat, [lo, hi])
+        sourced[a:b] = True
         if a == b:
             continue
         rec = _chunk_record(session, chunk_id, columns)
@@ -183,12 +190,12 @@ def _gather_sorted(
             pos, hit = want, np.ones(len(want), dtype=bool)
         _put(out, rec, len(flat), np.arange(a, b)[hit], pos[hit])
         found[np.arange(a, b)[hit]] = True
-    if not found.all() and sweep.source_id is not None:
+    if not found.all() and sweep.source_id is not None and sourced.any():
         source = Stored.load(session, sweep.source_id)
         if source is not None:
             maps = axis_maps(sweep.spec, source.spec)
             if maps is not None:
-                missing = np.flatnonzero(~found)
+                missing = np.flatnonzero(~found & sourced)
                 inside, src_flat = map_runs(sweep.spec, source.spec, maps, flat[missing])
                 missing, src_flat = missing[inside], src_flat[inside]
                 got, rec = gather(session, source, src_flat, columns)

@@ -64,18 +64,19 @@ def create_sweep(
     )
     same = _done_sweeps(session, program).where(Sweep.grid_key == grid).limit(1)
     identical = session.execute(same).first()
-    if identical is not None:
-        # the sweep that holds the results: a resubmission's own source, not the
-        # resubmission, which has no chunks (its readers follow one step only)
-        held = identical.source_id if identical.n_chunks == 0 else None
-        sweep.source_id, sweep.cached_runs = held or identical.id, total
+    # the sweep that holds the results: a resubmission's own source, not the
+    # resubmission, which has no chunks
+    held = None if identical is None else (
+        identical.source_id if identical.n_chunks == 0 and identical.source_id else identical.id)
+    if held is not None and _hold(session, held):
+        sweep.source_id, sweep.cached_runs = held, total
         sweep.status, sweep.started_at, sweep.finished_at = "done", now, now
         session.add(sweep)
         notify_finished_without_commit(session)
         session.flush()
         return sweep, []
     source = _containing(session, program, spec)
-    if source is not None:
+    if source is not None and _hold(session, source[0]):
         sweep.source_id, sweep.cached_runs = source
     session.add(sweep)
     session.flush()
@@ -91,6 +92,17 @@ def create_sweep(
     sweep.n_chunks = len(chunk_ids)
     session.flush()
     return sweep, chunk_ids
+
+
+def _hold(session: Session, sweep_id: int) -> bool:
+    """Keep a source from being deleted until this sweep, its reader, is committed, and
+    say whether it is still there and done. FOR SHARE against delete_sweep's FOR UPDATE
+    of the same row (Postgres; SQLite runs one writer at a time): without it a delete
+    counted this reader's uncommitted row as none and removed the source, and the new
+    sweep was done with no results (found by racing the two, 19 times in 30)."""
+    return session.execute(
+        select(Sweep.id).where(Sweep.id == sweep_id, Sweep.status == "done")
+        .with_for_update(read=True)).first() is not None
 
 
 def _done_sweeps(session: Session, program: str) -> Any:
@@ -160,24 +172,20 @@ def delete_sweep(*, session: Session, sweep: Sweep) -> None:
     target: int | None = sweep.id
     session.expunge(sweep)
     while target is not None:
+        # the row locked first (FOR UPDATE), then its readers counted: a reader being
+        # created (_hold) or deleted meanwhile is committed, or waits, before the count
+        row = session.execute(select(Sweep.source_id, Sweep.hidden)
+                              .where(Sweep.id == target).with_for_update()).one_or_none()
+        if row is None or (target != sweep.id and not row.hidden):
+            return  # gone, or a source the user keeps: not only kept for its readers
         readers = session.scalar(select(func.count()).select_from(Sweep).where(
             Sweep.source_id == target, Sweep.id != target))
-        row = session.execute(select(Sweep.source_id, Sweep.hidden)
-                              .where(Sweep.id == target)).one_or_none()
-        if row is None:
-            return
         if readers:
             session.execute(update(Sweep).where(Sweep.id == target).values(hidden=True))
             return
         session.execute(delete(Chunk).where(Chunk.sweep_id == target))
         session.execute(delete(Sweep).where(Sweep.id == target))
-        # its source may have been kept only for this sweep
-        nxt = row.source_id
-        target = nxt if nxt is not None and _is_hidden(session, nxt) else None
-
-
-def _is_hidden(session: Session, sweep_id: int) -> bool:
-    return bool(session.scalar(select(Sweep.hidden).where(Sweep.id == sweep_id)))
+        target = row.source_id  # it may have been kept only for this sweep
 
 
 @dataclass

@@ -291,3 +291,27 @@ def test_the_store_thread_runs_behind_the_engine() -> None:
     STORE.drain()
     assert seen == [19]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19
+
+
+def test_a_superset_answers_only_the_runs_of_its_done_chunks(db_url: str) -> None:
+    """Its runs that a source holds are its results once the chunk they fall in is
+    done, not before: a canceled or running superset exported them all (219 rows beside
+    done_runs 189 and a map of 189), and answered /runs/{key} for canceled chunks."""
+    settings = _settings(db_url, chunk_runs=4)
+    _, source_chunks = _create(settings, _doc())
+    for chunk_id in source_chunks:
+        assert process_chunk(chunk_id, token="s", settings=settings, enqueue=Sent()) == "done"
+    sweep_id, chunk_ids = _create(settings, _doc(beta1=[0.0, 0.5, 0.9]))  # 12 runs, 8 held
+    assert len(chunk_ids) >= 3
+    assert process_chunk(chunk_ids[0], token="c", settings=settings, enqueue=Sent()) == "done"
+    first = _chunk(settings, chunk_ids[0])
+    with get_database(db_url).session(read_only=True) as s:
+        stored = Stored.load(s, sweep_id)
+        assert stored is not None and stored.source_id is not None
+        found, _ = gather(s, stored, np.arange(12), ("outcome",))
+    assert np.flatnonzero(found).tolist() == list(range(first.lo, first.hi))
+    with get_database(db_url).session() as s:
+        cancel_sweep(session=s, sweep=s.get(Sweep, sweep_id))
+    with get_database(db_url).session(read_only=True) as s:
+        found, _ = gather(s, Stored.load(s, sweep_id), np.arange(12), ("outcome",))
+    assert np.flatnonzero(found).tolist() == list(range(first.lo, first.hi))
