@@ -114,7 +114,10 @@ def reads_source_cells(session: Session, sweep: Stored) -> Stored | None:
     resubmission of a resubmission, as databases before that was avoided hold)."""
     source = None
     while sweep.source_id is not None and not _has_chunks(session, sweep.id):
-        source = sweep = Stored.load(session, sweep.source_id)
+        found = Stored.load(session, sweep.source_id)
+        if found is None:  # a source deleted under its reader (a race create_sweep now
+            return None    # prevents): no results, rather than a 500
+        source = sweep = found
     return source
 
 
