@@ -32,8 +32,11 @@ CLASS_LABELS = {**dict(zip(OUTCOME_NAMES, OUTCOME_LABELS, strict=True)),
                 "converged_spiky": "converged with spikes"}
 EMPTY = "#d6d8db"  # cells without results show the plot background
 FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
-CONFIG = {"displaylogo": False, "responsive": True,
-          "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# no "Share chart..." button (plotly.js shows one by default that uploads the chart to
+# cloud.plotly.com; maps.js's CONFIG alike)
+CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False,
+          "plotlyServerURL": "", "modeBarButtonsToRemove": ["lasso2d", "select2d",
+                                                            "sendChartToCloud"]}
 # map axes are any two axes of the grid (beta1 x beta2 by default, or lr, batch_size,
 # clip, problem.n, ...), each shown by its symbol (maps.js's SYMBOL)
 SYMBOLS = {"beta1": "β1", "beta2": "β2", "lr": "lr", "batch_size": "batch size",

@@ -105,6 +105,10 @@ def test_the_html_file_draws_the_sweep_pages_map(
         local.screenshot(path=str(ARTIFACTS / "cli-html.png"), full_page=True)
         assert local.locator(".main-svg").count() >= 2 * 3  # 4 maps and 2 beta2* charts
         assert not errors and not fetched, (errors, fetched)
+        # no chart offers plotly.js's "Share chart..." (an upload to cloud.plotly.com)
+        assert local.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .every(d => d._context.showSendToCloud === false
+                        && !d.querySelector('[data-title^="Share chart"]'))""")
     finally:
         context.close()
     assert [t["name"] for t in file_map["traces"]] == [t["name"] for t in page_map["traces"]]

@@ -128,6 +128,12 @@ def test_suboptimality_view_of_the_loss_curves(
     web.shot("sweep-curves-suboptimality")
     page.select_option("#curve-scale", "linear")
     until(page, "document.getElementById('curves').layout.yaxis.type !== 'log'")
+    # no chart offers plotly.js's "Share chart...", which uploads it to cloud.plotly.com
+    charts = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(
+        d => [d.id, d._context.showSendToCloud, d._context.plotlyServerURL,
+              d.querySelectorAll('[data-title^="Share chart"]').length])""")
+    assert {c[0] for c in charts} >= {"map", "curves"}, charts
+    assert all(c[1:] == [False, "", 0] for c in charts), charts
 
 
 def test_cancel_asks_first_keeps_finished_chunks_and_the_step_map_tells_gaps_apart(

@@ -25,7 +25,12 @@
   const CLASS_COLOURS = { converged: COLOURS[0], converged_spiky: SPIKY, not_converged: COLOURS[1], diverged: COLOURS[2] };
   const CLASS_LABELS = { converged: "converged", converged_spiky: "converged with spikes", not_converged: "not converged", diverged: "diverged" };
   const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 13 };
-  const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+  // no "Share chart..." button: plotly.js shows one by default that uploads the chart to
+  // cloud.plotly.com, and no page may reach another host
+  const CONFIG = {
+    displaylogo: false, responsive: true, showSendToCloud: false, plotlyServerURL: "",
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "sendChartToCloud"],
+  };
 
   const METRICS = {
     outcome: { label: "majority outcome" },
