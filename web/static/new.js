@@ -23,7 +23,8 @@
     },
   };
 
-  const state = { seq: 0, doc: null, docText: null, errors: [], timer: null };
+  // loaded: the text as last loaded from a preset (or blank), to tell whether it was edited
+  const state = { seq: 0, doc: null, docText: null, errors: [], timer: null, preset: "", loaded: null };
   const page = (betascope.newPage = { state });
 
   function mediaType() {
@@ -237,12 +238,34 @@
     const fmt = format();
     if (key && presets[key]) text.value = presets[key][fmt];
     else text.value = fmt === "json" ? JSON.stringify(BLANK, null, 2) + "\n" : toYaml(BLANK);
+    state.preset = key;
+    state.loaded = text.value;
     text.scrollTop = 0;
     validate();
   }
 
+  // Another preset replaces the text: when it holds edits (differs from what was last
+  // loaded), ask first; keeping them puts the old choice back in the menu.
+  async function choosePreset(event) {
+    const key = event.target.value;
+    if (text.value !== state.loaded) {
+      const label = key && presets[key] ? "“" + key + "”" : "a blank spec";
+      const ok = await betascope.confirmAction({
+        title: "Replace your edits?",
+        body: "Loading " + label + " replaces the spec in the editor; your edits to it are lost.",
+        ok: "Replace", cancel: "Keep my edits",
+      });
+      if (!ok) {
+        event.target.value = state.preset || "";
+        return;
+      }
+    }
+    load(key);
+  }
+
   function switchFormat(event) {
     const want = event.target.value;
+    const unedited = text.value === state.loaded;
     let doc = null;
     if (want === "yaml") {
       try {
@@ -261,6 +284,7 @@
       $("submit-error").textContent = "Fix the errors first: only a spec that parses can be converted.";
       return;
     }
+    if (unedited) state.loaded = text.value; // the same spec, converted: still unedited
     $("submit-error").textContent = "";
     validate();
   }
@@ -285,16 +309,64 @@
     }
   }
 
+  // --- keyboard: Tab indents, Shift+Tab dedents, Esc then Tab leaves ---------------------------
+
+  const INDENT = "  ";
+
+  // Indent (or dedent) the lines the selection touches; a Tab with no line break in the
+  // selection inserts two spaces at the caret. Shift+Tab never inserts anything.
+  function reindent(dedent) {
+    const v = text.value, s = text.selectionStart, e = text.selectionEnd;
+    if (!dedent && !v.slice(s, e).includes("\n")) {
+      text.setRangeText(INDENT, s, e, "end");
+      return true;
+    }
+    const first = v.lastIndexOf("\n", s - 1) + 1;
+    const lastPos = e > s && v[e - 1] === "\n" ? e - 1 : e; // a selection ending at a line start
+    let end = v.indexOf("\n", lastPos);
+    if (end < 0) end = v.length;
+    const lines = v.slice(first, end).split("\n");
+    let atFirst = 0, total = 0;
+    const out = lines.map((l, i) => {
+      const n = dedent ? /^ {0,2}/.exec(l)[0].length : -INDENT.length;
+      if (i === 0) atFirst = n;
+      total += n;
+      return dedent ? l.slice(n) : INDENT + l;
+    });
+    if (!total) return false;
+    text.setRangeText(out.join("\n"), first, end, "preserve");
+    const start = dedent ? Math.max(first, s - atFirst) : s - atFirst;
+    text.setSelectionRange(start, Math.max(start, e - total));
+    return true;
+  }
+
+  // Escape arms the next Tab (or Shift+Tab) to move focus out as it does anywhere else.
+  let leaving = false;
+  const hint = $("editor-hint");
+  function setLeaving(on) {
+    leaving = on;
+    hint.classList.toggle("armed", on);
+  }
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      setLeaving(true);
+      return;
+    }
+    if (e.key === "Tab" && !e.ctrlKey && !e.altKey && !e.metaKey) {
+      if (leaving) { // let the browser move focus
+        setLeaving(false);
+        return;
+      }
+      e.preventDefault();
+      if (reindent(e.shiftKey)) changed();
+      return;
+    }
+    if (!["Shift", "Control", "Alt", "Meta"].includes(e.key)) setLeaving(false);
+  });
+  text.addEventListener("blur", () => setLeaving(false));
   text.addEventListener("input", changed);
   text.addEventListener("scroll", paint);
-  text.addEventListener("keydown", (e) => {
-    if (e.key === "Tab") { // indent, do not leave the editor
-      e.preventDefault();
-      text.setRangeText("  ", text.selectionStart, text.selectionEnd, "end");
-      changed();
-    }
-  });
-  $("preset").addEventListener("change", (e) => load(e.target.value));
+  $("preset").addEventListener("change", choosePreset);
   for (const r of document.querySelectorAll('input[name="format"]')) r.addEventListener("change", switchFormat);
   $("spec-form").addEventListener("submit", submit);
   const wanted = new URLSearchParams(window.location.search).get("preset");

@@ -81,24 +81,45 @@
     return rest.includes("{") && new RegExp("[{,]\\s*[\"']?" + esc + "[\"']?\\s*:").test(rest);
   }
 
+  // The line at or after `at` of key `key` in the block under line `at` (or inline in it).
+  function findKey(lines, key, at, parent, afterIndex) {
+    if (at >= 0 && inlineHas(lines[at], key)) return at;
+    for (let i = afterIndex ? at : at + 1; i < lines.length; i++) {
+      if (i < 0 || !lines[i].trim()) continue;
+      if (i > at && at >= 0 && indentOf(lines[i]) <= parent) break;
+      const k = keyAt(lines[i]);
+      if (k && k.key === key && k.col > parent) return i;
+    }
+    return -1;
+  }
+
   // Best-effort line of a field path (e.g. grid.clip[1].threshold) in YAML or JSON text:
-  // follow each key into its block, and each list index to its item.
+  // follow each key into its block, and each list index to its item. A key may hold dots
+  // itself (an extra axis: grid.problem.n[1] is item 1 of the key "problem.n" under grid),
+  // so the dotted run of segments that names the outermost key there wins.
   function lineOf(src, path) {
     const lines = src.split("\n");
+    const segs = segments(path);
     let at = -1, parent = -1, afterIndex = false;
-    for (const seg of segments(path)) {
+    for (let s = 0; s < segs.length;) {
+      const seg = segs[s];
       let found = -1;
       if (typeof seg === "string") {
-        if (at >= 0 && inlineHas(lines[at], seg)) found = at;
-        for (let i = afterIndex ? at : at + 1; found < 0 && i < lines.length; i++) {
-          if (!lines[i].trim()) continue;
-          if (i > at && at >= 0 && indentOf(lines[i]) <= parent) break;
-          const k = keyAt(lines[i]);
-          if (k && k.key === seg && k.col > parent) found = i;
+        // of the keys that the next 1, 2, ... segments join into, the outermost one found
+        let best = null;
+        for (let run = 1; s + run <= segs.length && typeof segs[s + run - 1] === "string"; run++) {
+          const i = findKey(lines, segs.slice(s, s + run).join("."), at, parent, afterIndex);
+          const col = i < 0 ? Infinity : i === at ? -1 : keyAt(lines[i]).col;
+          if (i >= 0 && (!best || col < best.col)) best = { i, col, run };
+        }
+        if (best) {
+          found = best.i;
+          s += best.run;
         }
         if (found >= 0) parent = keyAt(lines[found]) ? keyAt(lines[found]).col : parent;
         afterIndex = false;
       } else {
+        s += 1;
         if (at < 0 || /:\s*\[\s*\S/.test(lines[at])) break; // a flow list stays on its line
         let child = -1, count = -1;
         for (let i = at + 1; found < 0 && i < lines.length; i++) {
