@@ -12,7 +12,9 @@ path nobody serves) answers 404 with a page that says what is missing.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,14 +123,47 @@ def sweep_page(request: Request, sweep_id: str, db: DatabaseDep) -> HTMLResponse
     """One sweep: progress, phase diagrams, boundaries, loss curves, downloads."""
     number = _sweep_id(sweep_id)
     problem = None
+    f_stars: dict[str, Any] = {"axes": [], "points": []}
     if number is not None:
         with db.session(read_only=True) as session:
             sweep = session.get(Sweep, number)
             if sweep is not None:
                 problem = json.dumps(sweep.spec.get("problem"), sort_keys=True)
+                f_stars = _f_stars(sweep)
     if number is None or problem is None:
         return missing_page(request, _no_such_sweep(sweep_id))
-    return _page(request, "sweep.html", title="Sweep", sweep_id=number, f_star=_f_star(problem))
+    return _page(request, "sweep.html", title="Sweep", sweep_id=number, f_star=_f_star(problem),
+                 f_stars=json.dumps(f_stars))
+
+
+# f* is rendered for at most this many points of a sweep's problem.* extra axes; past
+# it the page says f* is unknown for a cell rather than use another point's
+MAX_F_STAR_POINTS = 256
+
+
+def _f_stars(sweep: Sweep) -> dict[str, Any]:
+    """f* at every point of the sweep's problem.* extra axes, for the cell panel's
+    suboptimality view: {"axes": [path, ...], "points": [[[value per axis], f* or
+    null], ...]}; no axes (one f*, the page's data-f-star) when the grid sweeps no
+    problem field, or there are too many points, or the spec no longer parses."""
+    from api.services.sweeps import stored_spec
+
+    none: dict[str, Any] = {"axes": [], "points": []}
+    try:
+        spec = stored_spec(sweep)
+    except (ValueError, TypeError):  # a SpecError is a ValueError
+        return none
+    values = spec.axis_values()
+    axes = [p for p in spec.extra_axes() if p.startswith("problem.")]
+    if not axes or math.prod(len(values[a]) for a in axes) > MAX_F_STAR_POINTS:
+        return none
+    base = spec.problem.model_dump(mode="json")
+    points = []
+    for point in itertools.product(*(values[a] for a in axes)):
+        fields = {a.split(".", 1)[1]: v for a, v in zip(axes, point, strict=True)}
+        text = _f_star(json.dumps({**base, **fields}, sort_keys=True))
+        points.append([list(point), None if text == "" else float(text)])
+    return {"axes": axes, "points": points}
 
 
 @lru_cache(maxsize=256)

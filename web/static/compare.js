@@ -159,6 +159,13 @@
     const [pa, pb] = await Promise.all(["a", "b"].map((w) => api(`/sweeps/${enc(ids[w])}/phase-map`)));
     state.axes.a = Object.assign({ [pa.x.name]: pa.x.values, [pa.y.name]: pa.y.values }, pa.available);
     state.axes.b = Object.assign({ [pb.x.name]: pb.x.values, [pb.y.name]: pb.y.values }, pb.available);
+    // open on two axes with several values in both sweeps (β1 × β2 unless one of them
+    // has a lone value there): the axes the two share, each with A's values
+    const shared = {};
+    for (const [k, v] of Object.entries(state.axes.a)) {
+      shared[k] = state.axes.b[k] && state.axes.b[k].length > 1 ? v : v.slice(0, 1);
+    }
+    Object.assign(state, maps.defaultAxes(shared));
     fillSlices("a", pa);
     fillSlices("b", pb, pa.slice); // B starts on A's slice where it has it
     fillAxisPickers();

@@ -59,8 +59,9 @@
     return (b) => b;
   }
 
-  function edges(vals) {
-    if (vals.length === 1) return [vals[0] - 0.5, vals[0] + 0.5];
+  // `half`: half the width of a lone value's cell (a beta's linear axis stays near [0, 1))
+  function edges(vals, half = 0.5) {
+    if (vals.length === 1) return [vals[0] - half, vals[0] + half];
     const n = vals.length;
     return [vals[0] - (vals[1] - vals[0]) / 2, vals[n - 1] + (vals[n - 1] - vals[n - 2]) / 2];
   }
@@ -75,7 +76,7 @@
                                    tickvals: c, ticktext: betas.map(String) });
     }
     const sorted = c.slice().sort((a, b) => a - b);
-    const [lo, hi] = edges(mode === "log1m" ? c : sorted);
+    const [lo, hi] = edges(mode === "log1m" ? c : sorted, isBeta(name) && mode === "linear" ? 0.05 : 0.5);
     if (mode === "log") { // ticks at the grid's own values, thinned to at most 9
       const fmt = betascope.gridFormat(betas);
       const order = betas.map((v, i) => i).sort((i, j) => c[i] - c[j]);
@@ -105,24 +106,64 @@
     });
   }
 
-  function colourTransform(metric, z) {
-    const m = METRICS[metric];
-    if (!m.log) return z;
-    return z.map((row) => row.map((v) => (v === null || !(v > 0) ? (v === 0 ? -16 : null) : Math.log10(v))));
+  // The smallest positive value of the maps `zs` (null when none is positive).
+  function smallestPositive(zs) {
+    let lo = Infinity;
+    for (const z of zs) for (const row of z) for (const v of row) if (v !== null && v > 0 && v < lo) lo = v;
+    return Number.isFinite(lo) ? lo : null;
   }
 
-  function logTicks(z) {
+  // Colour values: log10 for the log metrics. A log axis has no place for 0 (a median
+  // final rel. loss of exactly 0, say): a zero cell takes the colour of the smallest
+  // positive value (`floor`, by default this map's) and its hover says so; without any
+  // positive value it is drawn as 1 (log 0). The colour bar's bottom label says "≤".
+  function colourTransform(metric, z, floor) {
+    const m = METRICS[metric];
+    if (!m.log) return z;
+    const low = floor !== undefined && floor !== null ? floor : smallestPositive([z]);
+    const zero = low === null ? 0 : Math.log10(low);
+    return z.map((row) => row.map((v) => (v === null || !(v >= 0) ? null : v === 0 ? zero : Math.log10(v))));
+  }
+
+  // [lo, hi] of the colour values of several maps of one metric (small multiples share
+  // one colour bar, so they share one range); null when no cell has a value.
+  function colourRange(metric, zs) {
+    const floor = smallestPositive(zs);
     let lo = Infinity, hi = -Infinity;
-    for (const row of z) for (const v of row) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    for (const z of zs) {
+      for (const row of colourTransform(metric, z, floor)) {
+        for (const v of row) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      }
+    }
+    return Number.isFinite(lo) ? { zmin: lo, zmax: hi, floor, zeros: zs.some(hasZero) } : null;
+  }
+
+  // `zeroLabel`: the label of the bottom colour when zero cells take it (null: none do)
+  function logTicks(z, range = null, zeroLabel = null) {
+    let lo = Infinity, hi = -Infinity;
+    if (range) [lo, hi] = [range.zmin, range.zmax];
+    else for (const row of z) for (const v of row) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!Number.isFinite(lo)) return {};
     const vals = [];
     const step = Math.max(1, Math.ceil((Math.ceil(hi) - Math.floor(lo)) / 8));
     for (let k = Math.floor(lo); k <= Math.ceil(hi); k += step) vals.push(k);
-    return { tickvals: vals, ticktext: vals.map((k) => (k === 0 ? "1" : "1e" + k)) };
+    const text = vals.map((k) => (k === 0 ? "1" : "1e" + k));
+    if (zeroLabel !== null) { // zero cells share the bottom colour: label it, and keep other labels off it
+      const gap = Math.max(0.3, (hi - lo) / 12);
+      const keep = vals.map((k, i) => i).filter((i) => vals[i] >= lo + gap);
+      return { tickvals: [lo, ...keep.map((i) => vals[i])],
+               ticktext: [zeroLabel, ...keep.map((i) => text[i])] };
+    }
+    return { tickvals: vals, ticktext: text };
   }
+
+  // Whether any cell of `z` is exactly 0 (drawn at the bottom of a log colour scale).
+  const hasZero = (z) => z.some((row) => row.some((v) => v === 0));
 
   function cellText(pm, extra, star) {
     // One hover text per cell: every value the API gave for that cell.
+    const zeroNote = (metric, v) => (v === 0 && metric === pm.metric && METRICS[metric].log
+      ? " (a log scale has no 0: coloured as the smallest value)" : "");
     const xs = pm.x.values, ys = pm.y.values;
     const label = (values) => (numeric(values) ? betascope.gridFormat(values) : String);
     const fx = label(xs), fy = label(ys);
@@ -142,14 +183,14 @@
         lines.push("not converged: " + pct(Math.max(0, 1 - dv - cv)));
       }
       const fr = get("final_rel");
-      if (fr !== undefined) lines.push("median final rel: " + betascope.fmtValue(fr));
+      if (fr !== undefined) lines.push("median final rel: " + betascope.fmtValue(fr) + zeroNote("final_rel", fr));
       const ds = get("div_step");
       if (ds !== undefined) {
         const never = ds === null && neverDiverged(extra, i, j);
-        lines.push("median div step: " + (never ? "never diverged" : betascope.fmtValue(ds)));
+        lines.push("median div step: " + (never ? "never diverged" : betascope.fmtValue(ds) + zeroNote("div_step", ds)));
       }
       const mr = get("max_rise");
-      if (mr !== undefined && mr !== null) lines.push("median max rise: " + betascope.fmtValue(mr));
+      if (mr !== undefined && mr !== null) lines.push("median max rise: " + betascope.fmtValue(mr) + zeroNote("max_rise", mr));
       if (star && star[j] !== undefined) lines.push("β2* of this column: " + (star[j] === null ? "none" : fy(star[j])));
       return lines.join("<br>");
     }));
@@ -192,8 +233,10 @@
 
   // Traces and layout for one phase map. `extra` maps metric -> phase-map response of
   // the same slice (for hover); `star` is beta2*(beta1) or null.
+  // `zrange` ({zmin, zmax, floor} from colourRange): one colour range shared with other
+  // maps (small multiples); by default the map's own.
   function figure(pm, { mode = { x: "linear", y: "linear" }, extra = {}, star = null, showSqrt = true, small = false,
-                        title = "", showscale = true } = {}) {
+                        title = "", showscale = true, zrange = null } = {}) {
     const metric = pm.metric;
     if (typeof mode === "string") mode = { x: mode, y: mode };
     const fx = coord(mode.x, pm.x.values), fy = coord(mode.y, pm.y.values);
@@ -204,7 +247,7 @@
     const dense = pm.x.values.length > 40 || pm.y.values.length > 40;
     const all = Object.assign({}, extra, { [metric]: pm });
     const heat = {
-      type: "heatmap", x: xs, y: ys, z: colourTransform(metric, pm.z), zsmooth: false,
+      type: "heatmap", x: xs, y: ys, z: colourTransform(metric, pm.z, zrange ? zrange.floor : undefined), zsmooth: false,
       xgap: dense || small ? 0 : 1, ygap: dense || small ? 0 : 1, hoverongaps: false,
       text: cellText(pm, all, star), hovertemplate: "%{text}<extra></extra>", showscale,
       name: "cells",
@@ -214,16 +257,23 @@
       Object.assign(heat, classScale(classes));
     } else {
       const m = METRICS[metric];
+      const floor = zrange ? zrange.floor : smallestPositive([pm.z]);
+      const zeros = zrange ? zrange.zeros : hasZero(pm.z);
+      const zeroLabel = zeros ? (floor === null ? "0" : "0 or " + betascope.fmtValue(floor)) : null;
       Object.assign(heat, {
         colorscale: m.colorscale, reversescale: !!m.reverse,
         colorbar: Object.assign({ title: { text: m.label, side: "right" }, thickness: 14, outlinewidth: 0 },
-                                m.log ? logTicks(heat.z) : {}),
+                                m.log ? logTicks(heat.z, zrange, zeroLabel) : {}),
       });
       if (m.zmin !== undefined) Object.assign(heat, { zmin: m.zmin, zmax: m.zmax });
+      else if (zrange) Object.assign(heat, { zmin: zrange.zmin, zmax: zrange.zmax });
     }
     const traces = [heat];
     if (metric === "div_step" && (all.outcome || all.diverged_frac)) traces.push(neverLayer(pm, all, heat));
-    if (showSqrt) traces.push(sqrtCurve(pm, fx, fy, mode.x, mode.y));
+    // the overlays (and their legend entries) only where they draw something: a lone β1
+    // or β2 value has no curve, a β2* without a value no line
+    if (showSqrt && sqrtDrawn(pm, mode)) traces.push(sqrtCurve(pm, fx, fy, mode.x, mode.y));
+    if (star && !star.some((v) => v !== null && v !== undefined)) star = null;
     if (star) {
       traces.push({
         type: "scatter", mode: "lines+markers", name: "β2*(β1), extracted boundary",
@@ -275,6 +325,13 @@
     };
   }
 
+  // Whether the β1 = √β2 curve has a line to draw on this map (a β1 × β2 map whose
+  // ranges it crosses).
+  function sqrtDrawn(pm, mode) {
+    if (pm.x.name !== "beta1" || pm.y.name !== "beta2") return false;
+    return sqrtCurve(pm, coord(mode.x, pm.x.values), coord(mode.y, pm.y.values), mode.x, mode.y).x.length > 1;
+  }
+
   // The spacing an axis's values call for. Betas: log(1 - beta) when 1 - beta spans more
   // than 1.5 decades. Other numbers: log when they are positive and spaced more evenly
   // in log than in linear terms (1, 2, 4, 8; 1e-3 ... 10; n = 5, 10, 20, 50), or two
@@ -298,6 +355,23 @@
     return spread(v.map(Math.log)) < spread(v) ? "log" : "linear";
   }
 
+  // The two axes a map opens on, from every axis's values ({axis: values}; `order`: the
+  // axes' order of preference after the betas): β1 × β2 when both have more than one
+  // value; else β2 (or β1) against the first other axis with more than one (lr × β2 for
+  // a trainability sweep with one β1); else the first two such axes. With fewer than two
+  // such axes, β1 × β2.
+  function defaultAxes(axes, order = ["lr", "batch_size"]) {
+    const many = (a) => axes[a] && axes[a].length > 1;
+    const rest = Object.keys(axes).filter((a) => !isBeta(a) && a !== "seed");
+    const others = [...order.filter((a) => rest.includes(a)), ...rest.filter((a) => !order.includes(a) && a !== "clip"),
+                    ...rest.filter((a) => a === "clip")].filter(many);
+    if (many("beta1") && many("beta2")) return { x: "beta1", y: "beta2" };
+    if (many("beta2") && others.length) return { x: others[0], y: "beta2" };
+    if (many("beta1") && others.length) return { x: "beta1", y: others[0] };
+    if (others.length > 1) return { x: others[0], y: others[1] };
+    return { x: "beta1", y: "beta2" };
+  }
+
   // The scales an axis can be drawn in: [value, label] pairs.
   function scales(name, values) {
     if (!numeric(values)) return [["category", "categories"]];
@@ -307,7 +381,7 @@
   }
 
   betascope.maps = {
-    defaultScale, scales, symbol, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
+    defaultScale, defaultAxes, colourRange, sqrtDrawn, colourTransform, scales, symbol, figure, coord, axis, OUTCOMES, OUTCOME_LABELS, COLOURS, FONT, CONFIG, METRICS, EMPTY, NEVER_DIVERGED, STEP_SCALE,
     SPIKY, CLASS_COLOURS, CLASS_LABELS,
   };
 })();

@@ -6,7 +6,8 @@
 (function () {
   // `boundary`: GET /sweeps/{id}/boundary; `clip` and `lr` pick the slice drawn.
   // `where` picks the point of any extra axes ({"problem.n": 20}).
-  function draw(div, table, boundary, { clip, lr, batchSizes, where = {} }) {
+  // `final`: the sweep has finished (no more results will come).
+  function draw(div, table, boundary, { clip, lr, batchSizes, where = {}, final = false }) {
     const { maps, el, clear } = betascope;
     const rows = (boundary && boundary.by_batch) || [];
     const mine = rows.filter((r) => String(r.clip) === String(clip) && Number(r.lr) === Number(lr)
@@ -51,7 +52,7 @@
       xaxis: { type: "log", title: { text: "batch size" }, tickvals: batchSizes, ticks: "outside", zeroline: false, visible: n > 0 },
       yaxis: Object.assign(yaxis, { title: { text: "β2*  (spaced by log(1 − β2))" }, showgrid: true, gridcolor: "#eef0f3", visible: n > 0 }),
       showlegend: n <= 14, legend: { x: 1.02, y: 1 }, hovermode: "closest",
-      annotations: n ? [] : [{ text: "no β1 column converges from some β2 upward yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }],
+      annotations: n ? [] : [{ text: "no β1 column converges from some β2 upward" + (final ? "" : " yet"), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { color: "#6b7280" } }],
     };
     Plotly.react(div, traces, layout, maps.CONFIG);
     clear(table);

@@ -111,6 +111,7 @@
     fillScale("y");
     state.selected = null;
     render().catch(showError);
+    drawScaling();
   }
 
   function fillSelect(select, values, current) {
@@ -207,6 +208,15 @@
     state.available = pm.available;
     if (!state.axes) { // first map: every axis and its values; each scale from its spacing, once
       state.axes = Object.assign({ [pm.x.name]: pm.x.values, [pm.y.name]: pm.y.values }, pm.available);
+      // a lone β1 (or β2) value makes a one-column map: open on two axes with several values
+      const open = maps.defaultAxes(state.axes);
+      if (open.x !== pm.x.name || open.y !== pm.y.name) {
+        Object.assign(state, open);
+        fillAxisControls();
+        fillScale("x");
+        fillScale("y");
+        return render();
+      }
       fillAxisControls();
       fillScale("x");
       fillScale("y");
@@ -224,6 +234,11 @@
     const betaPlane = pm.x.name === "beta1" && pm.y.name === "beta2";
     $("show-sqrt").disabled = $("show-star").disabled = !betaPlane;
     const multiples = c.view === "multiples" && batches.length > 1;
+    // one map per batch size shows every batch size: no batch size to pick
+    if (multiples) $("batch_size").disabled = true;
+    $("batch_size").title = multiples ? "every batch size has its own map in this view" : "";
+    // the legend's β1 = √β2 line only where the maps draw it
+    $("multiples-sqrt").hidden = !(multiples && c.showSqrt && maps.sqrtDrawn(pm, c.axes));
     const where = Object.keys(sl).filter((a) => !STATIC_SLICES.includes(a))
       .map((a) => " · " + maps.symbol(a) + " " + fmtValue(sl[a])).join("");
     const head = [];
@@ -330,8 +345,10 @@
     $("multiples-legend").hidden = c.metric !== "outcome";
     $("regime-legend").hidden = c.metric !== "regime";
     const classes = first.outcomes !== null && first.outcomes !== undefined;
+    // the panels share one colour bar (the last panel's), so they share one colour range
+    const zrange = classes || c.metric === "outcome" ? null : maps.colourRange(c.metric, pms.map((pm) => pm.z));
     const opts = pms.map((pm, i) => ({
-      small: true, title: "batch size " + batches[i], showscale: !classes && i === pms.length - 1,
+      small: true, title: "batch size " + batches[i], showscale: !classes && i === pms.length - 1, zrange,
     }));
     await Promise.all(pms.map((pm, i) => drawMap(divs[i], pm, c, opts[i])));
     pms.forEach((pm, i) => enrichHover(divs[i], c, pm, opts[i]));
@@ -382,15 +399,26 @@
     const shown = runs.slice(0, 64);
     const details = await Promise.all(shown.map((r) => api(`/sweeps/${enc(id)}/runs/${enc(r.run_key)}`)));
     if (!state.selected || state.selected.token !== token) return;
-    drawCurves(details);
+    drawCurves(details, fStarAt(at));
   };
 
-  // f* of the sweep's problem, rendered into the page by the server (none: "")
+  // f* of the sweep's problem, rendered into the page by the server (none: ""), and,
+  // when the grid sweeps problem fields (problem.n, ...), f* at each of their points:
+  // a cell's f* is the one of its problem, not the spec's default problem's
   const F_STAR = root.dataset.fStar === "" ? null : Number(root.dataset.fStar);
+  const F_STARS = JSON.parse(root.dataset.fStars || '{"axes": [], "points": []}');
 
-  function drawCurves(runs) {
+  function fStarAt(at) {
+    if (!F_STARS.axes.length) return F_STAR;
+    const point = F_STARS.points.find(([values]) => F_STARS.axes.every((a, k) => Number(at[a]) === values[k]));
+    return point ? point[1] : null; // unknown rather than another problem's
+  }
+  page.fStarAt = fStarAt;
+
+  function drawCurves(runs, fStar) {
     state.curves = runs;
-    betascope.curves.draw($("curves"), runs, { scale: $("curve-scale").value, fStar: F_STAR });
+    state.curvesFStar = fStar;
+    betascope.curves.draw($("curves"), runs, { scale: $("curve-scale").value, fStar });
   }
 
   // --- boundary: beta2* on the map and against batch size ------------------------------------
@@ -405,7 +433,29 @@
     drawScaling();
   }
 
+  // Why the chart of β2* against batch size does not apply to this sweep or map (null:
+  // it does): β2* is read from each β1 column of the β1 × β2 map, per batch size.
+  function scalingMoot() {
+    if (!state.axes) return null;
+    const n = (a) => (state.axes[a] || []).length;
+    if (n("batch_size") < 2) {
+      return "Not drawn: β2* against batch size needs more than one batch size, and this sweep has one ("
+        + (state.axes.batch_size ? state.axes.batch_size.join(", ") : "–") + ").";
+    }
+    if (n("beta2") < 2) return "Not drawn: β2* needs more than one β2 value, and this sweep has one.";
+    if (n("beta1") > 1 && (state.x !== "beta1" || state.y !== "beta2")) {
+      return "Not drawn for this map: β2* is read from each β1 column of the β1 × β2 map, and this map plots "
+        + maps.symbol(state.y) + " against " + maps.symbol(state.x) + ". Choose Map x β1 and Map y β2 to see it.";
+    }
+    return null;
+  }
+
   async function drawScaling() {
+    const moot = scalingMoot();
+    $("scaling-note").textContent = moot || "";
+    $("scaling-note").hidden = !moot;
+    $("scaling").hidden = $("fits").hidden = !!moot;
+    if (moot) return;
     await betascope.plotlyReady;
     const c = controls();
     const pick = (axis) => (c.params[axis] !== undefined ? c.params[axis] : (state.axes ? state.axes[axis][0] : undefined));
@@ -414,7 +464,8 @@
     betascope.scaling.draw($("scaling"), $("fits"), state.boundary,
       { clip: pick("clip") === undefined ? $("clip").value : pick("clip"),
         lr: pick("lr") === undefined ? $("lr").value : pick("lr"),
-        batchSizes: state.axes ? state.axes.batch_size : undefined, where });
+        batchSizes: state.axes ? state.axes.batch_size : undefined, where,
+        final: !!state.sweep && !betascope.isActive(state.sweep.status) });
   }
 
   // --- wiring -----------------------------------------------------------------------------------
@@ -445,7 +496,7 @@
     }
   }
   $("curve-scale").addEventListener("change", () => {
-    if (state.curves) drawCurves(state.curves);
+    if (state.curves) drawCurves(state.curves, state.curvesFStar);
   });
   $("cancel").addEventListener("click", async () => {
     const s = state.sweep || {};
