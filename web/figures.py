@@ -39,6 +39,7 @@ CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False,
                                                             "sendChartToCloud"]}
 # map axes are any two axes of the grid (beta1 x beta2 by default, or lr, batch_size,
 # clip, problem.n, ...), each shown by its symbol (maps.js's SYMBOL)
+SYMBOLS_BETA = ("beta1", "beta2")
 SYMBOLS = {"beta1": "β1", "beta2": "β2", "lr": "lr", "batch_size": "batch size",
            "clip": "clipping"}
 METRICS: dict[str, dict[str, Any]] = {
@@ -114,11 +115,12 @@ def _coords(values: list[Any], mode: str) -> list[float]:
     return [coord(mode, float(v)) for v in values]
 
 
-def _edges(c: list[float]) -> tuple[float, float]:
+def _edges(c: list[float], half: float = 0.5) -> tuple[float, float]:
     """Outer edges of the first and last cell: half a step beyond each end, as plotly
-    draws a heatmap's cells (each edge halfway between neighbouring grid points)."""
+    draws a heatmap's cells (each edge halfway between neighbouring grid points); a lone
+    value's cell is 2 * `half` wide (maps.js's edges)."""
     if len(c) == 1:
-        return c[0] - 0.5, c[0] + 0.5
+        return c[0] - half, c[0] + half
     return c[0] - (c[1] - c[0]) / 2, c[-1] + (c[-1] - c[-2]) / 2
 
 
@@ -131,7 +133,9 @@ def axis(name: str, betas: list[Any], mode: str) -> dict[str, Any]:
     if mode == "category":
         return {**base, "title": {"text": sym}, "range": [-0.5, len(betas) - 0.5],
                 "tickvals": _coords(betas, mode), "ticktext": [str(v) for v in betas]}
-    lo, hi = _edges(_coords(betas, mode))
+    # a lone beta on a linear axis: a narrow cell, so the axis stays near [0, 1)
+    lo, hi = _edges(_coords(betas, mode), 0.05 if name in SYMBOLS_BETA and mode == "linear"
+                    else 0.5)
     if mode == "log":  # ticks at the grid's own values, thinned to at most 9
         labels = _labels(betas)
         use = betas[::math.ceil(len(betas) / 9)]
@@ -192,22 +196,38 @@ def _scales(pm: dict[str, Any], scale: str | Mapping[str, str] | None) -> dict[s
     return out
 
 
-def _colour(metric: str, v: float | None) -> float | None:
+def _smallest_positive(z: list[list[Any]]) -> float | None:
+    seen = [v for row in z for v in row if v is not None and v > 0]
+    return min(seen) if seen else None
+
+
+def _colour(metric: str, v: float | None, floor: float | None = None) -> float | None:
+    """The colour value of a cell: log10 for the log metrics, where a zero (a median
+    final rel of exactly 0) takes the colour of `floor`, the map's smallest positive
+    value (1 without one), as maps.js's colourTransform; it was drawn as 1e-16."""
     if not METRICS[metric].get("log") or v is None:
         return v
     if v == 0:
-        return -16.0
+        return 0.0 if floor is None else math.log10(floor)
     return math.log10(v) if v > 0 else None
 
 
-def _log_ticks(z: list[list[float | None]]) -> dict[str, Any]:
+def _log_ticks(z: list[list[float | None]], zero_label: str | None = None) -> dict[str, Any]:
+    """Colour bar ticks at powers of ten; with zero cells, the bottom colour labelled
+    `zero_label` and no other label too near it (maps.js's logTicks)."""
     seen = [v for row in z for v in row if v is not None]
     if not seen:
         return {}
-    lo, hi = math.floor(min(seen)), math.ceil(max(seen))
-    step = max(1, math.ceil((hi - lo) / 8))
-    vals = list(range(lo, hi + 1, step))
-    return {"tickvals": vals, "ticktext": ["1" if k == 0 else f"1e{k}" for k in vals]}
+    lo, hi = min(seen), max(seen)
+    step = max(1, math.ceil((math.ceil(hi) - math.floor(lo)) / 8))
+    vals = list(range(math.floor(lo), math.ceil(hi) + 1, step))
+    text = ["1" if k == 0 else f"1e{k}" for k in vals]
+    if zero_label is not None:
+        gap = max(0.3, (hi - lo) / 12)
+        keep = [i for i, k in enumerate(vals) if k >= lo + gap]
+        return {"tickvals": [lo, *(vals[i] for i in keep)],
+                "ticktext": [zero_label, *(text[i] for i in keep)]}
+    return {"tickvals": vals, "ticktext": text}
 
 
 def _pct(v: float) -> str:
@@ -248,12 +268,13 @@ def phase_map_figure(
     l1, l2 = _labels(b1), _labels(b2)
     xs, ys = _coords(b1, modes["x"]), _coords(b2, modes["y"])
     dense = len(b1) > 40 or len(b2) > 40
+    floor = _smallest_positive(z[metric])
     heat: dict[str, Any] = {
-        "x": xs, "y": ys, "z": [[_colour(metric, v) for v in row] for row in z[metric]],
+        "x": xs, "y": ys, "z": [[_colour(metric, v, floor) for v in row] for row in z[metric]],
         "zsmooth": False, "xgap": 0 if dense else 1, "ygap": 0 if dense else 1,
         "hoverongaps": False,
         "text": _hover(names, b1, b2, l1, l2, z, stars,
-                       (maps.get("regime") or {}).get("outcomes")),
+                       (maps.get("regime") or {}).get("outcomes"), metric),
         "hovertemplate": "%{text}<extra></extra>", "name": "cells",
     }
     classes = pm.get("outcomes") or (list(OUTCOME_NAMES) if metric == "outcome" else None)
@@ -261,15 +282,20 @@ def phase_map_figure(
         heat.update(_class_scale(classes))
     else:
         m = METRICS[metric]
+        zeros = any(v == 0 for row in z[metric] for v in row)
+        zero_label = None if not zeros else "0" if floor is None else f"0 or {floor:.6g}"
         heat.update(colorscale=m["colorscale"], reversescale=bool(m.get("reverse")),
                     colorbar={"title": {"text": m["label"], "side": "right"}, "thickness": 14,
-                              "outlinewidth": 0, **(_log_ticks(heat["z"]) if m.get("log") else {})})
+                              "outlinewidth": 0,
+                              **(_log_ticks(heat["z"], zero_label) if m.get("log") else {})})
         if "zmin" in m:
             heat.update(zmin=m["zmin"], zmax=m["zmax"])
     fig = go.Figure(go.Heatmap(**heat))
-    if show_sqrt:
-        fig.add_trace(sqrt_curve_trace(b1, b2, modes))
-    if stars is not None:
+    # the overlays (and their legend entries) only where they draw something (maps.js)
+    sqrt = sqrt_curve_trace(b1, b2, modes) if show_sqrt else None
+    if sqrt is not None and len(set(sqrt.x)) > 1:  # a line, not one point repeated
+        fig.add_trace(sqrt)
+    if stars is not None and any(v is not None for v in stars):
         fig.add_trace(go.Scatter(
             x=xs, y=[None if v is None else coord(modes["y"], v) for v in stars],
             mode="lines+markers", name="β2*(β1), extracted boundary", connectgaps=False,
@@ -322,8 +348,13 @@ def _class_scale(classes: list[str]) -> dict[str, Any]:
 
 def _hover(names: tuple[str, str], b1: list[Any], b2: list[Any], l1: dict[Any, str],
            l2: dict[Any, str], z: dict[str, list[list[Any]]], stars: list[float | None] | None,
-           regimes: list[str] | None = None) -> list[list[str]]:
+           regimes: list[str] | None = None, drawn: str = "") -> list[list[str]]:
     sx, sy = symbol(names[0]), symbol(names[1])
+
+    def zero_note(metric: str, v: Any) -> str:
+        return (" (a log scale has no 0: coloured as the smallest value)"
+                if v == 0 and metric == drawn and METRICS[metric].get("log") else "")
+
     rows = []
     for i, y in enumerate(b2):
         row = []
@@ -343,12 +374,11 @@ def _hover(names: tuple[str, str], b1: list[Any], b2: list[Any], l1: dict[Any, s
                 lines.append("converged: " + _pct(cv))
             if dv is not None and cv is not None:
                 lines.append("not converged: " + _pct(max(0.0, 1 - dv - cv)))
-            if get.get("final_rel") is not None:
-                lines.append(f"median final rel: {get['final_rel']:.3g}")
-            if get.get("div_step") is not None:
-                lines.append(f"median div step: {get['div_step']:.3g}")
-            if get.get("max_rise") is not None:
-                lines.append(f"median max rise: {get['max_rise']:.3g}")
+            for metric, what in (("final_rel", "median final rel"),
+                                 ("div_step", "median div step"),
+                                 ("max_rise", "median max rise")):
+                if get.get(metric) is not None:
+                    lines.append(f"{what}: {get[metric]:.3g}" + zero_note(metric, get[metric]))
             if stars is not None:
                 s = stars[j]
                 shown = "none" if s is None else l2.get(s, f"{s:g}")

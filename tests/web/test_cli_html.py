@@ -79,7 +79,16 @@ def test_the_html_file_draws_the_sweep_pages_map(
 
     web.goto(f"/sweeps/{sweep_id}")
     wait_map(web)
-    until(web.page, "document.getElementById('map').data.length === 3")  # with beta2*
+    # drawn with its beta2* once the boundary is in: a line where some column has one
+    # (the page leaves an all-null line, and its legend entry, out)
+    until(web.page, """(() => {
+      const s = betascope.sweepPage.state, d = document.getElementById('map');
+      if (!s.boundary || !s.boundary.slices || !d.data || !d.dataset.slice) return false;
+      const sl = JSON.parse(d.dataset.slice);
+      const e = s.boundary.slices.find((e) => Object.entries(sl).every(
+        ([k, v]) => String(e[k]) === String(v)));
+      return d.data.length === 2 + (e && e.beta2_star.some((v) => v !== null) ? 1 : 0);
+    })()""")
     page_map = web.page.evaluate(SHAPE, "map")
     web.shot("cli-html-sweep-page")
 

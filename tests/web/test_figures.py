@@ -69,3 +69,21 @@ def test_the_palette_is_the_pages() -> None:
     spiky = re.search(r'const SPIKY = "([^"]+)"', js).group(1)
     assert figures.CLASS_COLOURS["converged_spiky"] == spiky
     assert f'converged_spiky: "{figures.CLASS_LABELS["converged_spiky"]}"' in js
+
+
+def test_zero_on_a_log_scale_and_lone_betas_are_drawn_as_the_page_draws_them() -> None:
+    """The sweep page's choices (maps.js), kept here: a zero median takes the smallest
+    positive value's colour (it was 1e-16, stretching the colour bar down sixteen
+    decades) with its own label and hover note; a lone beta's cell is narrow (its axis
+    ran over impossible betas); overlays only where they draw something."""
+    m = {**pm([0.0, 0.5], [0.9, 0.99], [[0.0, 1e-3], [1e-2, 1.0]]), "metric": "final_rel"}
+    fig = figures.phase_map_figure(m, scale="linear")
+    heat = fig.data[0]
+    assert heat.z[0][0] == pytest.approx(-3.0) and min(v for r in heat.z for v in r) == -3.0
+    assert heat.colorbar.ticktext[0] == "0 or 0.001" and heat.colorbar.tickvals[0] == -3.0
+    assert "coloured as the smallest value" in heat.text[0][0]
+    assert "coloured as" not in heat.text[0][1]
+    lone = figures.phase_map_figure(pm([0.9], [0.5, 0.9, 0.99], [[0], [1], [2]]),
+                                    star=[None], scale="linear")
+    assert lone.layout.xaxis.range == pytest.approx((0.85, 0.95))
+    assert [t.name for t in lone.data] == ["cells"]  # no sqrt curve, no empty beta2* line

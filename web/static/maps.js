@@ -329,7 +329,8 @@
   // ranges it crosses).
   function sqrtDrawn(pm, mode) {
     if (pm.x.name !== "beta1" || pm.y.name !== "beta2") return false;
-    return sqrtCurve(pm, coord(mode.x, pm.x.values), coord(mode.y, pm.y.values), mode.x, mode.y).x.length > 1;
+    // a line, not one point repeated (a lone β1 whose square is on the β2 range)
+    return new Set(sqrtCurve(pm, coord(mode.x, pm.x.values), coord(mode.y, pm.y.values), mode.x, mode.y).x).size > 1;
   }
 
   // The spacing an axis's values call for. Betas: log(1 - beta) when 1 - beta spans more
