@@ -221,8 +221,9 @@ MUTANTS: list[Mutant] = [
            MAP, "the phase-map route ignores the batch size asked for"),
     # --- the drawn map ----------------------------------------------------------------------
     Mutant("W1", "web/static/maps.js",
-           "z: colourTransform(metric, pm.z), zsmooth: false,",
-           "z: colourTransform(metric, pm.z).slice().reverse(), zsmooth: false,",
+           "z: colourTransform(metric, pm.z, zrange ? zrange.floor : undefined), zsmooth: false,",
+           "z: colourTransform(metric, pm.z, zrange ? zrange.floor : undefined).slice().reverse(), "
+           "zsmooth: false,",
            MAP, "heatmap drawn upside down"),
     Mutant("W2", "web/static/maps.js",
            "range: [Math.max(lo, hi), Math.min(lo, hi)], tickvals:",
