@@ -128,13 +128,15 @@ def _check_outputs(spec_path: Path | None, outputs: dict[str, Path | None],
     a typo in a path found only when its results are written."""
     import os
 
+    from betascope.exports import PARQUET_SUFFIXES
+
     seen: dict[Path, str] = {}
     if spec_path is not None:
         seen[spec_path.expanduser().resolve()] = "the SPEC file"
     for option, path in outputs.items():
         if path is None:
             continue
-        if csv_only and path.suffix.lower() in (".parquet", ".pq"):
+        if csv_only and path.suffix.lower() in PARQUET_SUFFIXES:
             _fail(f"{option}: betascope run writes CSV; name the file .csv (Parquet: "
                   "betascope.run(...).runs.to_parquet(...) from Python, or a server's "
                   "export.parquet)")
@@ -569,12 +571,13 @@ def export_(
     (typed columns) when --out ends in .parquet."""
     import httpx
 
-    parquet = out.suffix.lower() in (".parquet", ".pq")
-    levels = ("runs", "cells", "curves") if parquet else ("runs", "cells")
-    if level not in levels:
-        _fail(f"--level: must be {', '.join(levels[:-1])} or {levels[-1]}")
+    from betascope.exports import export_route
+
+    try:
+        route = export_route(out, level)
+    except ValueError as exc:
+        _fail(f"--{exc}")
     _check_outputs(None, {"--out": out}, csv_only=False)
-    route = "export.parquet" if parquet else "export.csv"
     try:
         with _client(url, token) as client, client.stream(
             "GET", f"/api/v1/sweeps/{sweep_id}/{route}", params={"level": level}

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from betascope.exports import export_route
 from betascope.frames import read_csv
 from betascope.progress import progress_bar
 from betascope.specs import spec_document
@@ -211,12 +212,8 @@ class Client:
         its typed columns when the file name ends in .parquet (level "curves" too).
         Returns the path written."""
         out = Path(path)
-        parquet = out.suffix.lower() == ".parquet"
-        levels = ("runs", "cells", "curves") if parquet else ("runs", "cells")
-        if level not in levels:
-            raise ValueError(f"level: must be {', '.join(levels[:-1])} or {levels[-1]}")
+        route = export_route(out, level)
         sid = self._id(sweep_id)
-        route = "export.parquet" if parquet else "export.csv"
         with self._reaching(), self.http.stream("GET", f"/sweeps/{sid}/{route}",
                                                 params={"level": level}) as resp:
             if resp.status_code >= 400:

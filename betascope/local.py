@@ -148,10 +148,12 @@ class Result:
         """The runs (or cells) CSV, exactly as `betascope run --out` writes it."""
         import csv
 
+        from betascope.exports import PARQUET_SUFFIXES
+
         if level not in ("runs", "cells"):
             raise ValueError("level: must be runs or cells")
         out = Path(path)
-        if out.suffix.lower() in (".parquet", ".pq"):
+        if out.suffix.lower() in PARQUET_SUFFIXES:
             raise ValueError(f"path: to_csv writes CSV; name the file .csv (Parquet: "
                              f"r.{level}.to_parquet({str(out)!r}))")
         header, rows = ((self._local.run_columns, self._local.run_rows()) if level == "runs"
