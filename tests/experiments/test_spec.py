@@ -153,6 +153,19 @@ BAD_SPECS: list[tuple[str, tuple[tuple[str, Any], ...], str, str]] = [
         "grid.lr",
         "one number in float32",
     ),
+    # float32 would run these as inf and 0 (numpy only warned of the overflow)
+    (
+        "lr-overflows-float32",
+        (("dtype", "float32"), ("grid.lr", [0.1, 1e39])),
+        "grid.lr",
+        "1e+39 is beyond float32's range",
+    ),
+    (
+        "lr-underflows-float32",
+        (("dtype", "float32"), ("optimizer.lr", 1e-50)),
+        "optimizer.lr",
+        "1e-50 is below float32's range",
+    ),
     # lax pydantic read true as 1 (one step) and false as 0.0
     ("steps-true", (("steps", True),), "steps", "true or false where a number goes"),
     ("beta-false", (("grid.beta1", [False, 0.5]),), "grid.beta1", "true or false"),
