@@ -79,12 +79,20 @@ def cell_index(spec: SweepSpec, flat: np.ndarray) -> np.ndarray:
     return (flat // chunk_unit(spec)) * per + flat % per
 
 
-def chunk_bounds(spec: SweepSpec, max_runs: int) -> np.ndarray:
+def chunk_bounds(spec: SweepSpec, max_runs: int, kernel: str | None = None) -> np.ndarray:
     """Chunk boundaries [0, ..., total] over flat indices: about TARGET_CHUNKS chunks,
     at most max_runs runs each, every chunk a whole number of chunk_units (so every
-    cell's runs are in one chunk, which computes its medians)."""
+    cell's runs are in one chunk, which computes its medians).
+
+    On the eager and compiled kernels a chunk holds at least the problem's
+    eager_chunk_runs (fewer chunks, down to one): each step of a chunk's program has
+    a fixed cost that more chunks would pay again without showing a map any sooner.
+    Without a kernel (as the columnar migration cut older sweeps) MIN_CHUNK_RUNS."""
     total = spec.total_runs()
     per_cell = chunk_unit(spec)
-    size = min(max_runs, max(MIN_CHUNK_RUNS, math.ceil(total / TARGET_CHUNKS)))
+    least = MIN_CHUNK_RUNS
+    if kernel in ("eager", "compiled"):
+        least = max(least, spec.problem.eager_chunk_runs)
+    size = min(max_runs, max(least, math.ceil(total / TARGET_CHUNKS)))
     size = max(per_cell, size // per_cell * per_cell)
     return np.append(np.arange(0, total, size, dtype=np.int64), np.int64(total))

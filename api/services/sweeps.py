@@ -80,7 +80,7 @@ def create_sweep(
         sweep.source_id, sweep.cached_runs = source
     session.add(sweep)
     session.flush()
-    bounds = chunk_bounds(spec, settings.chunk_runs)
+    bounds = chunk_bounds(spec, settings.chunk_runs, kernel)
     lo, hi = bounds[:-1].tolist(), bounds[1:].tolist()
     returned = session.execute(
         insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),

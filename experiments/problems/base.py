@@ -69,6 +69,14 @@ class ProblemBase(SpecModel):
     # Problems that are one deterministic function per step take batch size 1 only.
     batch_one: ClassVar[str | None] = None  # the reason, when they do
 
+    # The fewest runs a chunk of the eager (or compiled) kernel should hold: each
+    # step of its tensor program costs about as much, whatever its run count, as
+    # stepping this many runs (measured on 2 CPU cores; docs/storage.md). Smaller
+    # chunks would spend a sweep's time on that fixed cost, not on its runs: 16
+    # chunks of zhang2022-batch took 58 s against 4.9 s for one. The fused kernel's
+    # steps have no such cost, so its chunks ignore this.
+    eager_chunk_runs: ClassVar[int] = 64
+
     def samples(self) -> int:
         """How many samples the finite sum has (the largest admissible batch size)."""
         raise NotImplementedError

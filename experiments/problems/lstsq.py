@@ -7,7 +7,7 @@ each block is one parameter tensor, so per-tensor clipping (AdaGC) sees it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -23,6 +23,7 @@ else:
 
 class LstsqSpec(ProblemBase):
     kind: Literal["lstsq"]
+    eager_chunk_runs: ClassVar[int] = 512  # a step: 330-590 us; a run-step: 0.6-1.2 us
     n_samples: int = Field(64, ge=1, le=4096)
     block_scales: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [1.0, 10.0], min_length=1, max_length=16

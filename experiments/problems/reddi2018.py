@@ -19,6 +19,7 @@ else:
 
 class Reddi2018Spec(ProblemBase):
     kind: Literal["reddi2018"]
+    eager_chunk_runs: ClassVar[int] = 2048  # a step: about 130 us; a run-step: 66 ns
     C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
     x0: float = Field(0.0, ge=-1.0, le=1.0)
 
@@ -35,6 +36,7 @@ class Reddi2018Spec(ProblemBase):
 
 class Reddi2018StochasticSpec(ProblemBase):
     kind: Literal["reddi2018_stochastic"]
+    eager_chunk_runs: ClassVar[int] = 2048  # a step: about 130 us; a run-step: 66 ns
     C: float = Field(3.0, gt=2.0, allow_inf_nan=False)
     delta: float = Field(0.1, gt=0.0, allow_inf_nan=False)
     x0: float = Field(0.0, ge=-1.0, le=1.0)

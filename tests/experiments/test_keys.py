@@ -11,6 +11,7 @@ import pytest
 
 import experiments.run_kernels  # noqa: F401  (numba loaded: large tables take its pass)
 from experiments.keys import find_run, parse_key
+from experiments.presets import preset
 from experiments.reuse import axis_maps, chunk_bounds, grid_digest, map_runs
 from experiments.runs import all_runs, runs_at
 from experiments.spec import (
@@ -148,3 +149,21 @@ def test_chunks_are_whole_cells_and_tile_the_grid() -> None:
     doc["grid"] = {"beta1": {"start": 0.0, "stop": 0.99, "num": 1000},
                    "beta2": {"log1m": [1e-4, 1.0], "num": 1000}, "seed": list(range(10))}
     assert len(chunk_bounds(parse_spec(doc), 50_000)) - 1 == 200
+
+
+def test_eager_chunks_hold_enough_runs_to_outweigh_a_steps_fixed_cost() -> None:
+    """16 chunks of zhang2022-batch took 58 s on the eager kernel against 4.9 s for one
+    (each step of a chunk's program costs about as much as 8,000 of its runs): eager
+    and compiled chunks hold at least the problem's eager_chunk_runs; fused keeps 16
+    chunks, and a problem whose runs cost more than its steps (the MLP) its many."""
+    batch = parse_spec(preset("zhang2022-batch"))  # 2,880 zhang2022 runs
+    for kernel in ("eager", "compiled"):
+        assert chunk_bounds(batch, 50_000, kernel).tolist() == [0, 2880]
+    assert len(chunk_bounds(batch, 50_000, "fused")) - 1 == 16
+    assert len(chunk_bounds(batch, 50_000)) - 1 == 16  # as the migration cut older sweeps
+    assert len(chunk_bounds(batch, 100, "eager")) - 1 == 30  # the server's cap still holds
+    big = json.loads(json.dumps(preset("zhang2022-batch")))
+    big["grid"]["seed"] = list(range(30))  # 28,800 runs: 8,192 a chunk, to whole cells
+    assert np.diff(chunk_bounds(parse_spec(big), 50_000, "eager")).tolist() == [8190] * 3 + [4230]
+    digits = parse_spec(preset("zhang2022-digits"))  # 240 MLP runs
+    assert len(chunk_bounds(digits, 50_000, "eager")) - 1 == 4
