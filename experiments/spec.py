@@ -15,6 +15,7 @@ import math
 import re
 import sys
 import unicodedata
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, cast
 
 import numpy as np
@@ -501,8 +502,9 @@ def _cross_errors(
         if len(set(seen)) != len(seen):
             errors.append((f"grid.{axis}", "values must be distinct"))
     # A beta2 of 1 - 1e-9 is below 1 in float64 but 1.0 in float32: v would never
-    # move off zero and the run would blow up for a reason the grid hides.
-    if dtype == "float32":
+    # move off zero and the run would blow up for a reason the grid hides. (A sweep
+    # stored before a check was added is read as it was computed: parse_stored.)
+    if dtype == "float32" and not _READING_STORED.get():
         for axis, values in (("beta1", b1), ("beta2", b2)):
             rounded = next((v for v in values if np.float32(v) >= 1.0), None)
             if rounded is not None:
@@ -660,6 +662,23 @@ def parse_spec(data: Any, *, max_runs: int = DEFAULT_MAX_RUNS) -> SweepSpec:
     if total > max_runs:
         raise RunCapError(total, max_runs)
     return spec
+
+
+# Set while a stored sweep's spec is read back: refusals of values that compute
+# (float32's range and rounding of the grid, added as betascope learned of them)
+# must not make a sweep stored before them unreadable.
+_READING_STORED: ContextVar[bool] = ContextVar("reading_stored", default=False)
+
+
+def parse_stored(doc: dict[str, Any]) -> SweepSpec:
+    """A stored sweep's spec, as parse_spec reads it but without the cap (applied at
+    creation) and without the float32 grid checks, which refuse a new sweep's values
+    but not a stored sweep's results."""
+    token = _READING_STORED.set(True)
+    try:
+        return parse_spec(without_swept(doc), max_runs=sys.maxsize)
+    finally:
+        _READING_STORED.reset(token)
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

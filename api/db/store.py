@@ -8,7 +8,6 @@ read is the chunks it touches, not the runs in the sweep.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from api.db import columnar
 from api.db.models import Chunk, Sweep
 from experiments.analysis import CellStats
 from experiments.reuse import axis_maps, map_runs
-from experiments.spec import SweepSpec, parse_spec, without_swept
+from experiments.spec import SweepSpec, parse_stored
 
 _specs: OrderedDict[tuple[Any, ...], SweepSpec] = OrderedDict()
 _lock = threading.Lock()
@@ -38,7 +37,7 @@ def spec_of(sweep_id: int, created_at: Any, document: dict[str, Any]) -> SweepSp
             return _specs[key]
     # stored dumps once held the swept fields at their defaults: a sweep of problem.n
     # [5, 50] stored problem.n: 20, and did not parse again (every chunk failed)
-    spec = parse_spec(without_swept(document), max_runs=sys.maxsize)
+    spec = parse_stored(document)
     with _lock:
         _specs[key] = spec
         while len(_specs) > 256:

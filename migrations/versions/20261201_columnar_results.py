@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,10 +38,9 @@ _OUTCOMES = ("converged", "not_converged", "diverged")
 
 
 def _spec(document: Any) -> Any:
-    from experiments.spec import parse_spec
+    from experiments.spec import parse_stored
 
-    return parse_spec(document if isinstance(document, dict) else json.loads(document),
-                      max_runs=sys.maxsize)
+    return parse_stored(document if isinstance(document, dict) else json.loads(document))
 
 
 def _float(value: Any, kind: Any) -> float:

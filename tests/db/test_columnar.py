@@ -92,3 +92,13 @@ def test_a_ten_million_run_sweep_is_a_few_hundred_rows(db_url: str) -> None:
         delete_sweep(session=s, sweep=s.get(Sweep, sweep_id))
     with db.session(read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(Chunk)) == 0
+
+
+def test_a_stored_spec_refused_today_still_reads() -> None:
+    """Every read and every chunk of a sweep parses its stored spec (store.spec_of): a
+    float32 sweep stored before lr 1e39 was refused reads back as it was computed."""
+    from api.db.store import spec_of
+
+    doc = {"problem": {"kind": "zhang2022"}, "steps": 10, "dtype": "float32",
+           "grid": {"beta1": [0.0], "beta2": [0.9, 0.99], "lr": [0.1, 1e39]}}
+    assert spec_of(-1, "stored before", doc).axis_values()["lr"] == [0.1, 1e39]

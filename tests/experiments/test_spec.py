@@ -18,6 +18,7 @@ from experiments.spec import (
     SpecError,
     load_spec_text,
     parse_spec,
+    parse_stored,
     run_keys,
 )
 
@@ -575,3 +576,22 @@ def test_adam_run_keys_are_those_of_before_the_optimizer_family(
     # the new fields at their defaults stay out of the document
     dumped = spec.optimizer.model_dump(mode="json")
     assert not {"amsgrad", "warmup_steps", "final_lr_ratio"} & set(dumped)
+
+
+def test_a_stored_sweep_reads_back_past_checks_added_since_it_was_stored() -> None:
+    """The float32 grid checks refuse a new sweep's values; a sweep stored before a
+    check existed was computed with them and must still be read (every page and
+    chunk of it parses its stored spec)."""
+    stored = [
+        _with(("dtype", "float32"), ("grid.lr", [0.1, 1e39])),
+        _with(("dtype", "float32"), ("grid.beta2", [0.99, 0.9900000001])),
+    ]
+    for doc in stored:
+        with pytest.raises(SpecError, match="float32"):
+            parse_spec(doc)
+        assert parse_stored(doc).dtype == "float32"
+        with pytest.raises(SpecError, match="float32"):
+            parse_spec(doc)  # the leniency ends with the read
+    assert parse_stored(_with(("grid.seed", list(range(10**6))))).total_runs() > DEFAULT_MAX_RUNS
+    with pytest.raises(SpecError, match="steps"):
+        parse_stored(_with(("steps", 0)))  # anything else is still an error
