@@ -66,6 +66,12 @@ def load_plugins() -> dict[str, str]:
                 raise TypeError(f"entry point {ep.name!r} names a spec of kind {kind!r}")
             if not callable(getattr(model, "build", None)):
                 raise TypeError(f"{model.__name__} has no build(self, *, dtype, device)")
+            least = model.eager_chunk_runs
+            if isinstance(least, bool) or not isinstance(least, int) or least < 1:
+                raise TypeError(
+                    f"{model.__name__}.eager_chunk_runs must be a whole number "
+                    f"of at least 1, got {least!r}"
+                )
             if kind in REGISTRY:
                 raise ValueError(f"kind {kind!r} is already registered by {REGISTRY[kind].origin}")
             register(model, origin=origin)(_builder(model, kind))

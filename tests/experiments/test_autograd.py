@@ -11,7 +11,7 @@ import subprocess
 import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytest
@@ -136,6 +136,14 @@ class NoBuildSpec(ProblemBase):
     kind: Literal["nobuild"]
 
 
+class ZeroChunkSpec(ProblemBase):
+    kind: Literal["zerochunk"]
+    eager_chunk_runs: ClassVar[int] = 0  # a server would cut chunks of it by this
+
+    def build(self, *, dtype: Any, device: Any) -> Any:
+        raise AssertionError("never built")
+
+
 def test_a_broken_plugin_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     eps = [
         EntryPoint("nothere", "no_such_module_xyz:Spec", plugins.GROUP),
@@ -143,17 +151,19 @@ def test_a_broken_plugin_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch)
         EntryPoint("lstsq", f"{__name__}:DuplicateSpec", plugins.GROUP),
         EntryPoint("nobuild", f"{__name__}:NoBuildSpec", plugins.GROUP),
         EntryPoint("wrongname", "experiments.problems.poly:PolySpec", plugins.GROUP),
+        EntryPoint("zerochunk", f"{__name__}:ZeroChunkSpec", plugins.GROUP),
     ]
     monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
     before = dict(REGISTRY)
     errors = plugins.load_plugins()
     assert dict(REGISTRY) == before
-    assert set(errors) == {"nothere", "notaspec", "lstsq", "nobuild", "wrongname"}
+    assert set(errors) == {"nothere", "notaspec", "lstsq", "nobuild", "wrongname", "zerochunk"}
     assert "has no build" in errors["nobuild"]
     assert "ModuleNotFoundError" in errors["nothere"]
     assert "subclass" in errors["notaspec"]
     assert "already registered" in errors["lstsq"]
     assert "kind 'poly'" in errors["wrongname"]
+    assert "eager_chunk_runs must be a whole number of at least 1, got 0" in errors["zerochunk"]
 
 
 def test_loading_the_plugins_and_validating_a_plugin_spec_imports_no_torch() -> None:
