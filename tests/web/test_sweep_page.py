@@ -103,6 +103,33 @@ def test_labels_are_rounded_and_the_api_keeps_full_precision(
     web.shot("sweep-rounded-cell")
 
 
+def test_the_keyboard_reaches_a_cell_as_a_click_does(
+    web: Watched, server: Server, noisy: tuple[int, dict[str, Any]]
+) -> None:
+    """Tab to the map, the arrow keys move a frame over the cells (up: the next β2),
+    Enter shows that cell's loss curves: the same cell a click on it shows."""
+    sweep_id, _ = noisy
+    page = web.page
+    web.goto(f"/sweeps/{sweep_id}")
+    wait_map(web)
+    pm = server.api("GET", f"/sweeps/{sweep_id}/phase-map")
+    page.focus("#map")
+    for key in ("ArrowRight", "ArrowRight", "ArrowRight", "ArrowUp", "ArrowLeft"):
+        page.keyboard.press(key)  # the frame stops at the last column
+    frame = page.evaluate("document.getElementById('map').layout.shapes")
+    assert len(frame) == 1 and frame[0]["type"] == "rect"
+    assert page.evaluate("(document.getElementById('curves').data || []).length") == 0
+    page.keyboard.press("Enter")
+    until(page, "(document.getElementById('curves').data || []).length > 0")
+    keyed = page.text_content("#cell-info") or ""
+    assert pm["x"]["values"][1] == 0.1 and "β20.1, " in keyed, keyed  # column 1: β1 = 0.1
+    web.goto(f"/sweeps/{sweep_id}")  # the same cell, clicked
+    wait_map(web)
+    click_cell(web, 1, 1)
+    until(page, "(document.getElementById('curves').data || []).length > 0")
+    assert page.text_content("#cell-info") == keyed
+
+
 def check_gap(linear: list[Any], gap: list[Any], f_star: float) -> None:
     """The gap view's curves are f - f* where that is positive, gaps elsewhere."""
     shown = 0

@@ -287,6 +287,12 @@
         const [row, col] = Array.isArray(pt.pointIndex) ? pt.pointIndex : pt.pointNumber;
         page.openCell(row, col, JSON.parse(div.dataset.slice));
       });
+      // the keyboard's way to a cell: the map takes the focus, the arrow keys move a
+      // frame over the cells (up: the next value of the map's y), Enter or Space shows
+      // the framed cell's loss curves as a click does
+      div.tabIndex = 0;
+      div.setAttribute("aria-label", "Phase diagram: the arrow keys choose a cell, Enter shows its loss curves");
+      div.addEventListener("keydown", (ev) => cellKey(div, ev));
     }
     if (!state.drawn && div.id === "map" || !state.drawn && opts.small) {
       state.drawn = true;
@@ -294,6 +300,30 @@
       betascope.mapDrawnAt = performance.now();
     }
     div.dataset.drawn = String(Date.now());
+  }
+
+  const KEY_STEPS = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [1, 0], ArrowDown: [-1, 0] };
+
+  function cellKey(div, ev) {
+    const heat = div.data && div.data[0];
+    if (!heat || !heat.z || !heat.z.length) return;
+    const sl = div.dataset.slice;
+    const sel = state.selected && JSON.stringify(state.selected.sl) === sl ? state.selected : null;
+    const at = div.cursor && div.cursor.sl === sl ? div.cursor : sel;
+    if (ev.key === "Enter" || ev.key === " ") {
+      if (!at) return;
+      ev.preventDefault();
+      page.openCell(at.row, at.col, JSON.parse(sl));
+      return;
+    }
+    const step = KEY_STEPS[ev.key];
+    if (!step) return;
+    ev.preventDefault();
+    const clamp = (v, n) => Math.min(n - 1, Math.max(0, v));
+    const row = at ? clamp(at.row + step[0], heat.z.length) : 0;
+    const col = at ? clamp(at.col + step[1], heat.z[0].length) : 0;
+    div.cursor = { row, col, sl };
+    Plotly.relayout(div, { shapes: [outline(heat, row, col)] });
   }
 
   // A frame around the selected cell, in the heatmap's plotted coordinates.
