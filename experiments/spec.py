@@ -512,19 +512,19 @@ def _cross_errors(
                     (f"grid.{axis}", f"{rounded!r} rounds to 1.0 in float32; use dtype float64")
                 )
         # an lr beyond float32's range would run as inf (or 0) without saying so
-        lrs = ("grid.lr", grid.lr) if grid.lr else ("optimizer.lr", [getattr(optimizer, "lr", 1.0)])
-        for lr in lrs[1]:
-            with np.errstate(over="ignore", under="ignore"):
-                in_float32 = float(np.float32(lr))
-            if not np.isfinite(in_float32) or in_float32 == 0.0:
-                errors.append(
-                    (
-                        lrs[0],
-                        f"{lr!r} is {'beyond' if in_float32 else 'below'} float32's range "
-                        f"({'largest 3.4e38' if in_float32 else 'smallest 1.4e-45'}); "
-                        "use dtype float64",
-                    )
+        # (optimizer None: its own errors are reported; an lr of 1.0 checks nothing)
+        field, lrs = (
+            ("grid.lr", grid.lr) if grid.lr else ("optimizer.lr", [getattr(optimizer, "lr", 1.0)])
+        )
+        for lr in lrs:
+            x = _float32(lr)
+            if x == 0.0 or not np.isfinite(x):
+                where = (
+                    "below float32's range (smallest 1.4e-45)"
+                    if x == 0.0
+                    else "beyond float32's range (largest 3.4e38)"
                 )
+                errors.append((field, f"{lr!r} is {where}; use dtype float64"))
                 break
         # two values one float32 number: two columns of the map, one computation
         for axis, values in (("beta1", b1), ("beta2", b2), ("lr", grid.lr or [])):
@@ -540,12 +540,17 @@ def _cross_errors(
     return errors
 
 
+def _float32(v: float) -> float:
+    """v rounded to float32 (inf beyond its range, 0 below it, without numpy's warning)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.float32(v))
+
+
 def _same_in_float32(values: Any) -> tuple[float, float] | None:
     """Two of the values (distinct) that float32 rounds to one number, if any."""
     seen: dict[float, float] = {}
     for v in values:
-        with np.errstate(over="ignore", under="ignore"):
-            key = float(np.float32(v))
+        key = _float32(v)
         if key in seen and seen[key] != v:
             return seen[key], v
         seen.setdefault(key, v)
